@@ -1,0 +1,20 @@
+import { defineConfig } from "tsup";
+
+// dist/ is what Node runs: the CLI, the library entry, the broker worker and the benchmarks.
+export default defineConfig({
+  entry: {
+    mod: "src/mod.ts",
+    cli: "src/cli_main.ts",
+    broker: "workers/broker.ts",
+    bench: "bench/main.ts",
+  },
+  format: ["esm"],
+  target: "node20",
+  platform: "node",
+  dts: { entry: { mod: "src/mod.ts" } },
+  sourcemap: true,
+  clean: true,
+  splitting: true,
+  shims: false,
+  banner: ({ format }) => ({ js: "" }),
+});
