@@ -1,0 +1,54 @@
+/**
+ * Host log lines. Lines about a pack follow the spec's format, `][ <Pack> <message>`
+ * (e.g. `][ MyAwesomeNode loaded from cache`); a child's own prints become
+ * `][ <Pack> | <line>` (stdout) or `][ <Pack> ! <line>` (stderr). The sink is replaceable so that embedders and tests can capture lines.
+ * @module
+ */
+
+/** Severity of a log line. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** Receives every log line. */
+export type LogSink = (level: LogLevel, line: string) => void;
+
+const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** Writes lines to stderr at `info` and above (`PYISOLATE_LOG=debug` shows more). */
+export const stderrSink: LogSink = (level, line) => {
+  const min = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.PYISOLATE_LOG;
+  const threshold = order[(min as LogLevel) ?? "info"] ?? order.info;
+  if (order[level] < threshold) return;
+  const prefix = level === "warn" ? "warning: " : level === "error" ? "error: " : "";
+  (globalThis as { process?: { stderr?: { write(s: string): void } } }).process?.stderr?.write(`${prefix}${line}\n`);
+};
+
+/** A logger bound to a sink. */
+export class Logger {
+  constructor(public sink: LogSink = stderrSink) {}
+
+  /** A line about a pack, in the spec's `][ <Pack> <message>` format. */
+  pack(pack: string, message: string, level: LogLevel = "info"): void {
+    this.sink(level, `][ ${pack} ${message}`);
+  }
+
+  /** A line the child process printed, prefixed with its pack (or process) name. */
+  child(pack: string, stream: "stdout" | "stderr", line: string): void {
+    this.sink("info", stream === "stderr" ? `][ ${pack} ! ${line}` : `][ ${pack} | ${line}`);
+  }
+
+  debug(line: string): void {
+    this.sink("debug", line);
+  }
+  info(line: string): void {
+    this.sink("info", line);
+  }
+  warn(line: string): void {
+    this.sink("warn", line);
+  }
+  error(line: string): void {
+    this.sink("error", line);
+  }
+}
+
+/** The default logger. Replace `log.sink` to capture lines. */
+export const log: Logger = new Logger();
