@@ -1,0 +1,204 @@
+// Unit tests of the executor's graph logic: validation, ordering, caching, parallel branches,
+// failure and interrupt. The node backend here is plain TypeScript arithmetic so that each
+// rule can be checked exactly; the e2e suites run the same executor over real processes.
+import { describe, expect, it } from "vitest";
+import { PromptExecutor } from "../src/executor/executor.ts";
+import type { ExecutionEvent, NodeBackend, NodeInfo, NodeRunResult, Prompt } from "../src/executor/types.ts";
+
+const infos: Record<string, NodeInfo & { process: string }> = {
+  Const: { name: "Const", input: { required: { value: ["INT", { min: 0, max: 100 }] } }, output: ["INT"], process: "p1" },
+  Add: { name: "Add", input: { required: { a: ["INT"], b: ["INT"] } }, output: ["INT"], process: "p1" },
+  Pick: { name: "Pick", input: { required: { mode: [["x", "y"]] } }, output: ["STRING"], process: "p2" },
+  Show: { name: "Show", input: { required: { value: ["INT"] } }, output: [], output_node: true, process: "p1" },
+  ShowB: { name: "ShowB", input: { required: { value: ["INT"] } }, output: [], output_node: true, process: "p2" },
+  Slow: { name: "Slow", input: { required: { value: ["INT"] } }, output: ["INT"], process: "p2" },
+  SlowB: { name: "SlowB", input: { required: { value: ["INT"] } }, output: ["INT"], process: "p3" },
+  Fail: { name: "Fail", input: { required: { value: ["INT"] } }, output: ["INT"], process: "p1" },
+  Random: { name: "Random", input: { required: {} }, output: ["INT"], process: "p1" },
+};
+
+class Backend implements NodeBackend {
+  calls: string[] = [];
+  active = 0;
+  maxActive = 0;
+  info(c: string) {
+    return infos[c];
+  }
+  owner(c: string) {
+    const i = infos[c];
+    return i ? { pack: `pack_${i.process}`, process: i.process, isolated: true } : undefined;
+  }
+  hasIsChanged(c: string) {
+    return c === "Random";
+  }
+  hasValidateInputs() {
+    return false;
+  }
+  async isChanged() {
+    return Number.NaN;
+  }
+  async validateInputs(): Promise<true> {
+    return true;
+  }
+  async execute(c: string, inputs: Record<string, unknown[]>, _h: unknown, id: string): Promise<NodeRunResult> {
+    this.calls.push(id);
+    this.active++;
+    this.maxActive = Math.max(this.maxActive, this.active);
+    try {
+      const v = (k: string) => inputs[k]![0] as number;
+      switch (c) {
+        case "Const":
+          return { outputs: [[v("value")]], ui: null };
+        case "Add":
+          return { outputs: [[v("a") + v("b")]], ui: null };
+        case "Show":
+        case "ShowB":
+          return { outputs: [], ui: { value: [v("value")] } };
+        case "Slow":
+        case "SlowB":
+          await new Promise((r) => setTimeout(r, 150));
+          return { outputs: [[v("value") * 2]], ui: null };
+        case "Random":
+          return { outputs: [[this.calls.length]], ui: null };
+        case "Fail":
+          throw Object.assign(new Error("boom"), { pythonType: "ValueError", pythonMessage: "boom", traceback: 'Traceback (most recent call last):\n  File "x.py", line 1, in f\n    raise ValueError("boom")\nValueError: boom\n' });
+        default:
+          throw new Error(c);
+      }
+    } finally {
+      this.active--;
+    }
+  }
+}
+
+const chain: Prompt = {
+  "1": { class_type: "Const", inputs: { value: 2 } },
+  "2": { class_type: "Const", inputs: { value: "3" } },
+  "3": { class_type: "Add", inputs: { a: ["1", 0], b: ["2", 0] } },
+  "4": { class_type: "Show", inputs: { value: ["3", 0] } },
+};
+
+describe("PromptExecutor", () => {
+  it("runs in dependency order and reports ui outputs and events", async () => {
+    const b = new Backend();
+    const ex = new PromptExecutor(b);
+    const events: ExecutionEvent[] = [];
+    const r = await ex.run(chain, { onEvent: (e) => events.push(e), promptId: "p" });
+    expect(r.status).toBe("success");
+    expect(r.outputs).toEqual({ "4": { value: [5] } });
+    expect(b.calls.indexOf("3")).toBeGreaterThan(b.calls.indexOf("1"));
+    expect(b.calls.at(-1)).toBe("4");
+    expect(events.map((e) => e.type)).toEqual([
+      "execution_start",
+      "execution_cached",
+      "executing",
+      "executing",
+      "executing",
+      "executing",
+      "executed",
+      "executing",
+      "execution_success",
+    ]);
+    expect(events.find((e) => e.type === "executed")!.data).toMatchObject({ node: "4", output: { value: [5] }, prompt_id: "p" });
+  });
+
+  it("re-runs nothing when nothing changed, and only dependants of a changed input", async () => {
+    const b = new Backend();
+    const ex = new PromptExecutor(b);
+    await ex.run(chain);
+    b.calls = [];
+    const again = await ex.run(chain);
+    expect(b.calls).toEqual([]);
+    expect(again.nodes.every((n) => n.status === "cached")).toBe(true);
+    expect(again.outputs["4"]).toEqual({ value: [5] });
+    const changed = structuredClone(chain);
+    changed["2"]!.inputs.value = 10;
+    const r = await ex.run(changed);
+    expect(b.calls.sort()).toEqual(["2", "3", "4"]);
+    expect(r.outputs["4"]).toEqual({ value: [12] });
+  });
+
+  it("re-executes a node whose IS_CHANGED is NaN on every run", async () => {
+    const b = new Backend();
+    const ex = new PromptExecutor(b);
+    const p: Prompt = { "1": { class_type: "Random", inputs: {} }, "2": { class_type: "Show", inputs: { value: ["1", 0] } } };
+    await ex.run(p);
+    b.calls = [];
+    await ex.run(p);
+    expect(b.calls).toEqual(["1", "2"]);
+  });
+
+  it("reports every validation problem together, per node", async () => {
+    const b = new Backend();
+    const ex = new PromptExecutor(b);
+    const r = await ex.run({
+      "1": { class_type: "Const", inputs: { value: 500 } },
+      "2": { class_type: "Add", inputs: { a: ["1", 0] } },
+      "3": { class_type: "Show", inputs: { value: ["2", 0] } },
+      "4": { class_type: "Pick", inputs: { mode: "z" } },
+      "5": { class_type: "Show", inputs: { value: ["4", 0] } },
+    });
+    expect(r.status).toBe("invalid");
+    expect(b.calls).toEqual([]);
+    const types = Object.fromEntries(Object.entries(r.validation.node_errors).map(([id, e]) => [id, e.errors.map((x) => x.type)]));
+    expect(types).toEqual({
+      "1": ["value_bigger_than_max"],
+      "2": ["required_input_missing"],
+      "4": ["value_not_in_list"],
+      "5": ["return_type_mismatch"],
+    });
+    expect(r.validation.node_errors["1"]!.dependent_outputs).toEqual(["3"]);
+  });
+
+  it("rejects unknown classes, prompts without outputs and cycles", async () => {
+    const ex = new PromptExecutor(new Backend());
+    const unknown = await ex.run({ "1": { class_type: "Nope", inputs: {} } });
+    expect(unknown.validation.error?.type).toBe("invalid_prompt");
+    expect(unknown.validation.node_errors["1"]!.errors[0]!.message).toContain("Nope");
+    const none = await ex.run({ "1": { class_type: "Const", inputs: { value: 1 } } });
+    expect(none.validation.error?.type).toBe("prompt_no_outputs");
+    const cycle = await ex.run({
+      "1": { class_type: "Add", inputs: { a: ["2", 0], b: ["2", 0] } },
+      "2": { class_type: "Add", inputs: { a: ["1", 0], b: ["1", 0] } },
+      "3": { class_type: "Show", inputs: { value: ["1", 0] } },
+    });
+    expect(cycle.status).toBe("invalid");
+    expect(cycle.validation.node_errors["1"]!.errors.map((e) => e.type)).toContain("dependency_cycle");
+  });
+
+  it("runs independent branches in different processes at the same time", async () => {
+    const b = new Backend();
+    const ex = new PromptExecutor(b);
+    const r = await ex.run({
+      "1": { class_type: "Const", inputs: { value: 1 } },
+      "2": { class_type: "Slow", inputs: { value: ["1", 0] } },
+      "3": { class_type: "SlowB", inputs: { value: ["1", 0] } },
+      "4": { class_type: "Show", inputs: { value: ["2", 0] } },
+      "5": { class_type: "ShowB", inputs: { value: ["3", 0] } },
+    });
+    expect(r.status).toBe("success");
+    expect(b.maxActive).toBe(2);
+    expect(r.outputs).toEqual({ "4": { value: [2] }, "5": { value: [2] } });
+  });
+
+  it("turns a failing node into execution_error with its traceback and keeps going afterwards", async () => {
+    const b = new Backend();
+    const ex = new PromptExecutor(b);
+    const events: ExecutionEvent[] = [];
+    const r = await ex.run(
+      {
+        "1": { class_type: "Const", inputs: { value: 1 } },
+        "2": { class_type: "Fail", inputs: { value: ["1", 0] } },
+        "3": { class_type: "Show", inputs: { value: ["2", 0] } },
+      },
+      { onEvent: (e) => events.push(e) },
+    );
+    expect(r.status).toBe("error");
+    const err = events.find((e) => e.type === "execution_error")!.data;
+    expect(err).toMatchObject({ node_id: "2", node_type: "Fail", exception_type: "ValueError", exception_message: "boom", executed: ["1"] });
+    expect((err.traceback as string[])[0]).toContain('File "x.py", line 1');
+    expect(r.nodes.find((n) => n.id === "3")!.status).toBe("skipped");
+    const ok = await ex.run(chain);
+    expect(ok.status).toBe("success");
+  });
+});
