@@ -1,0 +1,475 @@
+/**
+ * One Python environment per isolated pack, built with `uv` against the host Python.
+ *
+ * An environment lives in `<cacheDir>/envs/<pack>-<fingerprint12>/` and is finished by a
+ * `pyisolate-env.json` stamp, written last. The fingerprint covers the dependencies, the
+ * host Python (path and version), share_torch with the host's torch build and the runtime
+ * version; a matching environment is reused without running uv at all.
+ *
+ * Builds happen aside (`envs/.tmp-<pack>-…`) and are renamed into place, under a per-env
+ * lock file, so a failed or interrupted build leaves nothing half-made and two hosts
+ * building the same environment wait for each other.
+ *
+ * share_torch: the venv never installs torch (or torchvision, torchaudio, triton, nvidia-*).
+ * A `.pth` file appends the host's site-packages after the venv's own, so the pack's own
+ * pins (numpy!) win while `import torch` finds the host's exact build; stub `*.dist-info`
+ * records and an overrides file pinning the host versions make uv treat those packages as
+ * installed, so a dependency that requires torch never downloads it.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { cpus, homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import process from "node:process";
+import { PyisolateError } from "./errors.ts";
+import { acquireLock, randomHex, removeTree, safeComponent } from "./fs_util.ts";
+import type { PackInfo } from "./manifest.ts";
+import { resolveHostPython, resolveUv, runProcess, type HostPython, type UvCommand } from "./python.ts";
+import type { Runtime } from "./runtime.ts";
+import { RUNTIME_VERSION } from "./version.ts";
+
+/** Where a pack's environment stands. */
+export type EnvState = "ready" | "missing" | "stale" | "shared";
+
+/** Stamp written into a finished environment (`pyisolate-env.json`). */
+export interface EnvStamp {
+  fingerprint: string;
+  pack: string;
+  dependencies: string[];
+  python: string;
+  pythonVersion: string;
+  shareTorch: boolean;
+  torchVersion: string | null;
+  runtimeVersion: string;
+  createdAt: string;
+}
+
+/** A step of a build, for progress displays. */
+export interface BuildProgress {
+  pack: string;
+  /**
+   * `queued` → (`waiting` for another builder's lock) → `venv` → `install` (one event per uv
+   * output line) → `built` | `cached` | `failed`; `shared` for packs that need no environment.
+   */
+  phase: "queued" | "waiting" | "venv" | "install" | "built" | "cached" | "failed" | "shared";
+  /** What is happening, e.g. uv's current line (`Resolved 4 packages in 215ms`). */
+  message: string;
+  /** Milliseconds since this pack's build started. */
+  elapsedMs: number;
+}
+
+/** The outcome of building one pack's environment. */
+export interface BuildResult {
+  pack: string;
+  status: "cached" | "built" | "failed" | "shared";
+  /** Set when `status` is `failed`: names the pack and carries uv's own error text. */
+  error?: PyisolateError;
+  durationMs: number;
+  /** How many uv processes this build started (0 for a cached environment). */
+  uvRuns: number;
+  /** The environment directory (isolated packs). */
+  envDir?: string;
+}
+
+/** Options for {@link EnvManager.build}. */
+export interface BuildOptions {
+  /** How many packs build at once. @default min(4, number of CPUs) */
+  concurrency?: number;
+  /** Receives progress events. */
+  onProgress?: (p: BuildProgress) => void;
+}
+
+/** Options for the {@link EnvManager} constructor. */
+export interface EnvManagerOptions {
+  /** The cache directory; environments go in `<cacheDir>/envs`. */
+  cacheDir: string;
+  /** The host Python (see {@link resolveHostPython}). */
+  host: HostPython;
+  /** How to run uv. @default {@link resolveUv}(host), looked up at the first build */
+  uv?: UvCommand;
+  /** The runtime that starts uv. @default the detected runtime */
+  runtime?: Runtime;
+  /** Environment variables for uv. @default process.env */
+  env?: Record<string, string | undefined>;
+  /**
+   * uv's `--link-mode`. @default `hardlink` when uv's cache and the cache directory share a
+   * file system, else `copy`; not passed at all when `UV_LINK_MODE` is set.
+   */
+  linkMode?: "hardlink" | "copy" | "clone" | "symlink";
+}
+
+const STAMP = "pyisolate-env.json";
+const TAIL_LINES = 40;
+/** uv lines that say nothing useful to a user (the temp path it works in). */
+const NOISE = /^\s*Using (CPython|Python) .* (environment|interpreter) at: /;
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** A requirement in a canonical spelling: canonical name, no spaces in the version part, markers with single spaces. */
+export function normalizeRequirement(req: string): string {
+  const trimmed = req.trim();
+  const m = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?/.exec(trimmed);
+  if (!m) return trimmed.replace(/\s+/g, " ");
+  const name = m[0].toLowerCase().replace(/[-_.]+/g, "-");
+  const rest = trimmed.slice(m[0].length);
+  const semi = rest.indexOf(";");
+  const spec = (semi < 0 ? rest : rest.slice(0, semi)).replace(/\s+/g, "");
+  const marker = semi < 0 ? "" : `;${rest.slice(semi + 1).trim().replace(/\s+/g, " ")}`;
+  return `${name}${spec}${marker}`;
+}
+
+/** The existing directory `path` is in (itself or its nearest existing ancestor). */
+function existingAncestor(path: string): string {
+  let cur = path;
+  while (!existsSync(cur)) {
+    const parent = dirname(cur);
+    if (parent === cur) break;
+    cur = parent;
+  }
+  return cur;
+}
+
+function deviceOf(path: string): number | null {
+  try {
+    return statSync(existingAncestor(path)).dev;
+  } catch {
+    return null;
+  }
+}
+
+function readStamp(dir: string): EnvStamp | null {
+  try {
+    const stamp = JSON.parse(readFileSync(join(dir, STAMP), "utf8")) as EnvStamp;
+    return typeof stamp.fingerprint === "string" ? stamp : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The last lines of uv's output, the part that says what went wrong. */
+function tail(text: string, n = TAIL_LINES): string {
+  const lines = text.replace(/\r/g, "").split("\n").filter((l) => l.trim() !== "");
+  return lines.slice(-n).join("\n");
+}
+
+/**
+ * Builds, finds and fingerprints the environments of isolated packs.
+ * @example
+ * const envs = await EnvManager.create({ cacheDir: ".pyisolate" });
+ * const results = await envs.build(packs, { onProgress: (p) => console.log(p.pack, p.message) });
+ * const python = envs.envPython(packs[0]);
+ */
+export class EnvManager {
+  readonly cacheDir: string;
+  readonly envsDir: string;
+  readonly host: HostPython;
+  #uv: UvCommand | undefined;
+  readonly #runtime: Runtime | undefined;
+  readonly #env: Record<string, string | undefined>;
+  readonly #linkMode: string | null;
+
+  constructor(opts: EnvManagerOptions) {
+    this.cacheDir = resolve(opts.cacheDir);
+    this.envsDir = join(this.cacheDir, "envs");
+    this.host = opts.host;
+    this.#uv = opts.uv;
+    this.#runtime = opts.runtime;
+    this.#env = opts.env ?? process.env;
+    this.#linkMode = opts.linkMode ?? (this.#env.UV_LINK_MODE ? null : this.#defaultLinkMode());
+  }
+
+  /**
+   * Resolves the host Python (option `python`, `PYISOLATE_PYTHON`, `./.venv`, PATH) and
+   * returns a manager for `cacheDir`.
+   */
+  static async create(opts: { cacheDir: string; python?: string; cwd?: string; runtime?: Runtime; env?: Record<string, string | undefined> }): Promise<EnvManager> {
+    const host = await resolveHostPython({
+      cacheDir: opts.cacheDir,
+      ...(opts.python ? { python: opts.python } : {}),
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      ...(opts.runtime ? { runtime: opts.runtime } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
+    });
+    return new EnvManager({
+      cacheDir: opts.cacheDir,
+      host,
+      ...(opts.runtime ? { runtime: opts.runtime } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
+    });
+  }
+
+  /** How uv is run (resolved on first use). @throws PyisolateError `UV_NOT_FOUND` */
+  get uv(): UvCommand {
+    this.#uv ??= resolveUv(this.host, this.#env);
+    return this.#uv;
+  }
+
+  #defaultLinkMode(): string {
+    const home = this.#env.HOME ?? homedir();
+    const uvCache = this.#env.UV_CACHE_DIR ?? join(this.#env.XDG_CACHE_HOME ?? join(home, ".cache"), "uv");
+    const a = deviceOf(uvCache);
+    const b = deviceOf(this.envsDir);
+    return a !== null && a === b ? "hardlink" : "copy";
+  }
+
+  /**
+   * The environment fingerprint (sha256 hex): sorted normalized dependencies, host Python
+   * path and version, share_torch with the host's torch-family versions and site-packages,
+   * the runtime version, and the manifest file's mtime (touching a manifest rebuilds that
+   * pack's environment). Shared packs get a fingerprint of the host environment.
+   */
+  fingerprint(pack: PackInfo): string {
+    const m = pack.manifest;
+    const isolated = pack.kind === "isolated" && m !== null;
+    const shareTorch = isolated ? m.shareTorch : true;
+    let manifestMtime: number | null = null;
+    if (isolated && pack.manifestFile) {
+      try {
+        manifestMtime = statSync(pack.manifestFile).mtimeMs;
+      } catch {
+        manifestMtime = null;
+      }
+    }
+    const input = {
+      kind: isolated ? "isolated" : "shared",
+      dependencies: isolated ? [...new Set(m.dependencies.map(normalizeRequirement))].sort() : [],
+      python: this.host.python,
+      pythonVersion: this.host.version,
+      shareTorch,
+      torch: shareTorch ? { version: this.host.torchVersion, packages: this.host.torchPackages, sitePackages: this.host.sitePackages } : null,
+      runtime: RUNTIME_VERSION,
+      manifestMtime,
+    };
+    return sha256(JSON.stringify(input));
+  }
+
+  /** The directory of the pack's environment (whether or not it exists yet). */
+  envDir(pack: PackInfo): string {
+    return join(this.envsDir, `${safeComponent(pack.name)}-${this.fingerprint(pack).slice(0, 12)}`);
+  }
+
+  /** The Python that runs the pack: its environment's for isolated packs, the host's for shared ones. */
+  envPython(pack: PackInfo): string {
+    return pack.kind === "isolated" ? join(this.envDir(pack), "bin", "python") : this.host.python;
+  }
+
+  /** The site-packages directory inside an environment directory. */
+  sitePackagesOf(envDir: string): string {
+    const [major, minor] = this.host.version.split(".");
+    return join(envDir, "lib", `python${major}.${minor}`, "site-packages");
+  }
+
+  /** The stamp of the pack's current environment, or null when it is not built. */
+  stamp(pack: PackInfo): EnvStamp | null {
+    if (pack.kind !== "isolated") return null;
+    const dir = this.envDir(pack);
+    const stamp = readStamp(dir);
+    return stamp && stamp.fingerprint === this.fingerprint(pack) && existsSync(join(dir, "bin", "python")) ? stamp : null;
+  }
+
+  /** Environment directories of this pack made for other fingerprints. */
+  #otherEnvs(pack: PackInfo): string[] {
+    const prefix = `${safeComponent(pack.name)}-`;
+    const current = this.envDir(pack);
+    let names: string[];
+    try {
+      names = readdirSync(this.envsDir);
+    } catch {
+      return [];
+    }
+    return names
+      .filter((n) => n.startsWith(prefix) && /^[0-9a-f]{12}$/.test(n.slice(prefix.length)))
+      .map((n) => join(this.envsDir, n))
+      .filter((d) => d !== current);
+  }
+
+  /** `ready` (built for the current fingerprint), `stale` (built for an older one), `missing`, or `shared`. */
+  state(pack: PackInfo): EnvState {
+    if (pack.kind !== "isolated") return "shared";
+    if (this.stamp(pack)) return "ready";
+    return this.#otherEnvs(pack).some((d) => readStamp(d) !== null) ? "stale" : "missing";
+  }
+
+  /**
+   * Builds the environments of the given packs, in parallel up to `concurrency`. A pack whose
+   * environment is ready is reported `cached` without starting any process. One pack's
+   * failure does not stop the others.
+   */
+  async build(packs: readonly PackInfo[], opts: BuildOptions = {}): Promise<BuildResult[]> {
+    const concurrency = Math.max(1, opts.concurrency ?? Math.min(4, cpus().length || 1));
+    const results: BuildResult[] = new Array(packs.length);
+    for (const pack of packs) {
+      if (pack.kind === "isolated") opts.onProgress?.({ pack: pack.name, phase: "queued", message: "queued", elapsedMs: 0 });
+    }
+    let next = 0;
+    const worker = async () => {
+      while (next < packs.length) {
+        const i = next++;
+        results[i] = await this.buildOne(packs[i]!, opts.onProgress);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, packs.length) }, worker));
+    return results;
+  }
+
+  /** Builds one pack's environment (see {@link EnvManager.build}); never throws. */
+  async buildOne(pack: PackInfo, onProgress?: (p: BuildProgress) => void): Promise<BuildResult> {
+    const started = Date.now();
+    const elapsed = () => Date.now() - started;
+    const say = (phase: BuildProgress["phase"], message: string) => onProgress?.({ pack: pack.name, phase, message, elapsedMs: elapsed() });
+    if (pack.kind !== "isolated" || pack.manifest === null) {
+      say("shared", "shared pack: runs on the host environment");
+      return { pack: pack.name, status: "shared", durationMs: elapsed(), uvRuns: 0 };
+    }
+    const envDir = this.envDir(pack);
+    if (this.stamp(pack)) {
+      say("cached", "environment ready (cached)");
+      return { pack: pack.name, status: "cached", durationMs: elapsed(), uvRuns: 0, envDir };
+    }
+    const counter = { uvRuns: 0 };
+    let release: (() => Promise<void>) | undefined;
+    try {
+      await mkdir(this.envsDir, { recursive: true });
+      release = await acquireLock(`${envDir}.lock`, {
+        onWait: (holder) => say("waiting", `waiting for another build of this environment${holder ? ` (pid ${holder.pid})` : ""}`),
+      });
+      if (this.stamp(pack)) {
+        say("cached", "environment ready (built by another process)");
+        return { pack: pack.name, status: "cached", durationMs: elapsed(), uvRuns: 0, envDir };
+      }
+      await this.#buildLocked(pack, envDir, counter, say);
+      say("built", `environment built in ${(elapsed() / 1000).toFixed(1)} s`);
+      await this.#removeOtherEnvs(pack);
+      return { pack: pack.name, status: "built", durationMs: elapsed(), uvRuns: counter.uvRuns, envDir };
+    } catch (err) {
+      const error =
+        err instanceof PyisolateError
+          ? err
+          : new PyisolateError("ENV_BUILD_FAILED", `Could not build the environment of pack "${pack.name}": ${(err as Error).message}`, { pack: pack.name, cause: err });
+      say("failed", error.message.split("\n")[0] ?? "failed");
+      return { pack: pack.name, status: "failed", error, durationMs: elapsed(), uvRuns: counter.uvRuns, envDir };
+    } finally {
+      await release?.();
+    }
+  }
+
+  async #buildLocked(
+    pack: PackInfo,
+    envDir: string,
+    counter: { uvRuns: number },
+    say: (phase: BuildProgress["phase"], message: string) => void,
+  ): Promise<void> {
+    const m = pack.manifest!;
+    const tag = `${safeComponent(pack.name)}-${this.fingerprint(pack).slice(0, 12)}`;
+    // Temp dirs of this environment left by a build that died (we hold its lock now).
+    for (const name of readdirSync(this.envsDir)) {
+      if (name.startsWith(`.tmp-${tag}-`)) await removeTree(join(this.envsDir, name));
+    }
+    if (m.shareTorch && !this.host.torchVersion) {
+      throw new PyisolateError(
+        "ENV_BUILD_FAILED",
+        `Could not build the environment of pack "${pack.name}": it sets share_torch, but the host Python ${this.host.python} has no torch installed. Install torch in the host environment, point PYISOLATE_PYTHON at one that has it, or set share_torch: false.`,
+        { pack: pack.name, ...(pack.manifestFile ? { file: pack.manifestFile } : {}) },
+      );
+    }
+    const uv = this.uv;
+    const tmp = join(this.envsDir, `.tmp-${tag}-${randomHex()}`);
+    const uvEnv: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.#env)) if (v !== undefined && k !== "VIRTUAL_ENV" && k !== "CONDA_PREFIX") uvEnv[k] = v;
+    uvEnv.UV_PYTHON_DOWNLOADS ??= "never";
+    const runUv = async (args: string[], what: string) => {
+      counter.uvRuns++;
+      let res;
+      try {
+        res = await runProcess(uv.cmd, [...uv.args, ...args], {
+          env: uvEnv,
+          cwd: this.envsDir,
+          ...(this.#runtime ? { runtime: this.#runtime } : {}),
+          onLine: (line) => {
+            if (!NOISE.test(line)) say(what === "uv venv" ? "venv" : "install", line.trim());
+          },
+        });
+      } catch (err) {
+        throw new PyisolateError("UV_NOT_FOUND", `Could not start uv (${[uv.cmd, ...uv.args].join(" ")}) to build pack "${pack.name}": ${(err as Error).message}. Run \`pyisolate doctor\`.`, { pack: pack.name, cause: err });
+      }
+      if (res.code !== 0) {
+        const text = tail(`${res.stdout}\n${res.stderr}`.split("\n").filter((l) => !NOISE.test(l)).join("\n")) || "(uv printed nothing)";
+        throw new PyisolateError(
+          "ENV_BUILD_FAILED",
+          `Could not build the environment of pack "${pack.name}": ${what} failed (exit ${res.code ?? res.signal}):\n${text}`,
+          { pack: pack.name, ...(pack.manifestFile ? { file: pack.manifestFile } : {}) },
+        );
+      }
+    };
+    try {
+      say("venv", `creating venv (Python ${this.host.version})`);
+      await runUv(["venv", "--quiet", "--no-project", "--relocatable", "--python", this.host.python, tmp], "uv venv");
+      const site = this.sitePackagesOf(tmp);
+      const installArgs = ["pip", "install", "--python", join(tmp, "bin", "python")];
+      if (this.#linkMode) installArgs.push("--link-mode", this.#linkMode);
+      if (m.shareTorch) {
+        await this.#shareTorch(site, tmp, installArgs);
+      }
+      if (m.dependencies.length > 0) {
+        say("install", `installing ${m.dependencies.join(", ")}`);
+        // Local paths in a manifest are relative to the pack.
+        const deps = m.dependencies.map((d) => (d.startsWith("./") || d.startsWith("../") ? resolve(pack.path, d) : d));
+        await runUv([...installArgs, ...deps], "uv pip install");
+      }
+      const stamp: EnvStamp = {
+        fingerprint: this.fingerprint(pack),
+        pack: pack.name,
+        dependencies: m.dependencies,
+        python: this.host.python,
+        pythonVersion: this.host.version,
+        shareTorch: m.shareTorch,
+        torchVersion: m.shareTorch ? this.host.torchVersion : null,
+        runtimeVersion: RUNTIME_VERSION,
+        createdAt: new Date().toISOString(),
+      };
+      await writeFile(join(tmp, STAMP), JSON.stringify(stamp, null, 2));
+      // A directory at the final path without a valid stamp is a leftover; replace it.
+      if (existsSync(envDir)) await removeTree(envDir);
+      await rename(tmp, envDir);
+    } catch (err) {
+      await removeTree(tmp);
+      throw err;
+    }
+  }
+
+  /** Makes the venv see the host's torch after its own packages, and makes uv see it as installed. */
+  async #shareTorch(site: string, tmp: string, installArgs: string[]): Promise<void> {
+    await mkdir(site, { recursive: true });
+    const lines = this.host.sitePackages.map((dir) => `import site; site.addsitedir(${JSON.stringify(dir)})`);
+    await writeFile(join(site, "_pyisolate_host.pth"), `${lines.join("\n")}\n`);
+    const pins: string[] = [];
+    for (const [name, version] of Object.entries(this.host.torchPackages)) {
+      const dist = join(site, `${name.replace(/-/g, "_")}-${version}.dist-info`);
+      await mkdir(dist, { recursive: true });
+      await writeFile(
+        join(dist, "METADATA"),
+        `Metadata-Version: 2.1\nName: ${name}\nVersion: ${version}\nSummary: Provided by the host environment (pyisolate share_torch).\n`,
+      );
+      await writeFile(join(dist, "INSTALLER"), "pyisolate\n");
+      await writeFile(join(dist, "RECORD"), "");
+      pins.push(`${name}==${version}`);
+    }
+    if (pins.length > 0) {
+      const overrides = join(tmp, "pyisolate-overrides.txt");
+      await writeFile(overrides, `${pins.join("\n")}\n`);
+      installArgs.push("--overrides", overrides);
+    }
+  }
+
+  /** Removes this pack's environments of older fingerprints that nobody is building. */
+  async #removeOtherEnvs(pack: PackInfo): Promise<void> {
+    for (const dir of this.#otherEnvs(pack)) {
+      if (existsSync(`${dir}.lock`)) continue;
+      await removeTree(dir).catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * The host Python (the interpreter whose environment holds torch) and `uv`: where they are,
+ * what they are, and a helper to run a process to completion through the {@link Runtime}.
+ *
+ * The host Python is probed once with a single short Python run (no `import torch`: torch's
+ * version comes from its installed metadata) and the result is cached in the cache directory,
+ * keyed by the interpreter's path and the mtimes of the interpreter and its site-packages.
+ * @module
+ */
+import { readFileSync, statSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
+import process from "node:process";
+import { PyisolateError } from "./errors.ts";
+import type { Runtime } from "./runtime.ts";
+import { getRuntime } from "./runtime_detect.ts";
+import { atomicWriteFile, isExecutable, which } from "./fs_util.ts";
+
+/** Where the host Python was found. */
+export type HostPythonSource = "option" | "env" | "venv" | "path";
+
+/** What pyisolate knows about the host Python. */
+export interface HostPython {
+  /** Absolute path of the interpreter (`sys.executable`). */
+  python: string;
+  /** Its version, e.g. `"3.11.7"`. */
+  version: string;
+  /** The installed torch version, e.g. `"2.13.0+cpu"`, or null when its environment has no torch. */
+  torchVersion: string | null;
+  /** Its site-packages directories (existing ones, in `sys.path` order). */
+  sitePackages: string[];
+  /** How it was found: the `python` option, `PYISOLATE_PYTHON`, `./.venv`, or PATH. */
+  source: HostPythonSource;
+  /** Installed torch-ecosystem distributions (torch, torchvision, torchaudio, triton, nvidia-*), canonical name → version. */
+  torchPackages: Record<string, string>;
+  /** `sys.stdlib_module_names`: the standard library's top-level modules. */
+  stdlibModules: string[];
+  /** Whether its environment has the `uv` package (so `python -m uv` works). */
+  hasUvModule: boolean;
+}
+
+/** Options for {@link resolveHostPython}. */
+export interface ResolvePythonOptions {
+  /** An interpreter chosen by the caller; wins over everything else. */
+  python?: string;
+  /** Directory whose `.venv/bin/python` is tried. @default process.cwd() */
+  cwd?: string;
+  /** Where the probe result is cached (`<cacheDir>/python-probe.json`). No caching when absent. */
+  cacheDir?: string;
+  /** Environment variables to read (`PYISOLATE_PYTHON`, `PATH`). @default process.env */
+  env?: Record<string, string | undefined>;
+  /** The runtime used to start the probe. @default the detected runtime */
+  runtime?: Runtime;
+}
+
+/** How to run `uv`: `cmd` followed by `args` and then uv's own arguments. */
+export interface UvCommand {
+  cmd: string;
+  args: string[];
+  source: "env" | "path" | "python -m uv";
+}
+
+/** The result of {@link runProcess}. */
+export interface ProcessResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options for {@link runProcess}. */
+export interface RunProcessOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  runtime?: Runtime;
+  /** Called with every complete line the process writes (stdout and stderr), as it arrives. */
+  onLine?: (line: string, stream: "stdout" | "stderr") => void;
+}
+
+/**
+ * Runs a process to completion and collects its output.
+ * @throws the spawn error when the executable cannot be started (ENOENT…).
+ */
+export async function runProcess(cmd: string, args: readonly string[], opts: RunProcessOptions = {}): Promise<ProcessResult> {
+  const rt = opts.runtime ?? (await getRuntime());
+  const out: string[] = [];
+  const err: string[] = [];
+  const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
+  const partial = { stdout: "", stderr: "" };
+  const feed = (stream: "stdout" | "stderr", chunk: Uint8Array) => {
+    const text = decoders[stream].decode(chunk, { stream: true });
+    (stream === "stdout" ? out : err).push(text);
+    if (!opts.onLine) return;
+    const lines = (partial[stream] + text).split(/\r?\n|\r/);
+    partial[stream] = lines.pop() ?? "";
+    for (const line of lines) if (line.trim() !== "") opts.onLine(line, stream);
+  };
+  const child = rt.spawn({
+    cmd,
+    args,
+    ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    onStdout: (c) => feed("stdout", c),
+    onStderr: (c) => feed("stderr", c),
+  });
+  const status = await child.exited;
+  for (const stream of ["stdout", "stderr"] as const) {
+    const rest = partial[stream] + decoders[stream].decode();
+    if (rest.trim() !== "" && opts.onLine) opts.onLine(rest, stream);
+  }
+  return { code: status.code, signal: status.signal, stdout: out.join(""), stderr: err.join("") };
+}
+
+const PROBE = String.raw`
+import json, os, re, site, sys, sysconfig
+import importlib.metadata as md
+import importlib.util
+def canon(n):
+    return re.sub(r"[-_.]+", "-", n).lower()
+eco = re.compile(r"^(torch|torchvision|torchaudio|triton|pytorch-triton(-.*)?|nvidia-.*)$")
+pkgs = {}
+for d in md.distributions():
+    name = d.metadata["Name"] if d.metadata else None
+    if name and eco.match(canon(name)) and canon(name) not in pkgs:
+        pkgs[canon(name)] = d.version
+try:
+    sp = list(site.getsitepackages())
+except Exception:
+    sp = []
+for key in ("purelib", "platlib"):
+    p = sysconfig.get_paths().get(key)
+    if p and p not in sp:
+        sp.append(p)
+sp = [os.path.abspath(p) for p in sp if os.path.isdir(p)]
+seen = []
+for p in sp:
+    if p not in seen:
+        seen.append(p)
+print(json.dumps({
+    "executable": sys.executable,
+    "version": ".".join(str(v) for v in sys.version_info[:3]),
+    "sitePackages": seen,
+    "torchVersion": pkgs.get("torch"),
+    "torchPackages": pkgs,
+    "stdlibModules": sorted(getattr(sys, "stdlib_module_names", [])),
+    "hasUvModule": importlib.util.find_spec("uv") is not None,
+}))
+`;
+
+type ProbeResult = Omit<HostPython, "source" | "python"> & { executable: string };
+
+interface ProbeCacheEntry {
+  interpreterMtimeMs: number;
+  siteMtimes: Record<string, number>;
+  result: ProbeResult;
+}
+
+function mtimeOf(path: string): number | null {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return null;
+  }
+}
+
+function readProbeCache(file: string): Record<string, ProbeCacheEntry> {
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as Record<string, ProbeCacheEntry>;
+  } catch {
+    return {};
+  }
+}
+
+async function probe(python: string, opts: ResolvePythonOptions): Promise<ProbeResult> {
+  const cacheFile = opts.cacheDir ? join(opts.cacheDir, "python-probe.json") : null;
+  const interpreterMtimeMs = mtimeOf(python);
+  if (cacheFile && interpreterMtimeMs !== null) {
+    const hit = readProbeCache(cacheFile)[python];
+    if (
+      hit &&
+      hit.interpreterMtimeMs === interpreterMtimeMs &&
+      Object.entries(hit.siteMtimes).every(([dir, m]) => mtimeOf(dir) === m)
+    ) {
+      return hit.result;
+    }
+  }
+  let res: ProcessResult;
+  try {
+    res = await runProcess(python, ["-I", "-c", PROBE], { ...(opts.runtime ? { runtime: opts.runtime } : {}) });
+  } catch (err) {
+    throw new PyisolateError("PYTHON_NOT_FOUND", `Could not start the host Python ${python}: ${(err as Error).message}.`, { cause: err });
+  }
+  if (res.code !== 0) {
+    const tail = res.stderr.trim().split("\n").slice(-5).join("\n");
+    throw new PyisolateError(
+      "PYTHON_NOT_FOUND",
+      `The host Python ${python} failed to report its version (exit ${res.code ?? res.signal}): ${tail || "no output"}. Point PYISOLATE_PYTHON at a working Python 3.9+ interpreter.`,
+    );
+  }
+  let result: ProbeResult;
+  try {
+    result = JSON.parse(res.stdout.trim().split("\n").pop() ?? "") as ProbeResult;
+  } catch (err) {
+    throw new PyisolateError("PYTHON_NOT_FOUND", `The host Python ${python} printed something unexpected while probed: ${res.stdout.slice(0, 200)}`, { cause: err });
+  }
+  if (cacheFile && interpreterMtimeMs !== null) {
+    const all = readProbeCache(cacheFile);
+    const siteMtimes: Record<string, number> = {};
+    for (const dir of result.sitePackages) {
+      const m = mtimeOf(dir);
+      if (m !== null) siteMtimes[dir] = m;
+    }
+    all[python] = { interpreterMtimeMs, siteMtimes, result };
+    await atomicWriteFile(cacheFile, JSON.stringify(all, null, 1)).catch(() => {});
+  }
+  return result;
+}
+
+function toHost(result: ProbeResult, source: HostPythonSource): HostPython {
+  return {
+    python: result.executable,
+    version: result.version,
+    torchVersion: result.torchVersion ?? null,
+    sitePackages: result.sitePackages,
+    source,
+    torchPackages: result.torchPackages ?? {},
+    stdlibModules: result.stdlibModules ?? [],
+    hasUvModule: Boolean(result.hasUvModule),
+  };
+}
+
+function explicitInterpreter(path: string, what: string, cwd: string): string {
+  const found = isAbsolute(path) || path.includes("/") ? resolve(cwd, path) : which(path);
+  if (found === null || !isExecutable(found)) {
+    throw new PyisolateError(
+      "PYTHON_NOT_FOUND",
+      `${what} is ${JSON.stringify(path)}, which is not an executable file. Point it at the Python interpreter whose environment holds torch (e.g. ComfyUI's .venv/bin/python).`,
+    );
+  }
+  return found;
+}
+
+/**
+ * Finds and probes the host Python. Order: the `python` option, env `PYISOLATE_PYTHON`,
+ * `./.venv/bin/python` (relative to `cwd`), then `python3` (or `python`) on PATH, preferring
+ * one whose environment has torch.
+ * @throws PyisolateError `PYTHON_NOT_FOUND` when none is usable.
+ * @example
+ * const host = await resolveHostPython({ cacheDir: ".pyisolate" });
+ * console.log(host.python, host.version, host.torchVersion);
+ */
+export async function resolveHostPython(opts: ResolvePythonOptions = {}): Promise<HostPython> {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  if (opts.python) return toHost(await probe(explicitInterpreter(opts.python, "The python option", cwd), opts), "option");
+  const fromEnv = env.PYISOLATE_PYTHON;
+  if (fromEnv) return toHost(await probe(explicitInterpreter(fromEnv, "PYISOLATE_PYTHON", cwd), opts), "env");
+  const venv = join(cwd, ".venv", "bin", "python");
+  if (isExecutable(venv)) return toHost(await probe(venv, opts), "venv");
+  const candidates = ["python3", "python"].map((n) => which(n, env.PATH)).filter((p): p is string => p !== null);
+  let fallback: ProbeResult | null = null;
+  for (const candidate of candidates) {
+    let result: ProbeResult;
+    try {
+      result = await probe(candidate, opts);
+    } catch {
+      continue;
+    }
+    if (result.torchVersion) return toHost(result, "path");
+    fallback ??= result;
+  }
+  if (fallback) return toHost(fallback, "path");
+  throw new PyisolateError(
+    "PYTHON_NOT_FOUND",
+    "No host Python found: set PYISOLATE_PYTHON (or pass --python) to the interpreter whose environment holds torch, create ./.venv, or put python3 on PATH.",
+  );
+}
+
+/**
+ * Finds `uv`: env `PYISOLATE_UV`, else `uv` on PATH, else `<host python> -m uv` when the
+ * host environment has the uv package.
+ * @throws PyisolateError `UV_NOT_FOUND` when none is available.
+ */
+export function resolveUv(host: HostPython | null, env: Record<string, string | undefined> = process.env): UvCommand {
+  const fromEnv = env.PYISOLATE_UV;
+  if (fromEnv) {
+    const found = fromEnv.includes("/") ? (isExecutable(fromEnv) ? resolve(fromEnv) : null) : which(fromEnv, env.PATH);
+    if (found === null) {
+      throw new PyisolateError("UV_NOT_FOUND", `PYISOLATE_UV is ${JSON.stringify(fromEnv)}, which is not an executable file. Point it at the uv binary or unset it.`);
+    }
+    return { cmd: found, args: [], source: "env" };
+  }
+  const onPath = which("uv", env.PATH);
+  if (onPath) return { cmd: onPath, args: [], source: "path" };
+  if (host?.hasUvModule) return { cmd: host.python, args: ["-m", "uv"], source: "python -m uv" };
+  throw new PyisolateError(
+    "UV_NOT_FOUND",
+    `uv was not found: not in PYISOLATE_UV, not on PATH${host ? `, and not installed in the host Python environment (${host.python})` : ""}. Install it with \`${host ? `${host.python} -m pip install uv` : "pip install uv"}\` or see https://docs.astral.sh/uv/.`,
+  );
+}
+
+/** Runs `uv --version` and returns its first line (e.g. `"uv 0.13.9 (…)"`). */
+export async function uvVersion(uv: UvCommand, runtime?: Runtime): Promise<string> {
+  const res = await runProcess(uv.cmd, [...uv.args, "--version"], runtime ? { runtime } : {});
+  if (res.code !== 0) throw new PyisolateError("UV_NOT_FOUND", `\`${[uv.cmd, ...uv.args].join(" ")} --version\` failed: ${res.stderr.trim() || `exit ${res.code}`}.`);
+  return res.stdout.trim().split("\n")[0] ?? "";
+}
