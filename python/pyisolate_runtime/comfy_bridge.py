@@ -1,0 +1,104 @@
+"""What the ComfyUI shim modules share: the road to the host, and the node being executed.
+
+``folder_paths``, ``comfy.model_management``, ``comfy.utils``, ``server`` and
+``comfy_api`` reach the host's services (FolderPaths, ModelManagement, PromptServer,
+Progress) through :func:`call` and :func:`emit`. :func:`executing` marks the node that
+runs in the current thread so that progress reports name it, as ComfyUI's executing
+context does.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+
+class HostUnavailable(RuntimeError):
+    """Raised when a shim needs the host but this Python process was not started by pyisolate."""
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """The node being executed in this thread."""
+
+    prompt_id: Optional[str]
+    node_id: Optional[str]
+    list_index: Optional[int]
+    class_type: Optional[str]
+
+
+_current: contextvars.ContextVar = contextvars.ContextVar("pyisolate_node_context", default=None)
+
+
+def current() -> Optional[NodeContext]:
+    """The node executing in this thread (or task), or None outside node execution."""
+    return _current.get()
+
+
+@contextlib.contextmanager
+def executing(prompt_id: Optional[str], node_id: Optional[str], list_index: Optional[int] = None,
+              class_type: Optional[str] = None) -> Iterator[NodeContext]:
+    """Marks ``node_id`` as executing for the duration of the ``with`` block."""
+    ctx = NodeContext(prompt_id, node_id, list_index, class_type)
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+def _host() -> Any:
+    try:
+        from pyisolate_runtime import host
+    except ImportError as e:  # pragma: no cover - the runtime ships host.py
+        raise HostUnavailable("The pyisolate runtime is incomplete: pyisolate_runtime.host is missing.") from e
+    connected = getattr(host, "is_connected", None)
+    if callable(connected) and not connected():
+        raise HostUnavailable(
+            "This ComfyUI function needs the pyisolate host, but this Python process is not connected to one; "
+            "run the node pack through pyisolate (pyisolate run / createHost) instead of importing it directly.")
+    return host
+
+
+def available() -> bool:
+    """Whether the host can be reached from this process."""
+    try:
+        _host()
+        return True
+    except HostUnavailable:
+        return False
+
+
+def call(service: str, method: str, *args: Any, **kwargs: Any) -> Any:
+    """Calls a host service and waits for its answer (from node code, i.e. a worker thread)."""
+    return _host().call(service, method, *args, **kwargs)
+
+
+def emit(service: str, method: str, *args: Any, **kwargs: Any) -> None:
+    """Tells a host service something without waiting for an answer."""
+    _host().emit(service, method, *args, **kwargs)
+
+
+def process_name() -> Optional[str]:
+    """This process's name as the host knows it (the pack, or the shared process's name)."""
+    try:
+        return _host().pack_name()
+    except Exception:
+        return None
+
+
+def send_progress(value: float, total: float, node_id: Optional[str] = None, prompt_id: Optional[str] = None) -> None:
+    """Reports a node's progress to the host's Progress service (``{value, max, node, prompt_id}``).
+
+    Progress is advisory: without a host (a pack imported outside pyisolate) nothing is sent.
+    """
+    ctx = current()
+    if node_id is None and ctx is not None:
+        node_id = ctx.node_id
+    if prompt_id is None and ctx is not None:
+        prompt_id = ctx.prompt_id
+    try:
+        emit("Progress", "update", {"value": value, "max": total, "node": node_id, "prompt_id": prompt_id})
+    except HostUnavailable:
+        pass

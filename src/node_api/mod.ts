@@ -1,0 +1,82 @@
+/**
+ * The ComfyUI node API on the host: the services Python's `folder_paths`,
+ * `comfy.model_management`, `server` and `comfy.utils` reach, the event bus they feed, and
+ * the registry of node classes. {@link installNodeApi} wires them to a {@link HostCore}.
+ * @module
+ */
+import type { HostCore } from "../host_core.ts";
+import { defaultRegistry } from "../services.ts";
+import { EventBus } from "./events.ts";
+import { FolderPaths, type FolderPathsOptions } from "./folder_paths.ts";
+import { ModelManagement } from "./model_management.ts";
+import { Progress, PromptServer } from "./prompt_server.ts";
+
+export { EventBus, defaultEventBus, type NodeApiEvent, type NodeApiListener } from "./events.ts";
+export { FolderPaths, LEGACY_FOLDER_NAMES, SUPPORTED_PT_EXTENSIONS, resolveInside, splitAnnotation, type FolderInfo, type FolderPathsOptions } from "./folder_paths.ts";
+export { MODEL_MANAGEMENT_SERVICE, ModelManagement, type ProcessFanOut } from "./model_management.ts";
+export { Progress, PromptServer, type ProgressUpdate } from "./prompt_server.ts";
+export {
+  NODES_SERVICE,
+  NodeRegistry,
+  packNodesOf,
+  type DuplicateNode,
+  type NodeFlags,
+  type NodeRegistryOptions,
+  type PackLoad,
+  type PackNodes,
+  type RegisteredNode,
+} from "./registry.ts";
+
+/** The node API services of one host. */
+export interface NodeApi {
+  folderPaths: FolderPaths;
+  modelManagement: ModelManagement;
+  promptServer: PromptServer;
+  progress: Progress;
+  /** Where `send_sync` and progress events arrive. */
+  events: EventBus;
+}
+
+/** Options of {@link installNodeApi}. */
+export interface NodeApiOptions {
+  /** Folder layout. @default ComfyUI's, under the current directory */
+  folders?: FolderPathsOptions;
+  /** @default a new bus (the shared default bus when the core uses the default registry) */
+  events?: EventBus;
+}
+
+/**
+ * Provides the node API services to a host core's processes. With the core's own
+ * {@link ServiceRegistry}, fresh service objects are registered in it; with the default
+ * registry (where `@service` put the classes), its singletons are configured instead.
+ *
+ * @example
+ * ```ts
+ * const core = new HostCore({ hostPython, packs, services: new ServiceRegistry() });
+ * const api = installNodeApi(core, { folders: { baseDir: "/srv/comfy" } });
+ * api.events.on((e) => console.log(e.type, e.data));
+ * ```
+ */
+export function installNodeApi(core: HostCore, opts: NodeApiOptions = {}): NodeApi {
+  const registry = core.services;
+  if (registry === defaultRegistry) {
+    const folderPaths = registry.instance("FolderPaths") as FolderPaths;
+    const modelManagement = registry.instance("ModelManagement") as ModelManagement;
+    const promptServer = registry.instance("PromptServer") as PromptServer;
+    const progress = registry.instance("Progress") as Progress;
+    folderPaths.configure(opts.folders ?? {});
+    modelManagement.bind(core);
+    progress.bind(promptServer);
+    return { folderPaths, modelManagement, promptServer, progress, events: promptServer.events };
+  }
+  const events = opts.events ?? new EventBus();
+  const folderPaths = new FolderPaths(opts.folders ?? {});
+  const modelManagement = new ModelManagement(core);
+  const promptServer = new PromptServer(events);
+  const progress = new Progress(events, promptServer);
+  registry.register("FolderPaths", folderPaths);
+  registry.register("ModelManagement", modelManagement);
+  registry.register("PromptServer", promptServer);
+  registry.register("Progress", progress);
+  return { folderPaths, modelManagement, promptServer, progress, events };
+}

@@ -1,0 +1,373 @@
+/**
+ * `NodeRegistry`: every node class the host can run, and which process runs it.
+ *
+ * Each Python process reports its packs' nodes in its `ready` info (ComfyUI's
+ * `/object_info` entries, plus flags); the registry stores them in the metadata cache, so a
+ * later start with unchanged packs registers every node from the cache without starting any
+ * process (`][ <Pack> loaded from cache`); the process then starts just in time, on the
+ * first execution. Class names defined by two packs keep the first pack's (packs load in
+ * name order), as in ComfyUI, and the clash is reported.
+ *
+ * `execute` runs a node by class name in whichever process owns it, with ComfyUI's input
+ * representation (every input a list of values; see `nodes_exec.py`).
+ * @module
+ */
+import { PyisolateError } from "../errors.ts";
+import type { HiddenValues, NodeBackend, NodeInfo, NodeOwner, NodeRunResult } from "../executor/types.ts";
+import { SHARED_PROCESS_NAME, type HostCore } from "../host_core.ts";
+import { log as defaultLog, type Logger } from "../log.ts";
+import type { ReadyInfo, ReadyPack } from "../protocol.ts";
+import type { MetadataCache } from "../cache.ts";
+import type { SegmentRegistry } from "../tensors.ts";
+import { ModelManagement } from "./model_management.ts";
+
+/** The service every Python process serves its nodes under. */
+export const NODES_SERVICE = "$nodes";
+
+/** What the executor needs to know about a class beyond its `/object_info` entry. */
+export interface NodeFlags {
+  api: "v1" | "v3";
+  /** Defines `IS_CHANGED` (V1) or `fingerprint_inputs` (V3). */
+  is_changed: boolean;
+  /** Defines `VALIDATE_INPUTS` (V1) or `validate_inputs` (V3). */
+  validate_inputs: boolean;
+  input_is_list: boolean;
+  not_idempotent: boolean;
+  is_async: boolean;
+}
+
+/** A pack's node metadata: what its process reports, and what the metadata cache stores. */
+export interface PackNodes {
+  /** `/object_info` entries by class name. */
+  nodes: Record<string, NodeInfo>;
+  node_flags: Record<string, NodeFlags>;
+  /** Absolute path of the pack's `WEB_DIRECTORY`, or null. */
+  web_directory: string | null;
+  /** Nodes the process could not describe, with why. */
+  node_errors?: Record<string, string>;
+}
+
+/** A registered class. */
+export interface RegisteredNode {
+  classType: string;
+  info: NodeInfo;
+  flags: NodeFlags;
+  owner: NodeOwner;
+}
+
+/** A class name two packs define; the first pack's class is kept. */
+export interface DuplicateNode {
+  classType: string;
+  kept: string;
+  ignored: string;
+}
+
+/** What {@link NodeRegistry.load} did for one pack. */
+export interface PackLoad {
+  pack: string;
+  source: "cache" | "process" | "failed";
+  nodes: number;
+  /** Why the pack's nodes could not be registered. */
+  error?: PyisolateError;
+}
+
+/** Options of {@link NodeRegistry}. */
+export interface NodeRegistryOptions {
+  /** The host's processes. */
+  core: HostCore;
+  /** The metadata cache; without it every load starts every process. */
+  cache?: MetadataCache;
+  /** A pack's cache key (`cache.key(pack, envs.fingerprint(pack))`); `undefined` skips the cache for it. */
+  cacheKey?: (pack: string) => string | undefined;
+  /** The host's tensor segments: {@link NodeRegistry.retain} / `release` count references in it. */
+  segments?: SegmentRegistry;
+  /** Interrupts go through it. @default the core's `ModelManagement` service (one bound to `core` when it has none) */
+  modelManagement?: ModelManagement;
+  /** @default the shared `log` */
+  logger?: Logger;
+}
+
+function isPackNodes(x: unknown): x is PackNodes {
+  const o = x as PackNodes | null;
+  return !!o && typeof o === "object" && !!o.nodes && typeof o.nodes === "object" && !!o.node_flags && typeof o.node_flags === "object";
+}
+
+/** The node metadata part of a process's ready entry for one pack. */
+export function packNodesOf(entry: ReadyPack): PackNodes {
+  return {
+    nodes: (entry.nodes as Record<string, NodeInfo> | undefined) ?? {},
+    node_flags: (entry.node_flags as Record<string, NodeFlags> | undefined) ?? {},
+    web_directory: typeof entry.web_directory === "string" ? entry.web_directory : null,
+    node_errors: (entry.node_errors as Record<string, string> | undefined) ?? {},
+  };
+}
+
+const DEFAULT_FLAGS: NodeFlags = { api: "v1", is_changed: false, validate_inputs: false, input_is_list: false, not_idempotent: false, is_async: false };
+
+/**
+ * The host's node classes.
+ *
+ * @example
+ * ```ts
+ * const registry = new NodeRegistry({ core, cache, cacheKey: (p) => cache.key(packs[p], envs.fingerprint(packs[p])) });
+ * await registry.load();                       // cache hits start nothing
+ * const out = await registry.execute("MyNode", { text: ["hi"] }, { prompt: {}, unique_id: "1", prompt_id: "p" }, "1");
+ * out.outputs[0]; // the first output's list of values
+ * ```
+ */
+export class NodeRegistry implements NodeBackend {
+  readonly core: HostCore;
+  readonly modelManagement: ModelManagement;
+  #opts: NodeRegistryOptions;
+  #log: Logger;
+  #nodes = new Map<string, RegisteredNode>();
+  #packs = new Map<string, PackNodes>();
+  #duplicates: DuplicateNode[] = [];
+  #promptId: string | undefined;
+  #interruptedPrompt: string | undefined;
+
+  constructor(opts: NodeRegistryOptions) {
+    this.core = opts.core;
+    this.#opts = opts;
+    this.#log = opts.logger ?? defaultLog;
+    this.modelManagement =
+      opts.modelManagement ??
+      (opts.core.services.has("ModelManagement") ? (opts.core.services.instance("ModelManagement") as ModelManagement) : new ModelManagement(opts.core));
+  }
+
+  // --- registering -------------------------------------------------------------------------------
+
+  /**
+   * Registers every pack's nodes, in pack-name order: from the metadata cache when it has an
+   * entry under the pack's key (no process starts), otherwise by starting the pack's process
+   * (the shared process once for every shared pack) and caching what it reports. A pack that
+   * fails to load is reported and skipped; the others still register.
+   */
+  async load(): Promise<PackLoad[]> {
+    const packs = [...this.core.packs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const data = new Map<string, { nodes: PackNodes; source: "cache" | "process" }>();
+    const failed = new Map<string, PyisolateError>();
+    const keys = new Map<string, string | undefined>();
+    const misses: string[] = [];
+    for (const pack of packs) {
+      const key = this.#opts.cacheKey?.(pack.name);
+      keys.set(pack.name, key);
+      const cached = key !== undefined ? this.#opts.cache?.get<unknown>(pack.name, key) : null;
+      if (isPackNodes(cached)) {
+        data.set(pack.name, { nodes: cached, source: "cache" });
+        this.#log.pack(pack.name, "loaded from cache");
+      } else {
+        misses.push(pack.name);
+      }
+    }
+    const sharedMisses = misses.filter((name) => this.core.packs.find((p) => p.name === name)?.kind === "shared");
+    const starts: Array<Promise<void>> = [];
+    const collect = async (names: string[], start: () => Promise<ReadyInfo>, processName: string): Promise<void> => {
+      let info: ReadyInfo;
+      try {
+        info = await start();
+      } catch (e) {
+        const err = e instanceof PyisolateError ? e : new PyisolateError("PROCESS_FAILED", `The ${processName} process could not start: ${String(e)}`);
+        for (const n of names) failed.set(n, err);
+        return;
+      }
+      for (const name of names) {
+        const entry = info.packs.find((p) => p.name === name);
+        if (!entry) {
+          failed.set(name, new PyisolateError("PROCESS_FAILED", `Process "${processName}" did not report pack "${name}"; its nodes are not registered.`, { pack: name }));
+        } else if (!entry.ok) {
+          const why = entry.error ? `${entry.error.type}: ${entry.error.message}` : "unknown error";
+          failed.set(name, new PyisolateError("PROCESS_FAILED", `Pack "${name}" failed to import (${why}); its nodes are not registered. Fix the error and restart.`, { pack: name }));
+        } else {
+          const nodes = packNodesOf(entry);
+          data.set(name, { nodes, source: "process" });
+          const key = keys.get(name);
+          if (key !== undefined && this.#opts.cache) await this.#opts.cache.put(name, key, nodes);
+        }
+      }
+    };
+    for (const name of misses) {
+      if (sharedMisses.includes(name)) continue;
+      starts.push(collect([name], () => this.core.processFor(name).start(), name));
+    }
+    if (sharedMisses.length > 0) starts.push(collect(sharedMisses, () => this.core.shared.start(), SHARED_PROCESS_NAME));
+    await Promise.all(starts);
+
+    const report: PackLoad[] = [];
+    for (const pack of packs) {
+      const got = data.get(pack.name);
+      if (got) {
+        report.push({ pack: pack.name, source: got.source, nodes: this.registerPack(pack.name, got.nodes) });
+      } else {
+        const error = failed.get(pack.name) ?? new PyisolateError("PROCESS_FAILED", `Pack "${pack.name}" reported no nodes.`, { pack: pack.name });
+        this.#log.pack(pack.name, `- ${error.message}`, "error");
+        report.push({ pack: pack.name, source: "failed", nodes: 0, error });
+      }
+    }
+    return report;
+  }
+
+  /**
+   * Registers one pack's nodes (from a ready entry or the cache); returns how many were new.
+   * A class another pack already registered is skipped and reported.
+   * @throws {PyisolateError} `NOT_FOUND` for a pack the host core does not know.
+   */
+  registerPack(pack: string, data: PackNodes): number {
+    const hostPack = this.core.packs.find((p) => p.name === pack);
+    if (!hostPack) throw new PyisolateError("NOT_FOUND", `No pack is named "${pack}"; known packs: ${this.core.packs.map((p) => p.name).join(", ") || "(none)"}.`, { pack });
+    this.#packs.set(pack, data);
+    const isolated = hostPack.kind === "isolated";
+    const owner: NodeOwner = { pack, process: isolated ? pack : SHARED_PROCESS_NAME, isolated };
+    let added = 0;
+    for (const [classType, info] of Object.entries(data.nodes)) {
+      const existing = this.#nodes.get(classType);
+      if (existing) {
+        if (existing.owner.pack !== pack) {
+          this.#duplicates.push({ classType, kept: existing.owner.pack, ignored: pack });
+          this.#log.pack(pack, `- node class ${classType} is already defined by ${existing.owner.pack}; keeping that one`, "warn");
+        }
+        continue;
+      }
+      this.#nodes.set(classType, { classType, info, flags: data.node_flags[classType] ?? DEFAULT_FLAGS, owner });
+      added++;
+    }
+    for (const [classType, why] of Object.entries(data.node_errors ?? {})) {
+      if (!this.#nodes.has(classType)) this.#log.pack(pack, `- node ${classType} was not registered: ${why.split("\n")[0]}`, "warn");
+    }
+    return added;
+  }
+
+  /** Registers the nodes of every pack a process reports in its ready info. */
+  registerReady(info: ReadyInfo): number {
+    let added = 0;
+    for (const entry of info.packs) if (entry.ok) added += this.registerPack(entry.name, packNodesOf(entry));
+    return added;
+  }
+
+  // --- queries -------------------------------------------------------------------------------
+
+  /** Every registered class's `/object_info` entry, by class name. */
+  objectInfo(): Record<string, NodeInfo> {
+    const out: Record<string, NodeInfo> = {};
+    for (const [name, node] of this.#nodes) out[name] = node.info;
+    return out;
+  }
+
+  /** Every registered class. */
+  nodes(): RegisteredNode[] {
+    return [...this.#nodes.values()];
+  }
+
+  /** Class names two packs define (the first pack's class is kept). */
+  get duplicates(): readonly DuplicateNode[] {
+    return this.#duplicates;
+  }
+
+  /** Each pack's web directory (absolute), for packs that have one. */
+  webDirectories(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [pack, data] of this.#packs) if (data.web_directory) out[pack] = data.web_directory;
+    return out;
+  }
+
+  info(classType: string): NodeInfo | undefined {
+    return this.#nodes.get(classType)?.info;
+  }
+
+  owner(classType: string): NodeOwner | undefined {
+    return this.#nodes.get(classType)?.owner;
+  }
+
+  /** The class's flags (API style, hooks), if registered. */
+  flags(classType: string): NodeFlags | undefined {
+    return this.#nodes.get(classType)?.flags;
+  }
+
+  hasIsChanged(classType: string): boolean {
+    return this.#nodes.get(classType)?.flags.is_changed ?? false;
+  }
+
+  hasValidateInputs(classType: string): boolean {
+    return this.#nodes.get(classType)?.flags.validate_inputs ?? false;
+  }
+
+  // --- running -------------------------------------------------------------------------------
+
+  #node(classType: string): RegisteredNode {
+    const node = this.#nodes.get(classType);
+    if (!node) {
+      throw new PyisolateError("NOT_FOUND", `No loaded pack defines node class "${classType}"; check the workflow's class_type or install the pack that provides it.`, { node: classType });
+    }
+    return node;
+  }
+
+  #call(node: RegisteredNode, method: string, args: unknown[]): Promise<unknown> {
+    return this.core.processFor(node.owner.pack).call(NODES_SERVICE, method, args, { timeoutMs: 0 });
+  }
+
+  #beforeRun(promptId: string | undefined): void {
+    // A new prompt starts without the previous prompt's pending interrupt, as in ComfyUI.
+    if (promptId !== undefined && promptId !== this.#promptId) {
+      this.#promptId = promptId;
+      if (this.modelManagement.processingInterrupted() && this.#interruptedPrompt !== promptId) this.modelManagement.interrupt(false);
+    }
+  }
+
+  /**
+   * Runs a node in the process that owns its class (starting it when needed). `inputs` maps
+   * each input name to its list of values; each output comes back as a list too.
+   * @throws {PyisolateError} `NOT_FOUND` for an unknown class; `RemoteError` when the node raised
+   * (`pythonType` ends in `InterruptProcessingException` when it was interrupted).
+   */
+  async execute(classType: string, inputs: Record<string, unknown[]>, hidden: Partial<HiddenValues> = {}, nodeId?: string): Promise<NodeRunResult> {
+    const node = this.#node(classType);
+    this.#beforeRun(hidden.prompt_id);
+    const r = (await this.#call(node, "execute", [classType, inputs, hidden, nodeId ?? hidden.unique_id ?? null])) as { result?: unknown[][]; ui?: Record<string, unknown> | null };
+    return { outputs: Array.isArray(r?.result) ? r.result : [], ui: r?.ui ?? null };
+  }
+
+  /** Runs a node once with plain values (each wrapped as a one-item list); returns each output's first value. */
+  async run(classType: string, values: Record<string, unknown> = {}, hidden: Partial<HiddenValues> = {}, nodeId?: string): Promise<{ outputs: unknown[]; ui: Record<string, unknown> | null }> {
+    const inputs: Record<string, unknown[]> = {};
+    for (const [k, v] of Object.entries(values)) inputs[k] = [v];
+    const r = await this.execute(classType, inputs, hidden, nodeId);
+    return { outputs: r.outputs.map((list) => list[0]), ui: r.ui };
+  }
+
+  /** The node's `IS_CHANGED` / `fingerprint_inputs` values (one per list index), or null when it has none. */
+  async isChanged(classType: string, inputs: Record<string, unknown[]>, hidden: Partial<HiddenValues> = {}, nodeId?: string): Promise<unknown> {
+    const node = this.#node(classType);
+    if (!node.flags.is_changed) return null;
+    return this.#call(node, "is_changed", [classType, inputs, hidden, nodeId ?? hidden.unique_id ?? null]);
+  }
+
+  /** The node's own input validation: `true`, or the reason it refuses. */
+  async validateInputs(classType: string, inputs: Record<string, unknown[]>, nodeId?: string, inputTypes?: Record<string, unknown>): Promise<true | string> {
+    const node = this.#node(classType);
+    if (!node.flags.validate_inputs) return true;
+    const r = await this.#call(node, "validate_inputs", [classType, inputs, nodeId ?? null, inputTypes ?? null]);
+    return r === true ? true : String(r);
+  }
+
+  /** Keeps the tensor segments a value refers to alive (the executor's output cache holds it). */
+  retain(value: unknown): void {
+    this.#opts.segments?.retain(value);
+  }
+
+  /** Lets go of what {@link NodeRegistry.retain} kept; segments nobody holds are unlinked. */
+  release(value: unknown): void {
+    this.#opts.segments?.release(value);
+  }
+
+  /** Interrupts the running prompt: every live process's running node stops at its next check. */
+  interrupt(): void {
+    this.#interruptedPrompt = this.#promptId;
+    this.modelManagement.interrupt(true);
+  }
+
+  /** Clears a pending interrupt everywhere (a new prompt starts clean). */
+  resetInterrupt(): void {
+    this.#interruptedPrompt = undefined;
+    this.modelManagement.interrupt(false);
+  }
+}
