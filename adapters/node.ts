@@ -6,6 +6,7 @@ import { spawn as nodeSpawn } from "node:child_process";
 import { createConnection, createServer, type Socket } from "node:net";
 import { readSync, openSync, closeSync } from "node:fs";
 import { unlink } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { Worker, parentPort, workerData, isMainThread } from "node:worker_threads";
 import type {
   ChildHandle,
@@ -156,8 +157,60 @@ function workerSelf(): { endpoint: MessageEndpoint; data: unknown } | null {
   return { endpoint: endpointOf(parentPort as never), data: workerData };
 }
 
-/** Node has no built-in mmap: this reads a copy. The tensors issue adds a zero-copy path. */
-function mapFile(path: string, length: number): MappedFile {
+interface Mmap {
+  map(fd: number, length: number): { ptr: unknown; buffer: ArrayBuffer };
+  unmap(ptr: unknown, length: number): void;
+}
+
+let mmapLib: Mmap | null | undefined;
+
+/** libc's mmap/munmap through koffi, or null where koffi (an optional dependency) is missing. */
+function loadMmap(): Mmap | null {
+  if (mmapLib !== undefined) return mmapLib;
+  mmapLib = null;
+  const g = globalThis as Record<string, unknown>;
+  // Deno and Bun reuse this adapter for now; koffi is only relied on under Node.
+  if (g.Deno !== undefined || g.Bun !== undefined || process.platform !== "linux") return null;
+  try {
+    const koffi = createRequire(import.meta.url)("koffi") as {
+      load(name: string): { func(decl: string): (...args: unknown[]) => unknown };
+      view(ptr: unknown, len: number): ArrayBuffer;
+      address(ptr: unknown): bigint;
+      errno(): number;
+    };
+    const libc = koffi.load("libc.so.6");
+    const mmap = libc.func("void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)");
+    const munmap = libc.func("int munmap(void *addr, size_t length)");
+    const PROT_READ = 1;
+    const PROT_WRITE = 2;
+    const MAP_PRIVATE = 2;
+    const MAP_FAILED = 0xffffffffffffffffn;
+    mmapLib = {
+      map(fd, length) {
+        // Private and writable: reads share the file's pages; a write lands in a private copy
+        // and never reaches the file (nor crashes, as a read-only mapping would).
+        const ptr = mmap(null, length, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+        if (ptr === null || koffi.address(ptr) === MAP_FAILED) {
+          const err = new Error(`mmap of ${length} bytes failed (errno ${koffi.errno()})`) as Error & { code?: string };
+          err.code = "EMMAP";
+          throw err;
+        }
+        return { ptr, buffer: koffi.view(ptr, length) };
+      },
+      unmap(ptr, length) {
+        munmap(ptr, length);
+      },
+    };
+  } catch {
+    mmapLib = null;
+  }
+  return mmapLib;
+}
+
+/** Unmaps mappings whose bytes were collected without an explicit `unmap()`. */
+const unmapOnCollect = new FinalizationRegistry<{ ptr: unknown; length: number }>((m) => loadMmap()?.unmap(m.ptr, m.length));
+
+function readCopy(path: string, length: number): MappedFile {
   const fd = openSync(path, "r");
   try {
     const bytes = new Uint8Array(length);
@@ -171,6 +224,38 @@ function mapFile(path: string, length: number): MappedFile {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Maps `length` bytes of a file without copying, through libc's mmap via koffi (a private
+ * mapping: writes into `bytes` stay in this process). Without koffi, or with
+ * `PYISOLATE_MAPFILE=copy`, reads a copy (`zeroCopy: false`). After `unmap()`, `bytes` must not
+ * be touched; a mapping never unmapped is released when `bytes` is collected.
+ */
+function mapFile(path: string, length: number): MappedFile {
+  const lib = length > 0 && process.env.PYISOLATE_MAPFILE !== "copy" ? loadMmap() : null;
+  if (!lib) return readCopy(path, length);
+  const fd = openSync(path, "r");
+  let mapping: { ptr: unknown; buffer: ArrayBuffer };
+  try {
+    mapping = lib.map(fd, length);
+  } finally {
+    closeSync(fd);
+  }
+  const bytes = new Uint8Array(mapping.buffer, 0, length);
+  const token = {};
+  unmapOnCollect.register(mapping.buffer, { ptr: mapping.ptr, length }, token);
+  let mapped = true;
+  return {
+    bytes,
+    zeroCopy: true,
+    unmap() {
+      if (!mapped) return;
+      mapped = false;
+      unmapOnCollect.unregister(token);
+      lib.unmap(mapping.ptr, length);
+    },
+  };
 }
 
 /** The Node.js {@link Runtime}. */
