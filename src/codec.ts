@@ -1,0 +1,366 @@
+/**
+ * The CBOR codec of the wire protocol (`docs/protocol.md`), on cbor-x: plain maps with text
+ * keys become plain objects, integers stay exact (beyond 2^53 as `BigInt`, beyond 64 bits as
+ * bignum tags 2/3), non-integers go out as float64, and our own tags (41500–41509) carry
+ * tuples, callables and exceptions. Other modules add their types with {@link registerTag}.
+ *
+ * Two details cbor-x leaves to us, handled here: a JS number that is an integer above
+ * 2^32 goes out as a CBOR integer (cbor-x would write a float), and a 64-bit CBOR integer
+ * that fits in a double's exact range comes back as a number (cbor-x would give a BigInt).
+ *
+ * Maps with keys that are not text (a Python `dict` with int keys) decode to objects whose
+ * keys are the keys' text form; send a JS `Map` to produce a CBOR map with non-text keys.
+ * @module
+ */
+import { Decoder, Encoder, Tag, addExtension } from "cbor-x";
+import { PyisolateError } from "./errors.ts";
+import { encodeFrame, messageProblem, type ExceptionMap, type Message } from "./protocol.ts";
+
+/** Tag of a Python tuple (content: array). */
+export const TAG_TUPLE = 41500;
+/** Tag of a tensor reference (content: map). Registered by the tensor module. */
+export const TAG_TENSOR = 41501;
+/** Tag of a remote object handle `{id, owner, type}`. */
+export const TAG_HANDLE = 41502;
+/** Tag of a callable `{id}`: calling it calls `$cb` on the side that created it. */
+export const TAG_CALLABLE = 41503;
+/** Tag of an exception map `{type, message, traceback}`. */
+export const TAG_EXCEPTION = 41504;
+/** Tag of a numpy array `[dtype, TensorRef-like map]`. Registered by the tensor module. */
+export const TAG_NDARRAY = 41505;
+
+const TUPLE_BRAND: unique symbol = Symbol.for("pyisolate.tuple") as never;
+
+/**
+ * A Python tuple on the TypeScript side: an `Array` that is marked as a tuple so that it goes
+ * back to Python as a tuple (ComfyUI tells tuples from lists). `map`/`filter`/… return plain
+ * arrays; use {@link tuple} to make one.
+ */
+export class Tuple<T = unknown> extends Array<T> {
+  static override get [Symbol.species](): ArrayConstructor {
+    return Array;
+  }
+}
+Object.defineProperty(Tuple.prototype, TUPLE_BRAND, { value: true });
+
+/**
+ * Makes a {@link Tuple} of the given items.
+ * @example
+ * ```ts
+ * const out = tuple(image, mask); // Python sees (image, mask)
+ * ```
+ */
+export function tuple<T>(...items: T[]): Tuple<T> {
+  const t = new Tuple<T>();
+  for (let i = 0; i < items.length; i++) t.push(items[i]!);
+  return t;
+}
+
+/** Whether `x` is a {@link Tuple} (a Python tuple). */
+export function isTuple(x: unknown): x is Tuple {
+  return Array.isArray(x) && (x as { [TUPLE_BRAND]?: boolean })[TUPLE_BRAND] === true;
+}
+
+/** Where a {@link RemoteError} was raised: the pack and the `Service.method` called. */
+export interface RemoteErrorPlace {
+  pack?: string;
+  method?: string;
+}
+
+/**
+ * An exception raised in Python (or in another process) that reached TypeScript: as the
+ * answer to a call (then {@link RemoteError.pack} and {@link RemoteError.method} say where),
+ * or as a value (tag 41504). The message names the pack, the method and the cause, and ends
+ * with the Python traceback.
+ */
+export class RemoteError extends PyisolateError {
+  /** Qualified Python type name, e.g. `"ValueError"`. */
+  readonly pythonType: string;
+  /** The exception's own message (`str(e)`). */
+  readonly pythonMessage: string;
+  /** Formatted Python traceback (`""` when the error was raised in TypeScript). */
+  readonly traceback: string;
+  /** The call that raised, as `Service.method`. */
+  readonly method?: string;
+
+  constructor(exc: ExceptionMap, place: RemoteErrorPlace = {}) {
+    const type = String(exc.type ?? "Exception");
+    const msg = String(exc.message ?? "");
+    const tb = String(exc.traceback ?? "");
+    const where =
+      place.pack !== undefined && place.method !== undefined
+        ? `${place.method} in pack "${place.pack}" raised ${type}`
+        : place.pack !== undefined
+          ? `Pack "${place.pack}" raised ${type}`
+          : `Python raised ${type}`;
+    super("REMOTE", `${where}: ${msg}${tb ? `\n${tb.trimEnd()}` : ""}`, place.pack !== undefined ? { pack: place.pack } : {});
+    this.name = "RemoteError";
+    this.pythonType = type;
+    this.pythonMessage = msg;
+    this.traceback = tb;
+    if (place.method !== undefined) this.method = place.method;
+  }
+}
+
+/**
+ * The exception map for any thrown value: a {@link RemoteError} keeps its Python type and
+ * traceback; `NOT_CALLABLE` errors become `pyisolate.NotCallable`; other errors carry their
+ * JS name and message with an empty traceback.
+ */
+export function exceptionMapOf(err: unknown): ExceptionMap {
+  if (err instanceof RemoteError) return { type: err.pythonType, message: err.pythonMessage, traceback: err.traceback };
+  if (err instanceof PyisolateError) {
+    const type = err.code === "NOT_CALLABLE" ? "pyisolate.NotCallable" : err.code === "TIMEOUT" ? "TimeoutError" : `pyisolate.${err.name}`;
+    return { type, message: err.message, traceback: "" };
+  }
+  if (err instanceof Error) return { type: err.name || "Error", message: err.message, traceback: "" };
+  return { type: "Error", message: String(err), traceback: "" };
+}
+
+/** A callable of the other side, as it appears when decoded without a {@link CodecContext}. */
+export class CallableRef {
+  readonly id: string;
+  constructor(id: string) {
+    this.id = id;
+  }
+}
+
+/** Per-connection state the codec needs for callables (functions cross as tag 41503). */
+export interface CodecContext {
+  /** Registers a local function and returns its id (the same id for the same function). */
+  exportCallback(fn: (...args: never[]) => unknown): string;
+  /** Returns a local function that calls the peer's callable `id`. */
+  importCallback(id: string): (...args: unknown[]) => Promise<unknown>;
+}
+
+/** How a class crosses the wire as a CBOR tag (see {@link registerTag}). */
+export interface TagCodec<T extends object = object> {
+  /** The class encoded with this tag. A subclass registered after its base class wins. */
+  cls?: abstract new (...args: never[]) => T;
+  /** Turns an instance into the tag's content (any encodable value). */
+  encode?: (value: T) => unknown;
+  /** Turns the tag's content (already decoded, integers normalised) into a value. */
+  decode?: (content: any) => unknown;
+}
+
+let activeCtx: CodecContext | null = null;
+const tagClasses: (abstract new (...args: never[]) => object)[] = [];
+
+/**
+ * Teaches the codec a CBOR tag: instances of `cls` are written as `tag(encode(value))`, and
+ * `tag(content)` is read back as `decode(content)`. Either half may be omitted. Registering a
+ * tag again replaces its decoder and puts the new class first.
+ *
+ * @example
+ * ```ts
+ * registerTag(TAG_TENSOR, { cls: TensorRef, encode: (t) => t.toMap(), decode: (m) => TensorRef.fromMap(m) });
+ * ```
+ */
+export function registerTag<T extends object>(tag: number, codec: TagCodec<T>): void {
+  const { cls, encode: enc, decode: dec } = codec;
+  if (cls && !enc) throw new PyisolateError("USAGE", `Tag ${tag} names a class but no encode function; give both, or neither for a decode-only tag.`);
+  addExtension({
+    Class: cls as never,
+    tag,
+    encode: enc ? (value: T, write: (data: unknown) => Uint8Array) => write(prepare(enc(value))) : (undefined as never),
+    decode: dec ? (content: unknown) => dec(normalise(content)) : (undefined as never),
+  });
+  if (cls) tagClasses.push(cls);
+}
+
+// Tuples: an Array subclass, so cbor-x sends it through the extension path.
+registerTag<Tuple>(TAG_TUPLE, {
+  cls: Tuple,
+  encode: (t) => Array.from(t),
+  decode: (items: unknown) => {
+    const t = new Tuple();
+    if (Array.isArray(items)) for (let i = 0; i < items.length; i++) t.push(items[i]);
+    return t;
+  },
+});
+
+// Exceptions: any Error goes out as an exception map; one comes back as a RemoteError.
+registerTag<Error>(TAG_EXCEPTION, {
+  cls: Error,
+  encode: (e) => exceptionMapOf(e),
+  decode: (m: ExceptionMap) => new RemoteError(typeof m === "object" && m !== null ? m : { type: "Exception", message: String(m), traceback: "" }),
+});
+
+// Callables: a function becomes {id} through the active context; one comes back as a function.
+registerTag<CallableRef>(TAG_CALLABLE, {
+  cls: CallableRef,
+  encode: (c) => ({ id: c.id }),
+  decode: (m: { id?: unknown }) => {
+    const id = String(m?.id);
+    return activeCtx ? activeCtx.importCallback(id) : new CallableRef(id);
+  },
+});
+
+const options = {
+  useRecords: false,
+  mapsAsObjects: true,
+  useTag259ForMaps: false,
+  tagUint8Array: false,
+  useFloat32: 0,
+  largeBigIntToFloat: false,
+  structuredClone: false,
+  pack: false,
+  bundleStrings: false,
+  variableMapSize: true,
+};
+const encoder = new Encoder(options as never);
+const decoder = new Decoder(options as never);
+
+const U32_MAX = 0xffffffff;
+const NEG_U32 = -0x100000000;
+const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);
+const SAFE_MIN = -SAFE_MAX;
+
+/** Whether cbor-x can encode an object of this class as-is (ours, binary, or a raw tag). */
+function passesThrough(v: object): boolean {
+  if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer || v instanceof Tag || v instanceof Date) return true;
+  for (let i = tagClasses.length - 1; i >= 0; i--) if (v instanceof tagClasses[i]!) return true;
+  return false;
+}
+
+/**
+ * Readies a value for cbor-x: functions become callables, integers beyond 32 bits become
+ * BigInt (so they go out as integers), Sets become arrays and other class instances their own
+ * enumerable fields. Copies only what changes.
+ */
+function prepare(v: unknown): unknown {
+  switch (typeof v) {
+    case "number":
+      return (v > U32_MAX || v < NEG_U32) && Number.isInteger(v) ? BigInt(v) : v;
+    case "function": {
+      if (!activeCtx) throw new PyisolateError("TYPE", `A function (${v.name || "anonymous"}) can only be sent as an argument or result of a call.`);
+      return new CallableRef(activeCtx.exportCallback(v as (...args: never[]) => unknown));
+    }
+    case "object": {
+      if (v === null) return v;
+      if (Array.isArray(v)) {
+        if (isTuple(v)) {
+          let out: Tuple | undefined;
+          for (let i = 0; i < v.length; i++) {
+            const x = v[i];
+            const y = prepare(x);
+            if (y !== x && !out) out = Tuple.from(v) as Tuple;
+            if (out) out[i] = y;
+          }
+          return out ?? v;
+        }
+        let out: unknown[] | undefined;
+        for (let i = 0; i < v.length; i++) {
+          const x = v[i];
+          const y = prepare(x);
+          if (y !== x && !out) out = v.slice();
+          if (out) out[i] = y;
+        }
+        return out ?? v;
+      }
+      const proto = Object.getPrototypeOf(v);
+      if (proto === Object.prototype || proto === null) return prepareFields(v as Record<string, unknown>, false);
+      if (v instanceof Map) {
+        let changed = false;
+        const out = new Map();
+        for (const [k, x] of v) {
+          const k2 = prepare(k);
+          const x2 = prepare(x);
+          if (k2 !== k || x2 !== x) changed = true;
+          out.set(k2, x2);
+        }
+        return changed ? out : v;
+      }
+      if (passesThrough(v)) return v;
+      if (v instanceof Set) return prepare(Array.from(v));
+      return prepareFields(v as Record<string, unknown>, true);
+    }
+    default:
+      return v;
+  }
+}
+
+function prepareFields(v: Record<string, unknown>, alwaysCopy: boolean): Record<string, unknown> {
+  let out: Record<string, unknown> | undefined = alwaysCopy ? {} : undefined;
+  for (const k in v) {
+    if (!Object.prototype.hasOwnProperty.call(v, k)) continue;
+    const x = v[k];
+    const y = prepare(x);
+    if (y !== x && !out) out = { ...v };
+    if (out) out[k] = y;
+  }
+  return out ?? v;
+}
+
+/** Turns 64-bit integers that fit a double exactly back into numbers, in place. */
+function normalise(v: unknown): unknown {
+  if (typeof v === "bigint") return v <= SAFE_MAX && v >= SAFE_MIN ? Number(v) : v;
+  if (typeof v !== "object" || v === null) return v;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      if (typeof x === "bigint" || (typeof x === "object" && x !== null)) v[i] = normalise(x);
+    }
+    return v;
+  }
+  if (Object.getPrototypeOf(v) === Object.prototype) {
+    const o = v as Record<string, unknown>;
+    for (const k in o) {
+      const x = o[k];
+      if (typeof x === "bigint" || (typeof x === "object" && x !== null)) o[k] = normalise(x);
+    }
+  }
+  return v;
+}
+
+/**
+ * Encodes one value as CBOR. Functions need a `ctx` (they become callables of that
+ * connection). The result may view a buffer the encoder reuses: copy it before keeping it.
+ * @throws {PyisolateError} `TYPE` for a function without a context; `RangeError` for cycles.
+ */
+export function encode(value: unknown, ctx?: CodecContext): Uint8Array {
+  const prev = activeCtx;
+  activeCtx = ctx ?? null;
+  try {
+    return encoder.encode(prepare(value));
+  } finally {
+    activeCtx = prev;
+  }
+}
+
+/**
+ * Decodes one CBOR item. Callables (tag 41503) become functions of `ctx`, or
+ * {@link CallableRef}s without one.
+ * @throws {PyisolateError} `PROTOCOL` when the bytes are not one well-formed CBOR item.
+ */
+export function decode(bytes: Uint8Array, ctx?: CodecContext): unknown {
+  const prev = activeCtx;
+  activeCtx = ctx ?? null;
+  try {
+    return normalise(decoder.decode(bytes));
+  } catch (err) {
+    if (err instanceof PyisolateError) throw err;
+    throw new PyisolateError("PROTOCOL", `Could not decode a CBOR item of ${bytes.byteLength} bytes: ${(err as Error).message}.`, { cause: err });
+  } finally {
+    activeCtx = prev;
+  }
+}
+
+/**
+ * Encodes a message as a whole frame (length prefix included) in a buffer of its own, ready
+ * to be written to the socket or transferred to another thread.
+ */
+export function encodeMessage(msg: Message, ctx?: CodecContext): Uint8Array {
+  return encodeFrame(encode(msg, ctx));
+}
+
+/**
+ * Decodes a frame payload into a message and checks its shape.
+ * @throws {PyisolateError} `PROTOCOL` when it is not CBOR or not a known, well-formed message.
+ */
+export function decodeMessage(payload: Uint8Array, ctx?: CodecContext): Message {
+  const msg = decode(payload, ctx);
+  const problem = messageProblem(msg);
+  if (problem) throw new PyisolateError("PROTOCOL", `Received a malformed message: ${problem}.`);
+  return msg as Message;
+}

@@ -1,0 +1,263 @@
+/**
+ * `HostCore`: the host's set of Python processes and the router between them. Each isolated
+ * pack gets its own {@link PythonProcess}; the shared packs load together into one shared
+ * process on the host's Python (also started, when first needed, for ProxiedSingletons).
+ * Every call a child makes to the host is routed by service name: registered host services
+ * answer on this thread, `$singleton` goes to the shared process. On host exit the children
+ * are killed synchronously (and each child also exits by itself when its socket closes).
+ * @module
+ */
+import process from "node:process";
+import { PyisolateError } from "./errors.ts";
+import { log as defaultLog, type Logger } from "./log.ts";
+import { PythonProcess, type BrokerMode } from "./process.ts";
+import { defaultRegistry, exposeServices, type ServiceRegistry } from "./services.ts";
+import type { MessageEndpoint } from "./runtime.ts";
+import type { CallOptions, IncomingCall } from "./rpc.ts";
+
+/** Service that reaches Python ProxiedSingletons, which live in the shared process. */
+export const SINGLETON_SERVICE = "$singleton";
+
+/** Name of the shared process in logs and errors. */
+export const SHARED_PROCESS_NAME = "shared";
+
+/** Hosts whose children the exit hooks kill; one set of process listeners serves them all. */
+const liveCores = new Set<HostCore>();
+
+const hooks = {
+  onExit(): void {
+    for (const core of liveCores) core.killAllNow();
+  },
+  onSignal(signal: NodeJS.Signals): void {
+    hooks.onExit();
+    // Keep the default behaviour (the host exits) unless someone else handles the signal.
+    if (process.listenerCount(signal) === 1) {
+      hooks.remove();
+      process.kill(process.pid, signal);
+    }
+  },
+  install(): void {
+    process.on("exit", hooks.onExit);
+    process.on("SIGINT", hooks.onSignal);
+    process.on("SIGTERM", hooks.onSignal);
+  },
+  remove(): void {
+    process.off("exit", hooks.onExit);
+    process.off("SIGINT", hooks.onSignal);
+    process.off("SIGTERM", hooks.onSignal);
+  },
+};
+
+/** A pack the host runs. */
+export interface HostPack {
+  name: string;
+  /** Absolute path of the pack directory. */
+  path: string;
+  /** `isolated`: its own process and environment; `shared`: the shared process on the host's Python. */
+  kind: "isolated" | "shared";
+}
+
+/** Options of {@link HostCore}. */
+export interface HostCoreOptions {
+  /** The Python of an isolated pack's environment (built on demand). @default `hostPython` */
+  resolvePython?: (packName: string) => Promise<string>;
+  /** The host environment's Python: runs the shared process. */
+  hostPython: string;
+  packs: HostPack[];
+  /** Host services children may call. @default the default registry of `@service` */
+  services?: ServiceRegistry;
+  /** @default the shared `log` */
+  logger?: Logger;
+  /** Passed to every process as `config.options.cache_dir`. */
+  cacheDir?: string;
+  /** Extra `config.options` for every process. */
+  options?: Record<string, unknown>;
+  /** Entries every process prepends to `sys.path` (e.g. where shared ProxiedSingleton modules live). @default [] */
+  sysPath?: string[];
+  /** Extra environment variables for every process. */
+  env?: Record<string, string>;
+  /** Default call timeout (ms, `0` for none). @default DEFAULT_CALL_TIMEOUT_MS */
+  defaultTimeoutMs?: number;
+  /** @default DEFAULT_START_TIMEOUT_MS */
+  startTimeoutMs?: number;
+  /** @default `"worker"` (or `PYISOLATE_BROKER`) */
+  broker?: BrokerMode;
+  /** Kill the children when the host exits or gets SIGINT/SIGTERM. @default true */
+  exitHooks?: boolean;
+}
+
+/**
+ * The host's processes and call router.
+ *
+ * @example
+ * ```ts
+ * const core = new HostCore({ hostPython: ".venv/bin/python", packs, resolvePython: (p) => envs.python(p) });
+ * const info = await core.processFor("MyPack").start();
+ * await core.close();
+ * ```
+ */
+export class HostCore {
+  readonly services: ServiceRegistry;
+  #opts: HostCoreOptions;
+  #log: Logger;
+  #packs = new Map<string, HostPack>();
+  #isolated = new Map<string, PythonProcess>();
+  #shared: PythonProcess | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #unhook: (() => void) | undefined;
+
+  constructor(opts: HostCoreOptions) {
+    this.#opts = opts;
+    this.#log = opts.logger ?? defaultLog;
+    this.services = opts.services ?? defaultRegistry;
+    for (const p of opts.packs) {
+      if (this.#packs.has(p.name)) throw new PyisolateError("USAGE", `Two packs are named "${p.name}"; pack names must be unique.`, { pack: p.name });
+      this.#packs.set(p.name, p);
+    }
+    if (opts.exitHooks !== false) this.#unhook = this.#installExitHooks();
+  }
+
+  /** The packs, by name. */
+  get packs(): HostPack[] {
+    return [...this.#packs.values()];
+  }
+
+  /**
+   * The process that runs `pack` (created, not started: it starts on its first call).
+   * @throws {PyisolateError} `NOT_FOUND` for an unknown pack.
+   */
+  processFor(pack: string): PythonProcess {
+    const p = this.#packs.get(pack);
+    if (!p) {
+      throw new PyisolateError("NOT_FOUND", `No pack is named "${pack}"; known packs: ${[...this.#packs.keys()].join(", ") || "(none)"}.`, { pack });
+    }
+    if (p.kind === "shared") return this.shared;
+    let proc = this.#isolated.get(pack);
+    if (!proc) {
+      this.#assertOpen();
+      const resolve = this.#opts.resolvePython;
+      proc = this.#makeProcess(pack, "isolated", resolve ? () => resolve(pack) : this.#opts.hostPython, [{ name: p.name, path: p.path }]);
+      this.#isolated.set(pack, proc);
+    }
+    return proc;
+  }
+
+  /** The shared process (all shared packs, and the ProxiedSingletons), created on first use. */
+  get shared(): PythonProcess {
+    if (!this.#shared) {
+      this.#assertOpen();
+      const packs = [...this.#packs.values()].filter((p) => p.kind === "shared").map((p) => ({ name: p.name, path: p.path }));
+      this.#shared = this.#makeProcess(SHARED_PROCESS_NAME, "shared", this.#opts.hostPython, packs);
+    }
+    return this.#shared;
+  }
+
+  /** Every process created so far (started or not). */
+  processes(): PythonProcess[] {
+    const all = [...this.#isolated.values()];
+    if (this.#shared) all.push(this.#shared);
+    return all;
+  }
+
+  /** The processes that are running now. */
+  live(): PythonProcess[] {
+    return this.processes().filter((p) => p.state === "ready");
+  }
+
+  /** Sends an event to every running process (e.g. an interrupt); starts none. */
+  broadcast(service: string, method: string, args: readonly unknown[] = [], kwargs?: Record<string, unknown>): void {
+    for (const p of this.live()) {
+      try {
+        p.event(service, method, args, kwargs);
+      } catch {
+        // a process that is going away misses the event
+      }
+    }
+  }
+
+  /**
+   * Calls a method of a Python ProxiedSingleton (`module.qualname`) in the shared process.
+   * @throws {RemoteError} when Python raised.
+   */
+  callSingleton(module: string, qualname: string, method: string, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, opts: CallOptions = {}): Promise<unknown> {
+    return this.shared.call(SINGLETON_SERVICE, "call", [module, qualname, method, args, kwargs], opts);
+  }
+
+  /** Closes every process (bye, then SIGTERM, then SIGKILL) and removes the exit hooks. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      await Promise.all(this.processes().map((p) => p.close().catch(() => {})));
+      this.#unhook?.();
+      this.#unhook = undefined;
+    })();
+    return this.#closing;
+  }
+
+  /**
+   * Serves this host's services to TypeScript code in a worker (see `connectServices` in
+   * `services.ts` for the worker side). Returns a function that stops serving.
+   */
+  exposeServicesTo(endpoint: MessageEndpoint): () => void {
+    return exposeServices(endpoint, this.services);
+  }
+
+  /** Kills every child at once, synchronously (what the exit hooks do). */
+  killAllNow(): void {
+    for (const p of this.processes()) p.killNow();
+  }
+
+  // --- internals ----------------------------------------------------------------------------
+
+  #assertOpen(): void {
+    if (this.#closed) throw new PyisolateError("USAGE", "This host is closed; create a new one to run packs again.");
+  }
+
+  #makeProcess(name: string, kind: "isolated" | "shared", python: string | (() => Promise<string>), packs: { name: string; path: string }[]): PythonProcess {
+    const o = this.#opts;
+    const options: Record<string, unknown> = { ...(o.options ?? {}) };
+    if (o.cacheDir !== undefined) options.cache_dir = o.cacheDir;
+    const proc: PythonProcess = new PythonProcess({
+      name,
+      kind,
+      python,
+      packs,
+      handler: (call) => this.#route(proc, call),
+      services: () => [...this.services.names(), SINGLETON_SERVICE],
+      options,
+      sysPath: o.sysPath ?? [],
+      logger: this.#log,
+      ...(o.env ? { env: o.env } : {}),
+      ...(o.defaultTimeoutMs !== undefined ? { defaultTimeoutMs: o.defaultTimeoutMs } : {}),
+      ...(o.startTimeoutMs !== undefined ? { startTimeoutMs: o.startTimeoutMs } : {}),
+      ...(o.broker ? { broker: o.broker } : {}),
+    });
+    return proc;
+  }
+
+  /** Answers a child's call: `$singleton` goes to the shared process, anything else to a host service. */
+  #route(from: PythonProcess, call: IncomingCall): unknown {
+    if (call.service === SINGLETON_SERVICE) {
+      const opts: CallOptions = { signal: call.signal, timeoutMs: 0 };
+      if (call.kwargs) opts.kwargs = call.kwargs;
+      if (call.event) {
+        void this.shared.call(SINGLETON_SERVICE, call.method, call.args, opts).catch((e) =>
+          this.#log.pack(from.name, `- a ProxiedSingleton event failed: ${e instanceof Error ? e.message : String(e)}`, "warn"),
+        );
+        return undefined;
+      }
+      return this.shared.call(SINGLETON_SERVICE, call.method, call.args, opts);
+    }
+    return this.services.dispatch(call.service, call.method, call.args, call.kwargs, { caller: from.name, signal: call.signal });
+  }
+
+  #installExitHooks(): () => void {
+    liveCores.add(this);
+    if (liveCores.size === 1) hooks.install();
+    return () => {
+      liveCores.delete(this);
+      if (liveCores.size === 0) hooks.remove();
+    };
+  }
+}

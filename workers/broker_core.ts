@@ -1,0 +1,403 @@
+/**
+ * The broker: owns one Python process. It creates a private socket directory, listens,
+ * spawns `<python> -m pyisolate_runtime`, checks the token in `hello`, sends `config`, waits
+ * for `ready`, then moves frames between the socket and its owner. The child's stdout/stderr
+ * become lines (the last ones of stderr are kept for crash reports), and its exit is reported
+ * once, with code or signal.
+ *
+ * It runs inside the broker worker (`broker.ts`) or, with `broker: "inline"`, on the calling
+ * thread. Frames cross to the owner as whole payloads; encoding the values in them is the
+ * owner's job (it holds the services, callbacks and registered types).
+ * @module
+ */
+import { mkdtempSync, chmodSync, readdirSync, rmSync } from "node:fs";
+import process from "node:process";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import type { ChildHandle, ExitStatus, Runtime, SocketConn, SocketServer } from "../src/runtime.ts";
+import { FrameDecoder } from "../src/protocol.ts";
+import type { ExceptionMap, HelloMsg, ProcessConfig } from "../src/protocol.ts";
+import { decodeMessage, encodeMessage } from "../src/codec.ts";
+import type { PyisolateErrorCode } from "../src/errors.ts";
+
+/** Socket directories are `<tmpdir>/pyisolate-sock-<host pid>-<random>`. */
+export const SOCKET_DIR_PREFIX = "pyisolate-sock-";
+
+/**
+ * Removes the socket directories of hosts that died without cleaning up (killed with
+ * SIGKILL): those whose host pid no longer runs.
+ */
+export function sweepSocketDirs(): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(SOCKET_DIR_PREFIX)) continue;
+    const pid = Number(name.slice(SOCKET_DIR_PREFIX.length).split("-")[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+      continue; // its host still runs
+    } catch (e) {
+      if ((e as { code?: string }).code === "EPERM") continue;
+    }
+    try {
+      rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    } catch {
+      // another host swept it first
+    }
+  }
+}
+
+/** How many stderr lines a crash report carries. */
+export const STDERR_TAIL_LINES = 50;
+
+/** What the owner gives the broker to start a process. */
+export interface BrokerStartOptions {
+  /** Process name (the pack name for an isolated process). */
+  name: string;
+  /** The Python executable. */
+  python: string;
+  /** The `config` message's content. */
+  config: ProcessConfig;
+  /** The child's full environment, without the `PYISOLATE_SOCKET`/`PYISOLATE_TOKEN` the broker adds. */
+  env: Record<string, string>;
+  cwd?: string;
+  /** Milliseconds to wait for `ready`. */
+  startTimeoutMs: number;
+}
+
+/** The process is ready. */
+export interface BrokerStarted {
+  ok: true;
+  pid: number;
+  hello: Omit<HelloMsg, "t" | "token">;
+  /** The `ready` frame's payload, for the owner to decode. */
+  ready: Uint8Array;
+}
+
+/** Start-up failed; the process is gone. */
+export interface BrokerStartFailed {
+  ok: false;
+  code: PyisolateErrorCode;
+  message: string;
+  /** The runtime's own error, when it sent `fail`. */
+  error?: ExceptionMap;
+}
+
+/** How the process ended. */
+export interface BrokerExit {
+  code: number | null;
+  signal: string | null;
+  /** The last stderr lines. */
+  stderr: string[];
+  /** Why the broker ended it, when it did (protocol error, lost connection). */
+  reason?: string;
+}
+
+/** Where the broker delivers what it receives. */
+export interface BrokerSink {
+  /** Frame payloads from the child (each in a buffer of its own). */
+  frames(payloads: Uint8Array[]): void;
+  /** Complete lines the child printed. */
+  lines(stream: "stdout" | "stderr", lines: string[]): void;
+  /** The process was spawned; `socketDir` is the private directory to remove if the host dies. */
+  spawned(pid: number, socketDir: string): void;
+  /** The process exited (called once, after start-up succeeded or failed). */
+  exit(info: BrokerExit): void;
+}
+
+/** Splits a byte stream into text lines. */
+class LineSplitter {
+  #dec = new TextDecoder();
+  #rest = "";
+  push(chunk: Uint8Array): string[] {
+    const text = this.#rest + this.#dec.decode(chunk, { stream: true });
+    const parts = text.split("\n");
+    this.#rest = parts.pop()!;
+    return parts.map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));
+  }
+  flush(): string[] {
+    const last = this.#rest + this.#dec.decode();
+    this.#rest = "";
+    return last ? [last] : [];
+  }
+}
+
+type Phase = "new" | "hello" | "config" | "running" | "exited";
+
+/** One Python process and its socket. */
+export class BrokerCore {
+  #rt: Runtime;
+  #sink: BrokerSink;
+  #phase: Phase = "new";
+  #name = "";
+  #dir = "";
+  #server: SocketServer | undefined;
+  #conn: SocketConn | undefined;
+  #child: ChildHandle | undefined;
+  #token = "";
+  #frames = new FrameDecoder();
+  #stderrTail: string[] = [];
+  #reason: string | undefined;
+  #exit: ExitStatus | undefined;
+  #exitReported = false;
+  #settleStart: ((r: BrokerStarted | BrokerStartFailed) => void) | undefined;
+  #startTimer: ReturnType<typeof setTimeout> | undefined;
+  #hello: Omit<HelloMsg, "t" | "token"> | undefined;
+  #config: ProcessConfig | undefined;
+
+  constructor(rt: Runtime, sink: BrokerSink) {
+    this.#rt = rt;
+    this.#sink = sink;
+  }
+
+  /** The child's pid, once spawned. */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  /** Spawns the process and waits for `ready` (or for it to fail). */
+  async start(opts: BrokerStartOptions): Promise<BrokerStarted | BrokerStartFailed> {
+    if (this.#phase !== "new") return { ok: false, code: "USAGE", message: "A broker starts one process only." };
+    this.#name = opts.name;
+    this.#config = opts.config;
+    const done = new Promise<BrokerStarted | BrokerStartFailed>((resolve) => (this.#settleStart = resolve));
+    try {
+      sweepSocketDirs();
+      this.#dir = mkdtempSync(join(tmpdir(), `${SOCKET_DIR_PREFIX}${process.pid}-`));
+      chmodSync(this.#dir, 0o700);
+      const path = join(this.#dir, "s");
+      this.#token = randomBytes(32).toString("hex");
+      this.#server = await this.#rt.listenUnix(path, (conn) => this.#accept(conn));
+      chmodSync(path, 0o600);
+      this.#phase = "hello";
+      const out = new LineSplitter();
+      const err = new LineSplitter();
+      this.#child = this.#rt.spawn({
+        cmd: opts.python,
+        args: ["-m", "pyisolate_runtime"],
+        env: { ...opts.env, PYISOLATE_SOCKET: path, PYISOLATE_TOKEN: this.#token },
+        cwd: opts.cwd,
+        detachedGroup: true,
+        onStdout: (c) => this.#emit("stdout", out.push(c)),
+        onStderr: (c) => this.#emit("stderr", err.push(c)),
+      });
+      this.#child.exited.then(
+        (status) => {
+          this.#emit("stdout", out.flush());
+          this.#emit("stderr", err.flush());
+          this.#onExit(status);
+        },
+        (e: Error) => {
+          this.#failStart("PYTHON_NOT_FOUND", `Could not start Python "${opts.python}" for "${opts.name}": ${e.message}. Check that the environment exists (pyisolate build).`);
+          this.#onExit({ code: null, signal: null });
+        },
+      );
+      this.#sink.spawned(this.#child.pid, this.#dir);
+      this.#startTimer = setTimeout(() => {
+        this.#failStart("PROCESS_FAILED", `"${opts.name}" did not become ready within ${opts.startTimeoutMs} ms${this.#tailText()}`);
+        this.#reason ??= "it did not start in time";
+        this.kill("SIGKILL");
+      }, opts.startTimeoutMs);
+      (this.#startTimer as { unref?: () => void }).unref?.();
+    } catch (e) {
+      this.#failStart("PROCESS_FAILED", `Could not prepare the process for "${opts.name}": ${(e as Error).message}`);
+      this.#cleanup();
+      this.#phase = "exited";
+    }
+    return done;
+  }
+
+  /** Writes one whole frame (length prefix included) to the child. */
+  send(frame: Uint8Array): void {
+    if (this.#conn && this.#phase !== "exited") this.#conn.write(frame);
+  }
+
+  /** Sends a signal to the child's process group. */
+  kill(signal = "SIGTERM"): void {
+    this.#child?.kill(signal);
+  }
+
+  /**
+   * Stops the process: `bye`, then SIGTERM after `graceMs`, then SIGKILL after as long again.
+   * Resolves once it has exited (never leaves a zombie).
+   */
+  async stop(graceMs = 2000): Promise<BrokerExit> {
+    const child = this.#child;
+    if (!child) return this.#exitInfo({ code: null, signal: null });
+    if (this.#exit) return this.#exitInfo(this.#exit);
+    this.#reason ??= "it was closed by the host";
+    try {
+      if (this.#conn) this.#conn.write(encodeMessage({ t: "bye" }));
+    } catch {
+      // the socket is gone already
+    }
+    const waitFor = (ms: number) =>
+      Promise.race([child.exited.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+    if (!(await waitFor(graceMs))) {
+      child.kill("SIGTERM");
+      if (!(await waitFor(graceMs))) child.kill("SIGKILL");
+    }
+    const status = await child.exited.catch(() => ({ code: null, signal: null }) as ExitStatus);
+    return this.#exitInfo(status);
+  }
+
+  // --- internals ----------------------------------------------------------------------------
+
+  #emit(stream: "stdout" | "stderr", lines: string[]): void {
+    if (lines.length === 0) return;
+    if (stream === "stderr") {
+      this.#stderrTail.push(...lines);
+      if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.splice(0, this.#stderrTail.length - STDERR_TAIL_LINES);
+    }
+    this.#sink.lines(stream, lines);
+  }
+
+  #tailText(): string {
+    return this.#stderrTail.length ? `. Last stderr lines:\n${this.#stderrTail.join("\n")}` : " (it wrote nothing to stderr).";
+  }
+
+  #accept(conn: SocketConn): void {
+    if (this.#conn || this.#phase !== "hello") {
+      conn.close();
+      return;
+    }
+    this.#conn = conn;
+    conn.onData((chunk) => this.#onData(chunk));
+    conn.onClose(() => this.#onConnClose());
+  }
+
+  #onData(chunk: Uint8Array): void {
+    let payloads: Uint8Array[];
+    try {
+      payloads = this.#frames.push(chunk);
+    } catch (e) {
+      this.#protocolError((e as Error).message);
+      return;
+    }
+    if (payloads.length === 0) return;
+    if (this.#phase === "running") {
+      this.#sink.frames(payloads);
+      return;
+    }
+    for (let i = 0; i < payloads.length; i++) {
+      if ((this.#phase as Phase) === "running") {
+        this.#sink.frames(payloads.slice(i));
+        return;
+      }
+      this.#handshake(payloads[i]!);
+    }
+  }
+
+  #handshake(payload: Uint8Array): void {
+    if (this.#phase === "hello") {
+      let msg;
+      try {
+        msg = decodeMessage(payload);
+      } catch (e) {
+        this.#protocolError((e as Error).message);
+        return;
+      }
+      if (msg.t !== "hello") {
+        this.#protocolError(`the first message was "${msg.t}", not "hello"`);
+        return;
+      }
+      const given = new TextEncoder().encode(String(msg.token));
+      const want = new TextEncoder().encode(this.#token);
+      if (given.length !== want.length || !timingSafeEqual(given, want)) {
+        this.#protocolError("the process connected with a wrong token");
+        return;
+      }
+      this.#hello = { pid: Number(msg.pid), python: String(msg.python), runtime: String(msg.runtime) };
+      this.#phase = "config";
+      this.#conn!.write(encodeMessage({ t: "config", config: this.#config! }));
+      return;
+    }
+    // phase "config": calls may come before ready (a pack calling the host while imported).
+    let t: unknown;
+    let msg;
+    try {
+      msg = decodeMessage(payload);
+      t = msg.t;
+    } catch {
+      t = undefined; // a message the owner's codec may understand (a registered tag)
+    }
+    if (t === "ready") {
+      this.#phase = "running";
+      if (this.#startTimer) clearTimeout(this.#startTimer);
+      const settle = this.#settleStart;
+      this.#settleStart = undefined;
+      settle?.({ ok: true, pid: this.#child!.pid, hello: this.#hello!, ready: payload });
+    } else if (t === "fail" && msg && msg.t === "fail") {
+      const e = msg.error;
+      this.#failStart(
+        "PROCESS_FAILED",
+        `The Python runtime for "${this.#name}" could not start: ${e.type}: ${e.message}${e.traceback ? `\n${e.traceback.trimEnd()}` : ""}`,
+        e,
+      );
+      this.#reason ??= "its runtime could not start";
+    } else {
+      this.#sink.frames([payload]);
+    }
+  }
+
+  #protocolError(cause: string): void {
+    this.#reason ??= `protocol error: ${cause}`;
+    this.#failStart("PROTOCOL", `The process for "${this.#name}" broke the protocol: ${cause}.`);
+    this.#conn?.close();
+    this.kill("SIGKILL");
+  }
+
+  #onConnClose(): void {
+    if (this.#exit) return;
+    // The child closed its end (or the socket failed): it should be exiting; make sure it does.
+    this.#reason ??= "it closed its connection to the host";
+    const child = this.#child;
+    const t = setTimeout(() => child?.kill("SIGKILL"), 2000);
+    (t as { unref?: () => void }).unref?.();
+    child?.exited.finally(() => clearTimeout(t)).catch(() => {});
+  }
+
+  #failStart(code: PyisolateErrorCode, message: string, error?: ExceptionMap): void {
+    const settle = this.#settleStart;
+    if (!settle) return;
+    this.#settleStart = undefined;
+    if (this.#startTimer) clearTimeout(this.#startTimer);
+    const r: BrokerStartFailed = { ok: false, code, message };
+    if (error) r.error = error;
+    settle(r);
+  }
+
+  #onExit(status: ExitStatus): void {
+    this.#exit = status;
+    this.#phase = "exited";
+    const how = status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`;
+    this.#failStart("PROCESS_FAILED", `The Python process for "${this.#name}" ${how} before it was ready${this.#tailText()}`);
+    this.#cleanup();
+    if (!this.#exitReported) {
+      this.#exitReported = true;
+      this.#sink.exit(this.#exitInfo(status));
+    }
+  }
+
+  #exitInfo(status: ExitStatus): BrokerExit {
+    const info: BrokerExit = { code: status.code, signal: status.signal, stderr: [...this.#stderrTail] };
+    if (this.#reason !== undefined) info.reason = this.#reason;
+    return info;
+  }
+
+  #cleanup(): void {
+    if (this.#startTimer) clearTimeout(this.#startTimer);
+    this.#conn?.close();
+    // Synchronously: the owner may end this thread right after the exit report.
+    if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
+    const server = this.#server;
+    this.#server = undefined;
+    void server?.close().catch(() => {});
+  }
+}
