@@ -1,0 +1,290 @@
+/**
+ * `pyisolate run <workflow.json>`: the CLI's main job. Builds what the packs need (with
+ * progress), runs an API-format prompt with a live display of each node (pack, isolated or
+ * shared, cached or executed, time), and ends with a table; `--json` prints ComfyUI's events
+ * as JSON lines instead.
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import type { Command, CommandContext } from "./cli.ts";
+import { formatTable, ProgressView, type CliIo } from "./cli_view.ts";
+import { PyisolateError } from "./errors.ts";
+import type { RunResult } from "./executor/executor.ts";
+import type { ExecutionEvent, Prompt } from "./executor/types.ts";
+import { displayPath } from "./fs_util.ts";
+import { createHost } from "./host.ts";
+import { Logger, stderrSink } from "./log.ts";
+import { discoverPacks } from "./manifest.ts";
+
+/** Reads an API-format workflow file, with a clear error for anything else. */
+export function readPrompt(file: string): Prompt {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new PyisolateError("NOT_FOUND", `Cannot read the workflow ${displayPath(file)}: ${(e as Error).message}.`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new PyisolateError("VALIDATION", `${displayPath(file)} is not valid JSON: ${(e as Error).message}.`);
+  }
+  if (!data || typeof data !== "object" || Array.isArray(data)) {
+    throw new PyisolateError("VALIDATION", `${displayPath(file)} must hold an API-format prompt: an object {"<id>": {"class_type", "inputs"}}.`);
+  }
+  const obj = data as Record<string, unknown>;
+  if (Array.isArray(obj.nodes) && Array.isArray(obj.links)) {
+    throw new PyisolateError(
+      "VALIDATION",
+      `${displayPath(file)} is a workflow in ComfyUI's UI format; pyisolate runs API-format prompts. In ComfyUI, use "Export (API)" to save one.`,
+    );
+  }
+  // A `{"prompt": {...}}` body, as posted to ComfyUI's /prompt, is accepted too.
+  if (obj.prompt && typeof obj.prompt === "object" && !("class_type" in (obj.prompt as object))) return obj.prompt as Prompt;
+  return obj as unknown as Prompt;
+}
+
+/** JSON with BigInt as decimal strings (seeds reach 2^64-1). */
+function jsonLine(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x));
+}
+
+function ms(n: number): string {
+  return n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(1)} ms`;
+}
+
+/** The live node display: a line per finished node, and on a terminal a status line for running ones. */
+class NodeView {
+  #io: CliIo;
+  #tty: boolean;
+  #running = new Map<string, { classType: string; started: number; progress?: string }>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #status = false;
+
+  constructor(io: CliIo, readonly describe: (classType: string) => { pack: string; kind: string }) {
+    this.#io = io;
+    this.#tty = Boolean(io.stdout.isTTY);
+    if (this.#tty) this.#timer = setInterval(() => this.#drawStatus(), 100);
+  }
+
+  #clearStatus(): void {
+    if (this.#status) this.#io.stdout.write("\x1b[2K\r");
+    this.#status = false;
+  }
+
+  #drawStatus(): void {
+    if (this.#running.size === 0) return this.#clearStatus();
+    const now = performance.now();
+    const parts = [...this.#running].map(([id, r]) => `#${id} ${r.classType} ${((now - r.started) / 1000).toFixed(1)}s${r.progress ? ` ${r.progress}` : ""}`);
+    const columns = Math.max(40, (this.#io.stdout.columns ?? 100) - 1);
+    let line = `⠿ running: ${parts.join(", ")}`;
+    if ([...line].length > columns) line = `${[...line].slice(0, columns - 3).join("")}...`;
+    this.#io.stdout.write(`\x1b[2K\r${line}`);
+    this.#status = true;
+  }
+
+  line(text: string): void {
+    this.#clearStatus();
+    this.#io.stdout.write(`${text}\n`);
+  }
+
+  event(e: ExecutionEvent, classOf: (id: string) => string): void {
+    const d = e.data;
+    if (e.type === "executing" && typeof d.node === "string") {
+      this.#running.set(d.node, { classType: classOf(d.node), started: performance.now() });
+    } else if (e.type === "progress" && typeof d.node === "string") {
+      const r = this.#running.get(d.node);
+      if (r) r.progress = `${String(d.value)}/${String(d.max)}`;
+    } else if (e.type === "execution_cached" && Array.isArray(d.nodes)) {
+      for (const id of d.nodes as string[]) {
+        const c = classOf(id);
+        const o = this.describe(c);
+        this.line(`  cached    #${id.padEnd(4)} ${c} (${o.pack}, ${o.kind})`);
+      }
+    }
+  }
+
+  finished(id: string, classType: string, status: string, took: number): void {
+    this.#running.delete(id);
+    const o = this.describe(classType);
+    const mark = status === "executed" ? "✓" : status === "failed" ? "✗" : status === "interrupted" ? "■" : " ";
+    this.line(`${mark} ${status.padEnd(9)} #${id.padEnd(4)} ${classType} (${o.pack}, ${o.kind}) ${ms(took)}`);
+  }
+
+  close(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#clearStatus();
+  }
+}
+
+function printValidation(ctx: CommandContext, r: RunResult): void {
+  const v = r.validation;
+  ctx.err(`error: the prompt failed validation: ${v.error?.message ?? "invalid prompt"}`);
+  for (const [id, e] of Object.entries(v.node_errors)) {
+    for (const x of e.errors) ctx.err(`  node ${id} (${e.class_type || "?"}): ${x.message}${x.details ? `: ${x.details}` : ""}`);
+  }
+  if (Object.keys(v.node_errors).length === 0 && v.error?.details) ctx.err(`  ${v.error.details}`);
+}
+
+function printFailure(ctx: CommandContext, r: RunResult, describe: (c: string) => { pack: string; kind: string }): void {
+  const e = r.error ?? {};
+  if (r.status === "interrupted") {
+    ctx.err(`interrupted${e.node_id ? ` at node ${String(e.node_id)} (${String(e.node_type)})` : ""}.`);
+    return;
+  }
+  const where = e.node_type ? describe(String(e.node_type)) : undefined;
+  ctx.err(`error: node ${String(e.node_id)} (${String(e.node_type)}${where ? `, pack ${where.pack}` : ""}) failed: ${String(e.exception_type)}: ${String(e.exception_message)}`);
+  const tb = e.traceback as string[] | undefined;
+  if (tb && tb.length > 0) {
+    ctx.err("Traceback (most recent call last):");
+    for (const frame of tb) ctx.err(frame.replace(/\n$/, ""));
+  }
+}
+
+/** Strings worth showing from a node's ui output: text, and the files it saved. */
+function uiSummary(ui: Record<string, unknown>): string[] {
+  const lines: string[] = [];
+  const text = ui.text;
+  if (Array.isArray(text)) for (const t of text) lines.push(String(t));
+  for (const key of ["images", "audio", "files"]) {
+    const items = ui[key];
+    if (!Array.isArray(items)) continue;
+    for (const it of items as { filename?: string; subfolder?: string; type?: string }[]) {
+      if (it && typeof it.filename === "string") lines.push(`${it.type ?? "output"}: ${it.subfolder ? `${it.subfolder}/` : ""}${it.filename}`);
+    }
+  }
+  return lines;
+}
+
+/** `pyisolate run`. */
+export const runCommand: Command = {
+  usage: "run <workflow.json> [--output DIR] [--input DIR] [--json]",
+  summary: "run an API-format workflow (prompt) over the node packs",
+  description:
+    "Builds the environments the packs need (with progress), registers their nodes (from the\n" +
+    "metadata cache when it can: no process starts until a node runs), validates the prompt\n" +
+    "and runs it. Each node shows its pack, isolated or shared, cached or executed, and time;\n" +
+    "a table follows. Output nodes save into the output folder.\n" +
+    "\n" +
+    "--json prints one JSON object per line instead: ComfyUI's events as\n" +
+    '{"type": "<event>", "data": {...}} (execution_start, execution_cached, executing, progress,\n' +
+    "executed — with the node's ui output —, execution_success, execution_error,\n" +
+    'execution_interrupted), or {"type": "prompt_error", "data": {"error", "node_errors"}} when\n' +
+    "the prompt fails validation. Logs go to stderr.\n" +
+    "\n" +
+    "Exit code 0 when the prompt ran, 1 when it failed validation or a node failed.",
+  flags: [
+    { name: "--output", value: "DIR", help: "where output nodes save (default ./output)" },
+    { name: "--input", value: "DIR", help: "folder_paths' input directory (default ./input)" },
+    { name: "--json", help: "print ComfyUI events as JSON lines on stdout" },
+  ],
+  async run(ctx) {
+    const file = ctx.args[0];
+    if (!file) throw new PyisolateError("USAGE", 'Missing the workflow file: pyisolate run <workflow.json>. Run "pyisolate run --help" for details.');
+    if (ctx.args.length > 1) throw new PyisolateError("USAGE", `pyisolate run takes one workflow file, got ${ctx.args.length}: ${ctx.args.join(" ")}.`);
+    const prompt = readPrompt(resolve(file));
+    const json = ctx.flags.json === true;
+    const outputDir = resolve(typeof ctx.flags.output === "string" ? ctx.flags.output : "output");
+    const inputDir = resolve(typeof ctx.flags.input === "string" ? ctx.flags.input : "input");
+    // In --json mode stdout carries only events; everything for people goes to stderr.
+    const human: CliIo = json ? { stdout: ctx.io.stderr, stderr: ctx.io.stderr } : ctx.io;
+    const say = (line = "") => void human.stdout.write(`${line}\n`);
+
+    const started = performance.now();
+    const isolated = discoverPacks(ctx.opts.customNodes).packs.filter((p) => p.kind === "isolated").map((p) => p.name);
+    let view: ProgressView | undefined;
+    const host = await createHost({
+      customNodes: ctx.opts.customNodes,
+      cacheDir: ctx.opts.cacheDir,
+      ...(ctx.opts.python ? { python: ctx.opts.python } : {}),
+      outputDir,
+      inputDir,
+      logger: new Logger(stderrSink),
+      onBuildProgress: (p) => {
+        if (p.phase === "cached" || p.phase === "shared") return;
+        view ??= new ProgressView(human, isolated);
+        view.update(p);
+      },
+    });
+    view?.finish();
+    const startupMs = performance.now() - started;
+    try {
+      const info = host.nodes();
+      const owners = new Map<string, { pack: string; kind: string }>();
+      const describe = (classType: string) => {
+        let o = owners.get(classType);
+        if (!o) {
+          const w = host.registry.owner(classType);
+          o = w ? { pack: w.pack, kind: w.isolated ? "isolated" : "shared" } : { pack: "?", kind: "?" };
+          owners.set(classType, o);
+        }
+        return o;
+      };
+      const classOf = (id: string) => prompt[id]?.class_type ?? "?";
+      const failedPacks = host.packs.filter((p) => p.error);
+      if (!json) {
+        say(`${Object.keys(info).length} nodes from ${host.packs.length - failedPacks.length} packs ready in ${ms(startupMs)}${failedPacks.length ? ` (${failedPacks.length} pack${failedPacks.length > 1 ? "s" : ""} skipped: ${failedPacks.map((p) => p.name).join(", ")})` : ""}.`);
+      }
+      const nodeView = json ? undefined : new NodeView(ctx.io, describe);
+      const seen = new Set<string>();
+      const t0 = performance.now();
+      let result: RunResult;
+      try {
+        result = await host.run(prompt, {
+          onEvent: (e) => {
+            if (json) {
+              ctx.out(jsonLine(e));
+              return;
+            }
+            nodeView!.event(e, classOf);
+          },
+        });
+      } finally {
+        nodeView?.close();
+      }
+      // Finished nodes in the order they finished (the records are kept in that order).
+      if (nodeView) {
+        const v = new NodeView({ stdout: ctx.io.stdout, stderr: ctx.io.stderr }, describe);
+        for (const n of result.nodes) {
+          if (n.status === "cached" || seen.has(n.id)) continue;
+          seen.add(n.id);
+          v.finished(n.id, n.classType, n.status, n.ms);
+        }
+        v.close();
+      }
+      const runMs = performance.now() - t0;
+
+      if (result.status === "invalid") {
+        if (json) ctx.out(jsonLine({ type: "prompt_error", data: { error: result.validation.error, node_errors: result.validation.node_errors } }));
+        printValidation(json ? { ...ctx, err: (l = "") => void ctx.io.stderr.write(`${l}\n`) } : ctx, result);
+        return 1;
+      }
+      if (json) return result.status === "success" ? 0 : 1;
+
+      ctx.out();
+      const rows = result.nodes.map((n) => {
+        const o = describe(n.classType);
+        return [`#${n.id}`, n.classType, o.pack, o.kind, n.status, n.status === "cached" || n.status === "skipped" ? "-" : ms(n.ms)];
+      });
+      for (const line of formatTable(["NODE", "CLASS", "PACK", "KIND", "RESULT", "TIME"], rows)) ctx.out(line);
+      const shown = Object.entries(result.outputs).flatMap(([id, ui]) => uiSummary(ui).map((s) => `  #${id} ${classOf(id)}: ${s}`));
+      if (shown.length > 0) {
+        ctx.out();
+        ctx.out("Outputs:");
+        for (const s of shown) ctx.out(s);
+      }
+      const count = (s: string) => result.nodes.filter((n) => n.status === s).length;
+      ctx.out();
+      ctx.out(`${count("executed")} executed, ${count("cached")} cached in ${ms(runMs)} (start-up ${ms(startupMs)}); outputs in ${displayPath(outputDir)}`);
+      if (result.status !== "success") {
+        printFailure(ctx, result, describe);
+        return 1;
+      }
+      return 0;
+    } finally {
+      await host.close();
+    }
+  },
+};

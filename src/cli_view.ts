@@ -1,0 +1,89 @@
+/**
+ * What the CLI's commands draw: text tables and live progress lines.
+ * @module
+ */
+import type { BuildProgress } from "./env.ts";
+
+/** A stream the CLI writes to. */
+export interface CliStream {
+  write(text: string): unknown;
+  /** Whether it is a terminal (the build shows live progress lines then). */
+  isTTY?: boolean;
+  /** The terminal's width, when it is one. */
+  columns?: number;
+}
+
+/** Where the CLI writes. @default process.stdout / process.stderr */
+export interface CliIo {
+  stdout: CliStream;
+  stderr: CliStream;
+}
+
+/** Pads columns into a text table. */
+export function formatTable(headers: string[], rows: string[][]): string[] {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)];
+}
+
+/** Live per-pack progress lines on a terminal; plain lines elsewhere. */
+export class ProgressView {
+  readonly #io: CliIo;
+  readonly #tty: boolean;
+  readonly #lines = new Map<string, { phase: BuildProgress["phase"]; message: string; started: number; done?: number }>();
+  #drawn = 0;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(io: CliIo, packs: string[]) {
+    this.#io = io;
+    this.#tty = Boolean(io.stdout.isTTY);
+    const now = Date.now();
+    for (const p of packs) this.#lines.set(p, { phase: "queued", message: "queued", started: now });
+    if (this.#tty) {
+      this.#draw();
+      this.#timer = setInterval(() => this.#draw(), 250);
+    }
+  }
+
+  update(p: BuildProgress): void {
+    const line = this.#lines.get(p.pack);
+    if (!line) return;
+    if (line.phase === "queued" && p.phase !== "queued") line.started = Date.now() - p.elapsedMs;
+    const phaseChanged = line.phase !== p.phase;
+    line.phase = p.phase;
+    line.message = p.message;
+    if (p.phase === "built" || p.phase === "cached" || p.phase === "failed" || p.phase === "shared") line.done = Date.now();
+    if (!this.#tty) {
+      if (p.phase === "queued") return;
+      if (phaseChanged || p.phase === "install" || p.phase === "venv") this.#io.stdout.write(`][ ${p.pack} ${p.message}\n`);
+    }
+  }
+
+  #draw(): void {
+    const mark: Record<BuildProgress["phase"], string> = {
+      queued: "·", waiting: "…", venv: "⠿", install: "⠿", built: "✓", cached: "✓", failed: "✗", shared: "-",
+    };
+    const width = Math.max(...[...this.#lines.keys()].map((k) => k.length));
+    // A line longer than the terminal would wrap and break the cursor-up redraw.
+    const columns = Math.max(40, (this.#io.stdout.columns ?? 100) - 1);
+    let text = this.#drawn > 0 ? `\x1b[${this.#drawn}A` : "";
+    for (const [pack, l] of this.#lines) {
+      const secs = l.phase === "queued" ? "" : `${(((l.done ?? Date.now()) - l.started) / 1000).toFixed(1)}s`.padStart(6);
+      let line = `${mark[l.phase]} ${pack.padEnd(width)} ${secs}  ${l.message}`;
+      if ([...line].length > columns) line = `${[...line].slice(0, columns - 3).join("")}...`;
+      text += `\x1b[2K${line}\n`;
+    }
+    this.#drawn = this.#lines.size;
+    this.#io.stdout.write(text);
+  }
+
+  finish(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    if (this.#tty) this.#draw();
+  }
+}
+
