@@ -204,6 +204,8 @@ export const runCommand: Command = {
       logger: new Logger(stderrSink),
       onBuildProgress: (p) => {
         if (p.phase === "cached" || p.phase === "shared") return;
+        // Off a terminal the host's own log line reports a failed build; don't say it twice.
+        if (p.phase === "failed" && !human.stdout.isTTY) return;
         view ??= new ProgressView(human, isolated);
         view.update(p);
       },
@@ -228,31 +230,18 @@ export const runCommand: Command = {
         say(`${Object.keys(info).length} nodes from ${host.packs.length - failedPacks.length} packs ready in ${ms(startupMs)}${failedPacks.length ? ` (${failedPacks.length} pack${failedPacks.length > 1 ? "s" : ""} skipped: ${failedPacks.map((p) => p.name).join(", ")})` : ""}.`);
       }
       const nodeView = json ? undefined : new NodeView(ctx.io, describe);
-      const seen = new Set<string>();
       const t0 = performance.now();
       let result: RunResult;
       try {
         result = await host.run(prompt, {
           onEvent: (e) => {
-            if (json) {
-              ctx.out(jsonLine(e));
-              return;
-            }
-            nodeView!.event(e, classOf);
+            if (json) ctx.out(jsonLine(e));
+            else nodeView!.event(e, classOf);
           },
+          onNode: (n) => nodeView?.finished(n.id, n.classType, n.status, n.ms),
         });
       } finally {
         nodeView?.close();
-      }
-      // Finished nodes in the order they finished (the records are kept in that order).
-      if (nodeView) {
-        const v = new NodeView({ stdout: ctx.io.stdout, stderr: ctx.io.stderr }, describe);
-        for (const n of result.nodes) {
-          if (n.status === "cached" || seen.has(n.id)) continue;
-          seen.add(n.id);
-          v.finished(n.id, n.classType, n.status, n.ms);
-        }
-        v.close();
       }
       const runMs = performance.now() - t0;
 

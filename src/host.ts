@@ -9,7 +9,7 @@ import { resolve } from "node:path";
 import { MetadataCache } from "./cache.ts";
 import { EnvManager, type BuildProgress, type BuildResult } from "./env.ts";
 import { PyisolateError } from "./errors.ts";
-import { PromptExecutor, type RunResult } from "./executor/executor.ts";
+import { PromptExecutor, type NodeRecord, type RunResult } from "./executor/executor.ts";
 import type { ExecutionEvent, NodeInfo, Prompt } from "./executor/types.ts";
 import { HostCore, type HostPack } from "./host_core.ts";
 import { log as defaultLog, type Logger } from "./log.ts";
@@ -65,6 +65,8 @@ export interface HostRunOptions {
   clientId?: string;
   /** The `EXTRA_PNGINFO` hidden input. */
   extraPngInfo?: unknown;
+  /** Called as each node finishes, with its pack, status and time. */
+  onNode?: (record: NodeRecord) => void;
 }
 
 /** A running host. */
@@ -208,6 +210,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
           ...(runOpts.promptId ? { promptId: runOpts.promptId } : {}),
           ...(runOpts.extraPngInfo !== undefined ? { extraPngInfo: runOpts.extraPngInfo } : {}),
           ...(runOpts.onEvent ? { onEvent: runOpts.onEvent } : {}),
+          ...(runOpts.onNode ? { onNode: runOpts.onNode } : {}),
         });
       } finally {
         off?.();

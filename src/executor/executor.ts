@@ -17,6 +17,8 @@ export interface RunOptions {
   extraPngInfo?: unknown;
   /** Receives every event, in ComfyUI's `{type, data}` shape. */
   onEvent?: (event: ExecutionEvent) => void;
+  /** Called as each node finishes (executed, failed or interrupted), for live displays. */
+  onNode?: (record: NodeRecord) => void;
 }
 
 /** What happened to one node in a run. */
@@ -196,6 +198,10 @@ export class PromptExecutor {
       const owner = backend.owner(prompt[id]!.class_type);
       return { id, classType: prompt[id]!.class_type, status: "cached" as const, ms: 0, pack: owner?.pack, isolated: owner?.isolated };
     });
+    const finish = (r: NodeRecord) => {
+      records.push(r);
+      opts.onNode?.(r);
+    };
     const uiOutputs: Record<string, Record<string, unknown>> = {};
     for (const id of cached) {
       const ui = this.#cache.get(id)!.ui;
@@ -236,7 +242,7 @@ export class PromptExecutor {
           this.#cache.set(id, { signature: sig ?? `uncachable:${crypto.randomUUID()}`, outputs: r.outputs, ui: r.ui });
           done.add(id);
           executed.push(id);
-          records.push({ id, classType: node.class_type, status: "executed", ms: performance.now() - t0, pack: owner?.pack, isolated: owner?.isolated });
+          finish({ id, classType: node.class_type, status: "executed", ms: performance.now() - t0, pack: owner?.pack, isolated: owner?.isolated });
           if (r.ui && Object.keys(r.ui).length > 0) {
             uiOutputs[id] = r.ui;
             emit("executed", { node: id, display_node: id, output: r.ui, prompt_id: promptId });
@@ -245,7 +251,7 @@ export class PromptExecutor {
         })
         .catch((e: unknown) => {
           const interrupted = this.#interrupted || isInterrupt(e);
-          records.push({ id, classType: node.class_type, status: interrupted ? "interrupted" : "failed", ms: performance.now() - t0, pack: owner?.pack, isolated: owner?.isolated });
+          finish({ id, classType: node.class_type, status: interrupted ? "interrupted" : "failed", ms: performance.now() - t0, pack: owner?.pack, isolated: owner?.isolated });
           // A node that failed has no valid output any more.
           const old = this.#cache.get(id);
           if (old) {
