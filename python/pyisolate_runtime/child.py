@@ -1,0 +1,238 @@
+"""The Python process's entry: handshake, sys.path plan, extensions, packs, serving.
+
+Started by the host as ``python -m pyisolate_runtime`` with ``PYISOLATE_SOCKET``,
+``PYISOLATE_TOKEN``, ``PYISOLATE_HOST_PID`` and ``PYISOLATE_PACK`` in its environment
+(docs/protocol.md). It exits when the host says ``bye``, when ``$rt.shutdown`` is called,
+or when the socket reaches end of stream (the host died): no orphan is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import importlib
+import importlib.util
+import os
+import platform
+import signal
+import socket
+import sys
+import threading
+import traceback
+from typing import Any, Callable
+
+from . import __version__, host, loader, rpc
+from .cbor import CBORDecodeError, dumps, loads
+from .frames import FrameError, read_frame, write_frame
+
+__all__ = ["EXTENSIONS", "Runtime", "main"]
+
+EXTENSIONS = ("pyisolate_runtime.tensors", "pyisolate_runtime.nodes_service")
+"""Optional extension modules, imported in this order when present; each may define
+``setup(rt: Runtime)``."""
+
+SHIMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
+
+
+class Runtime:
+    """What an extension's ``setup(rt)`` receives."""
+
+    def __init__(self, endpoint: rpc.Endpoint, cfg: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.endpoint = endpoint
+        """The connection (:class:`pyisolate_runtime.rpc.Endpoint`)."""
+        self.config = cfg
+        """The config map from the host."""
+        self.node_loop = loop
+        """The asyncio loop that runs served ``async def`` methods (main thread)."""
+        self.pack: str = str(cfg.get("pack") or "")
+        self.kind: str = str(cfg.get("kind") or "isolated")
+        self.is_shared = self.kind == "shared"
+        self.options: dict[str, Any] = cfg.get("options") or {}
+
+    serve = staticmethod(host.serve)
+    on_event = staticmethod(host.on_event)
+    call = staticmethod(host.call)
+    acall = staticmethod(host.acall)
+    emit = staticmethod(host.emit)
+    register_collector = staticmethod(loader.register_collector)
+
+
+class RuntimeService:
+    """``$rt``: served by every process, answered on the I/O thread."""
+
+    def __init__(self, endpoint: rpc.Endpoint) -> None:
+        self._endpoint = endpoint
+
+    @rpc.inline
+    def ping(self) -> str:
+        return "pong"
+
+    @rpc.inline
+    def echo(self, x: Any) -> Any:
+        return x
+
+    @rpc.inline
+    def shutdown(self) -> None:
+        self._endpoint.request_exit()
+
+
+def _err(line: str) -> None:
+    sys.stderr.write(f"pyisolate: {line}\n")
+    sys.stderr.flush()
+
+
+def _exit_now(code: int) -> None:
+    """Flush, give atexit handlers a moment, and leave without waiting for node threads."""
+    done = threading.Thread(target=atexit._run_exitfuncs, daemon=True)
+    done.start()
+    done.join(2.0)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+def _on_close(reason: str, code: int) -> None:
+    if code != 0:
+        _err(f"closing the connection: {reason}")
+    _exit_now(code)
+
+
+def _apply_config(cfg: Any) -> list[dict[str, Any]]:
+    """Check the config, apply the sys.path plan; returns the packs to import."""
+    if not isinstance(cfg, dict):
+        raise ValueError(f"the config from the host must be a map, got {type(cfg).__name__}")
+    sys_path = cfg.get("sys_path") or []
+    if not isinstance(sys_path, list) or not all(isinstance(p, str) for p in sys_path):
+        raise ValueError(f"config.sys_path must be a list of strings, got {sys_path!r}")
+    kind = cfg.get("kind", "isolated")
+    if kind not in ("isolated", "shared"):
+        raise ValueError(f"config.kind must be \"isolated\" or \"shared\", got {kind!r}")
+    packs = cfg.get("packs")
+    if packs is None:
+        packs = [{"name": cfg.get("pack"), "path": cfg["path"]}] if cfg.get("path") else []
+    if not isinstance(packs, list) or not all(isinstance(p, dict) and p.get("name") and p.get("path") for p in packs):
+        raise ValueError(f"config.packs must be a list of {{name, path}} maps, got {packs!r}")
+    front = list(sys_path)
+    if os.path.isdir(SHIMS_DIR):
+        front.append(SHIMS_DIR)
+    sys.path[:] = front + [p for p in sys.path if p not in front]
+    importlib.invalidate_caches()
+    return packs
+
+
+def _load_extensions(rt: Runtime) -> list[dict[str, Any]]:
+    report = []
+    for name in EXTENSIONS:
+        try:
+            if importlib.util.find_spec(name) is None:
+                continue
+        except (ImportError, ValueError):
+            continue
+        entry: dict[str, Any] = {"name": name, "ok": True}
+        try:
+            mod = importlib.import_module(name)
+            setup: Callable[[Runtime], Any] | None = getattr(mod, "setup", None)
+            if setup is not None:
+                setup(rt)
+        except Exception as e:
+            entry["ok"] = False
+            entry["error"] = rpc.exception_map(e)
+            _err(f"extension {name} failed to load:\n{traceback.format_exc().rstrip()}")
+        report.append(entry)
+    return report
+
+
+def main() -> int:
+    """Run the process; returns an exit code only when the handshake fails."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host decides when this process ends
+    sock_path = os.environ.get("PYISOLATE_SOCKET")
+    token = os.environ.get("PYISOLATE_TOKEN")
+    name = os.environ.get("PYISOLATE_PACK") or "pyisolate"
+    if not sock_path or not token:
+        _err(
+            "pyisolate_runtime is started by a pyisolate host; PYISOLATE_SOCKET and "
+            "PYISOLATE_TOKEN are not set"
+        )
+        return 2
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(sock_path)
+        write_frame(
+            sock,
+            dumps(
+                {
+                    "t": "hello",
+                    "token": token,
+                    "pid": os.getpid(),
+                    "python": platform.python_version(),
+                    "runtime": __version__,
+                }
+            ),
+        )
+        frame = read_frame(sock)
+    except (OSError, FrameError) as e:
+        _err(f"{name}: cannot reach the host at {sock_path}: {e}")
+        return 3
+    if frame is None:
+        _err(f"{name}: the host closed the connection during the handshake (token refused, or host gone)")
+        return 3
+    try:
+        msg = loads(frame)
+        if not isinstance(msg, dict) or msg.get("t") != "config":
+            raise ValueError(f"expected a config message, got {msg!r:.200}")
+    except (CBORDecodeError, ValueError) as e:
+        _err(f"{name}: protocol error during the handshake: {e}")
+        return 2
+    cfg = msg.get("config")
+    try:
+        packs = _apply_config(cfg)
+    except Exception as e:
+        try:
+            write_frame(sock, dumps({"t": "fail", "error": rpc.exception_map(e)}))
+        except OSError:
+            pass
+        _err(f"{name}: cannot start: {e}")
+        return 1
+    assert isinstance(cfg, dict)
+
+    endpoint = rpc.Endpoint(sock, name, on_close=_on_close)
+    host._bind(endpoint, cfg)
+    rpc.serve("$rt", RuntimeService(endpoint))
+    if cfg.get("kind") == "shared":
+        from pyisolate.singleton import SingletonService
+
+        rpc.serve("$singleton", SingletonService())
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    endpoint.set_node_loop(loop)
+    endpoint.start()
+
+    rt = Runtime(endpoint, cfg, loop)
+    extensions = _load_extensions(rt)
+    entries = loader.load_packs(packs)
+    for entry in entries:
+        if not entry["ok"]:
+            err = entry.get("error") or {}
+            _err(f"pack {entry['name']} failed to load:\n{str(err.get('traceback', '')).rstrip()}")
+    info = {
+        "packs": entries,
+        "python": platform.python_version(),
+        "pid": os.getpid(),
+        "extensions": extensions,
+    }
+    try:
+        endpoint._send({"t": "ready", "info": info})
+    except rpc.CBOREncodeError as e:
+        _err(f"{name}: the ready info cannot be encoded: {e}")
+        endpoint._try_send({"t": "fail", "error": rpc.exception_map(e)})
+        _exit_now(1)
+    except OSError:
+        _exit_now(0)
+    try:
+        loop.run_forever()
+    finally:
+        _exit_now(0)
+    return 0
