@@ -97,7 +97,6 @@ export class RpcEndpoint implements CodecContext {
   #closed: { code: PyisolateErrorCode; cause: string } | null = null;
   // Callbacks we created: id ⇄ function.
   #cbById = new Map<string, (...args: never[]) => unknown>();
-  #cbByFn = new Map<(...args: never[]) => unknown, string>();
   #nextCb = 1;
   // Callbacks of the peer we hold proxies of.
   #imported = new Map<string, WeakRef<(...args: unknown[]) => Promise<unknown>>>();
@@ -257,20 +256,18 @@ export class RpcEndpoint implements CodecContext {
     for (const ac of this.#incoming.values()) ac.abort(new PyisolateError(code, cause, { pack: this.name }));
     this.#incoming.clear();
     this.#cbById.clear();
-    this.#cbByFn.clear();
     this.#imported.clear();
   }
 
   // --- CodecContext -------------------------------------------------------------------------
 
-  /** @internal Registers a local function for the peer to call; same function, same id. */
+  /**
+   * @internal Registers a local function for the peer to call. Every encoding gets a fresh id
+   * (docs/protocol.md): a `release` still in flight for an earlier id cannot remove this one.
+   */
   exportCallback(fn: (...args: never[]) => unknown): string {
-    let id = this.#cbByFn.get(fn);
-    if (id === undefined) {
-      id = String(this.#nextCb++);
-      this.#cbByFn.set(fn, id);
-      this.#cbById.set(id, fn);
-    }
+    const id = String(this.#nextCb++);
+    this.#cbById.set(id, fn);
     return id;
   }
 
@@ -352,11 +349,7 @@ export class RpcEndpoint implements CodecContext {
     if (call.method === "release") {
       for (const arg of call.args) {
         const id = String(arg);
-        const fn = this.#cbById.get(id);
-        if (fn) {
-          this.#cbById.delete(id);
-          this.#cbByFn.delete(fn);
-        }
+        this.#cbById.delete(id);
       }
       return null;
     }
