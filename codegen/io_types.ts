@@ -134,7 +134,7 @@ export const IO_TYPES: readonly IoTypeSpec[] = [
   {
     cls: "Float", io_type: "FLOAT", kind: "primitive", widget: true, shape: number,
     options: ["min", "max", "step", "round", "display", "gradient_stops"],
-    note: "float (an int is accepted). Known issue: a whole-number float (1.0) that passes through the host reaches the next process as an int (1)",
+    note: "float (an int is accepted); a whole-number float (1.0) keeps its float type through the host (tag 41506)",
   },
   { cls: "String", io_type: "STRING", kind: "primitive", widget: true, shape: str, options: ["multiline", "placeholder", "dynamicPrompts"], note: "str" },
   {

@@ -28,6 +28,8 @@ export const TAG_CALLABLE = 41503;
 export const TAG_EXCEPTION = 41504;
 /** Tag of a numpy array `[dtype, TensorRef-like map]`. Registered by the tensor module. */
 export const TAG_NDARRAY = 41505;
+/** Tag of a whole-number float (`1.0`), which JavaScript's one number type cannot tell from `1`. */
+export const TAG_FLOAT = 41506;
 
 const TUPLE_BRAND: unique symbol = Symbol.for("pyisolate.tuple") as never;
 
@@ -177,6 +179,35 @@ registerTag<Tuple>(TAG_TUPLE, {
     if (Array.isArray(items)) for (let i = 0; i < items.length; i++) t.push(items[i]);
     return t;
   },
+});
+
+/**
+ * A Python float whose value is a whole number (`1.0`). JavaScript has one number type, so
+ * without the mark `1.0` would come back to Python as the int `1`. It behaves as a number
+ * (`+x`, arithmetic, comparisons, JSON).
+ */
+export class PyFloat {
+  constructor(readonly value: number) {}
+  valueOf(): number {
+    return this.value;
+  }
+  toJSON(): number {
+    return this.value;
+  }
+  toString(): string {
+    return Number.isInteger(this.value) ? this.value.toFixed(1) : String(this.value);
+  }
+}
+
+/** A number as Python should see it: whole numbers become floats. */
+export function pyFloat(n: number): number | PyFloat {
+  return Number.isInteger(n) ? new PyFloat(n) : n;
+}
+
+registerTag<PyFloat>(TAG_FLOAT, {
+  cls: PyFloat,
+  encode: (f) => f.value,
+  decode: (v: unknown) => new PyFloat(Number(v)),
 });
 
 // Exceptions: any Error goes out as an exception map; one comes back as a RemoteError.

@@ -50,7 +50,7 @@ export const OUTPUT_OPTIONS: readonly string[] = ["display_name","tooltip","is_o
 export const IO_TYPES: readonly IoTypeInfo[] = [
   {"cls":"Boolean","ioType":"BOOLEAN","kind":"primitive","widget":true,"inputOnly":false,"serializable":true,"crossing":"value","options":["label_on","label_off"],"note":"bool"},
   {"cls":"Int","ioType":"INT","kind":"primitive","widget":true,"inputOnly":false,"serializable":true,"crossing":"value","options":["min","max","step","control_after_generate","display"],"note":"int of any size; seeds up to 2^64-1 stay exact (BigInt in TS above 2^53)"},
-  {"cls":"Float","ioType":"FLOAT","kind":"primitive","widget":true,"inputOnly":false,"serializable":true,"crossing":"value","options":["min","max","step","round","display","gradient_stops"],"note":"float (an int is accepted). Known issue: a whole-number float (1.0) that passes through the host reaches the next process as an int (1)"},
+  {"cls":"Float","ioType":"FLOAT","kind":"primitive","widget":true,"inputOnly":false,"serializable":true,"crossing":"value","options":["min","max","step","round","display","gradient_stops"],"note":"float (an int is accepted); a whole-number float (1.0) keeps its float type through the host (tag 41506)"},
   {"cls":"String","ioType":"STRING","kind":"primitive","widget":true,"inputOnly":false,"serializable":true,"crossing":"value","options":["multiline","placeholder","dynamicPrompts"],"note":"str"},
   {"cls":"Combo","ioType":"COMBO","kind":"primitive","widget":true,"inputOnly":false,"serializable":true,"crossing":"value","options":["multiselect","options","control_after_generate","image_upload","audio_upload","video_upload","file_upload","image_folder","remote"],"note":"one of the options (str, or int for int options)"},
   {"cls":"MultiCombo","ioType":"COMBO","kind":"list","widget":true,"inputOnly":true,"serializable":true,"crossing":"value","options":["multiselect","options","control_after_generate","multi_select","placeholder","chip"],"note":"list of selected options"},
@@ -131,7 +131,7 @@ export type IoInt = number | bigint;
 export type BooleanValue = boolean;
 /** A INT value: int of any size; seeds up to 2^64-1 stay exact (BigInt in TS above 2^53). */
 export type IntValue = number | bigint;
-/** A FLOAT value: float (an int is accepted). Known issue: a whole-number float (1.0) that passes through the host reaches the next process as an int (1). */
+/** A FLOAT value: float (an int is accepted); a whole-number float (1.0) keeps its float type through the host (tag 41506). */
 export type FloatValue = number;
 /** A STRING value: str. */
 export type StringValue = string;

@@ -249,3 +249,20 @@ describe("frames", () => {
     expect(() => dec.push(new Uint8Array([0, 0, 0, 0]))).toThrow(/broken/);
   });
 });
+
+describe("whole-number floats", () => {
+  it("decode as PyFloat, behave as numbers, and go back out marked", async () => {
+    const { PyFloat, TAG_FLOAT, encode, decode } = await import("../src/codec.ts");
+    // What Python writes for 1.0: tag 41506 around a float64.
+    const fromPython = new Uint8Array([0xd9, 0xa2, 0x22, 0xfb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]);
+    const v = decode(fromPython) as InstanceType<typeof PyFloat>;
+    expect(v).toBeInstanceOf(PyFloat);
+    expect(+v).toBe(1);
+    expect(JSON.stringify({ v })).toBe('{"v":1}');
+    const out = encode(v);
+    expect([out[0], out[1], out[2]]).toEqual([0xd9, (TAG_FLOAT >> 8) & 0xff, TAG_FLOAT & 0xff]);
+    expect(decode(out)).toBeInstanceOf(PyFloat);
+    // Non-integral floats need no mark.
+    expect(decode(encode(2.5))).toBe(2.5);
+  });
+});

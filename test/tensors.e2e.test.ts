@@ -78,10 +78,9 @@ describe("every serializable io type between two isolated processes", () => {
     expect(seen).toEqual(described);
   });
 
-  // The TS codec decodes a CBOR float holding a whole number (1.0) as a JS number and sends it
-  // back as an int: Python then sees 1, not 1.0. Marked as failing until the codec keeps the
-  // distinction; drop `.fails` then.
-  it.fails("keeps whole-number floats floats", async () => {
+  // JavaScript has one number type: a whole-number float (1.0) crosses the host marked (tag
+  // 41506) so that the next process sees 1.0 again, not the int 1.
+  it("keeps whole-number floats floats", async () => {
     const [v, described] = (await producer.call("Producer", "whole_floats")) as [unknown, unknown];
     expect(await consumer.call("Consumer", "describe_raw", [v])).toEqual(described);
   });

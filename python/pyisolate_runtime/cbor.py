@@ -28,6 +28,7 @@ __all__ = [
     "CBOREncodeError",
     "Simple",
     "Tagged",
+    "TAG_FLOAT",
     "TAG_TUPLE",
     "dumps",
     "encode_into",
@@ -39,6 +40,9 @@ __all__ = [
 
 TAG_TUPLE = 41500
 """Our tag for a Python tuple (content: an array)."""
+
+TAG_FLOAT = 41506
+"""Our tag for a whole-number float (content: a float, or an integer a JavaScript peer wrote)."""
 
 EncodeFn = Callable[[Any], "tuple[int, Any]"]
 """An encoder extension: object → ``(tag, content)``; the content is encoded in turn."""
@@ -114,7 +118,7 @@ def register_encoder_predicate(pred: Callable[[Any], bool], fn: EncodeFn) -> Non
 
 def register_tag(tag: int, fn: DecodeFn) -> None:
     """Decode items tagged ``tag`` as ``fn(content)``, where ``content`` is already decoded."""
-    if tag in (2, 3, TAG_TUPLE):
+    if tag in (2, 3, TAG_TUPLE, TAG_FLOAT):
         raise ValueError(f"tag {tag} is built into the codec and cannot be replaced")
     _tags[tag] = fn
 
@@ -170,6 +174,10 @@ def _enc_int(obj: int, out: bytearray, default: Any) -> None:
 
 
 def _enc_float(obj: float, out: bytearray, default: Any) -> None:
+    if obj.is_integer():
+        # A whole-number float (1.0) is marked, so that a JavaScript peer, which has one
+        # number type, sends it back as a float and not as the int 1.
+        out += b"\xd9\xa2\x22"  # tag 41506
     out += _pack_d(0xFB, obj)
 
 
@@ -513,6 +521,10 @@ def _decode(data: bytes, pos: int, hooks: dict[int, DecodeFn] | None) -> tuple[A
 
 
 def _apply_tag(tag: int, content: Any, start: int, hooks: dict[int, DecodeFn] | None) -> Any:
+    if tag == TAG_FLOAT:
+        if type(content) not in (int, float):
+            raise _fail("tag 41506 (float) must wrap a number", start)
+        return float(content)
     if tag == TAG_TUPLE:
         if type(content) is not list:
             raise _fail("tag 41500 (tuple) must wrap an array", start)

@@ -208,3 +208,14 @@ def test_builtin_tags_cannot_be_replaced():
 def test_a_call_message_round_trips():
     msg = {"t": "call", "id": 7, "s": "Svc", "m": "run", "a": [2**64 - 1, (1, "x"), b"\x00"], "k": {"seed": -(2**63)}}
     assert rt(msg) == msg
+
+
+def test_whole_number_floats_are_marked_and_come_back_as_floats():
+    from pyisolate_runtime import cbor
+
+    assert cbor.dumps(1.0) == bytes.fromhex("d9a222fb3ff0000000000000")
+    assert cbor.dumps(2.5) == bytes.fromhex("fb4004000000000000")
+    # A JavaScript peer writes the mark around an integer.
+    back = cbor.loads(bytes.fromhex("d9a22201"))
+    assert back == 1.0 and type(back) is float
+    assert [type(x) for x in cbor.loads(cbor.dumps([1.0, 1]))] == [float, int]

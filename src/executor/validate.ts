@@ -5,6 +5,7 @@
  * problem of every node reported together.
  * @module
  */
+import { PyFloat, pyFloat } from "../codec.ts";
 import type { InputSpec, Link, NodeBackend, NodeErrors, NodeInfo, Prompt, ValidationError, ValidationResult } from "./types.ts";
 
 /** Whether an input value is a link `[node_id, output_index]`. */
@@ -58,9 +59,11 @@ export function coerceWidget(type: string, value: unknown): { ok: true; value: u
       return { ok: false, why: `${JSON.stringify(value)} is not an integer` };
     }
     case "FLOAT": {
-      if (typeof value === "bigint") return { ok: true, value: Number(value) };
+      // Whole numbers are marked as floats, so that Python receives 1.0 and not 1.
+      if (value instanceof PyFloat) return { ok: true, value };
+      if (typeof value === "bigint") return { ok: true, value: pyFloat(Number(value)) };
       const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
-      if (typeof n === "number" && !Number.isNaN(n)) return { ok: true, value: n };
+      if (typeof n === "number" && !Number.isNaN(n)) return { ok: true, value: pyFloat(n) };
       return { ok: false, why: `${JSON.stringify(value)} is not a number` };
     }
     case "STRING":
@@ -78,6 +81,7 @@ export function coerceWidget(type: string, value: unknown): { ok: true; value: u
 
 function numeric(v: unknown): number | undefined {
   if (typeof v === "number") return v;
+  if (v instanceof PyFloat) return v.value;
   if (typeof v === "bigint") return Number(v);
   return undefined;
 }
