@@ -48,7 +48,7 @@ export { HostCore, type HostCoreOptions, type HostPack } from "./host_core.ts";
 export { PythonProcess, type PythonProcessOptions } from "./process.ts";
 export { DEFAULT_CALL_TIMEOUT_MS, type CallOptions } from "./rpc.ts";
 export { ServiceRegistry, service, defaultRegistry, currentCall, connectServices, exposeServices, type Remote } from "./services.ts";
-export { Tuple, tuple, isTuple, RemoteError, registerTag } from "./codec.ts";
+export { Tuple, tuple, isTuple, PyFloat, pyFloat, RemoteError, registerTag } from "./codec.ts";
 
 // The ComfyUI node API's host side.
 export {
