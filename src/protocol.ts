@@ -235,8 +235,8 @@ export class FrameDecoder {
   push(chunk: Uint8Array): Uint8Array[] {
     if (this.#failed) throw new PyisolateError("PROTOCOL", "The frame stream is broken by an earlier protocol error; close the connection.");
     const out: Uint8Array[] = [];
-    // Fast path: nothing buffered, the chunk holds whole frames.
-    if (this.#buffered === 0) {
+    // Fast path: nothing buffered and no header pending, the chunk starts with a frame.
+    if (this.#buffered === 0 && this.#need < 0) {
       let off = 0;
       while (chunk.byteLength - off >= FRAME_HEADER_BYTES) {
         const n = this.#readLength(chunk, off);
@@ -273,6 +273,7 @@ export class FrameDecoder {
 
   /** Removes and returns the first `n` buffered bytes as one new buffer. */
   #take(n: number): Uint8Array {
+    if (n === 0) return new Uint8Array(0);
     const first = this.#chunks[0]!;
     if (first.byteLength === n) {
       this.#chunks.shift();

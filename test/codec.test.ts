@@ -266,3 +266,29 @@ describe("whole-number floats", () => {
     expect(decode(encode(2.5))).toBe(2.5);
   });
 });
+
+describe("FrameDecoder", () => {
+  it("reassembles frames whatever the chunk boundaries, including a chunk that ends right after a header", async () => {
+    const { FrameDecoder, encodeFrame } = await import("../src/protocol.ts");
+    const frames = [7, 70_000, 0, 4, 131_072, 3].map((n, k) => new Uint8Array(n).fill(k + 1));
+    const stream = new Uint8Array(frames.reduce((a, f) => a + f.byteLength + 4, 0));
+    let o = 0;
+    const headerEnds: number[] = [];
+    for (const f of frames) {
+      stream.set(encodeFrame(f), o);
+      headerEnds.push(o + 4);
+      o += f.byteLength + 4;
+    }
+    // Cut at every header end (the case a fast path can get wrong), then in fixed steps.
+    for (const cuts of [headerEnds, Array.from({ length: Math.ceil(stream.length / 4093) }, (_, i) => (i + 1) * 4093)]) {
+      const dec = new FrameDecoder();
+      const got: Uint8Array[] = [];
+      let p = 0;
+      for (const c of [...cuts.filter((c) => c < stream.length), stream.length]) {
+        got.push(...dec.push(stream.slice(p, c)));
+        p = c;
+      }
+      expect(got.map((g) => [g.byteLength, g[0]])).toEqual(frames.map((f, k) => [f.byteLength, f.byteLength ? k + 1 : undefined]));
+    }
+  });
+});
