@@ -204,6 +204,31 @@ export function pyFloat(n: number): number | PyFloat {
   return Number.isInteger(n) ? new PyFloat(n) : n;
 }
 
+/**
+ * The same value with every {@link PyFloat} turned into a plain number: for data that is JSON
+ * anyway (node schemas, the metadata cache), where the float mark means nothing. Copies only
+ * what changes.
+ */
+export function plainNumbers<T>(value: T): T {
+  if (value instanceof PyFloat) return value.value as T;
+  if (typeof value !== "object" || value === null) return value;
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    value.forEach((x, i) => {
+      const y = plainNumbers(x);
+      if (y !== x) (out ??= value.slice())[i] = y;
+    });
+    return (out ?? value) as T;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+  let out: Record<string, unknown> | undefined;
+  for (const [k, x] of Object.entries(value)) {
+    const y = plainNumbers(x);
+    if (y !== x) (out ??= { ...(value as Record<string, unknown>) })[k] = y;
+  }
+  return (out ?? value) as T;
+}
+
 registerTag<PyFloat>(TAG_FLOAT, {
   cls: PyFloat,
   encode: (f) => f.value,

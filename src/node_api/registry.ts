@@ -13,6 +13,7 @@
  * @module
  */
 import { PyisolateError } from "../errors.ts";
+import { plainNumbers } from "../codec.ts";
 import type { HiddenValues, NodeBackend, NodeInfo, NodeOwner, NodeRunResult } from "../executor/types.ts";
 import { SHARED_PROCESS_NAME, type HostCore } from "../host_core.ts";
 import { log as defaultLog, type Logger } from "../log.ts";
@@ -94,6 +95,8 @@ function isPackNodes(x: unknown): x is PackNodes {
 
 /** The node metadata part of a process's ready entry for one pack. */
 export function packNodesOf(entry: ReadyPack): PackNodes {
+  // Schemas are JSON data (they go into the metadata cache): no float marks in them.
+  entry = plainNumbers(entry);
   return {
     nodes: (entry.nodes as Record<string, NodeInfo> | undefined) ?? {},
     node_flags: (entry.node_flags as Record<string, NodeFlags> | undefined) ?? {},
