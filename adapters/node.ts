@@ -44,7 +44,8 @@ function wrapSocket(sock: Socket): SocketConn {
       closeCbs.push(cb);
     },
     close() {
-      sock.destroy();
+      // Queued bytes go out first, as on Deno and Bun; the peer then sees the end of stream.
+      sock.end();
     },
   };
 }

@@ -14,6 +14,7 @@ const steps = [
   ["typecheck", "npx", ["tsc", "--noEmit", "-p", "."]],
   ["vitest", "npx", ["vitest", "run", ...extra]],
   ["pytest", python, ["-m", "pytest", "python/tests", "-q"]],
+  ["deno and bun", "node", ["scripts/test_runtimes.mjs"]],
 ];
 
 const results = [];

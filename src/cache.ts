@@ -68,13 +68,13 @@ export function packPythonFiles(root: string): Array<[string, number, number]> {
         if (!skipDir(ent.name)) walk(full);
       } else if (isFile && ent.name.endsWith(".py")) {
         const st = statSync(full);
-        out.push([relative(root, full).split(sep).join("/"), st.size, st.mtimeMs]);
+        out.push([relative(root, full).split(sep).join("/"), st.size, Math.floor(st.mtimeMs)]);
       }
     }
   };
   const st = statSync(root);
   if (st.isFile()) {
-    out.push([root.split(sep).pop() ?? root, st.size, st.mtimeMs]);
+    out.push([root.split(sep).pop() ?? root, st.size, Math.floor(st.mtimeMs)]);
   } else {
     walk(root);
   }

@@ -229,7 +229,8 @@ export class EnvManager {
     let manifestMtime: number | null = null;
     if (isolated && pack.manifestFile) {
       try {
-        manifestMtime = statSync(pack.manifestFile).mtimeMs;
+        // Whole milliseconds: Deno reports no fractions, Node and Bun do; all must agree.
+        manifestMtime = Math.floor(statSync(pack.manifestFile).mtimeMs);
       } catch {
         manifestMtime = null;
       }

@@ -156,7 +156,7 @@ interface ProbeCacheEntry {
 
 function mtimeOf(path: string): number | null {
   try {
-    return statSync(path).mtimeMs;
+    return Math.floor(statSync(path).mtimeMs);
   } catch {
     return null;
   }

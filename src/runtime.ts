@@ -102,9 +102,13 @@ export interface Runtime {
   listenUnix(path: string, onConnection: (conn: SocketConn) => void): Promise<SocketServer>;
   /** Connects to a Unix-domain socket. */
   connectUnix(path: string): Promise<SocketConn>;
-  /** Starts a module worker from a file URL; `data` reaches it as its start-up data. */
+  /** Starts a module worker from a file URL; `data` (JSON-serialisable) reaches it as its start-up data. */
   startWorker(url: URL, data: unknown): WorkerHandle;
-  /** Inside a worker: the endpoint to the parent and the start-up data. */
+  /**
+   * Inside a worker: the endpoint to the parent and the start-up data. A worker started with
+   * {@link Runtime.startWorker} must call it to receive messages (Deno and Bun hold the
+   * parent's messages until it does).
+   */
   workerSelf(): { endpoint: MessageEndpoint; data: unknown } | null;
   /** Maps `length` bytes of a file (read-only). */
   mapFile(path: string, length: number): MappedFile;

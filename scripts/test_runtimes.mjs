@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+// The shared test suites under Deno and Bun (Node runs them through vitest:
+// test/runtime_node.test.ts). Each runtime runs its caller file, which registers every shared
+// suite with that runtime's test runner; this script passes their output through and ends
+// with one count line per runtime. Exit code: non-zero when any runtime failed, could not
+// start, or printed no count.
+//
+//   node scripts/test_runtimes.mjs          # Deno, then Bun
+//   node scripts/test_runtimes.mjs bun      # one of them
+//
+// The runtimes come from node_modules/.bin (the `deno` and `bun` dev dependencies), else PATH.
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Per runtime: how to run its callers, and how to read the counts from its summary. */
+const RUNTIMES = {
+  deno: {
+    // `--no-check`: the sources are type-checked by tsc; Deno only runs them.
+    args: (files) => ["test", "-A", "--no-check", ...files],
+    files: ["test/runtimes/deno_contract.ts"],
+    // "ok | 15 passed | 0 failed (902ms)" (or "FAILED | …")
+    counts(out) {
+      const m = /\|\s*(\d+) passed(?: \((\d+) steps?\))?\s*\|\s*(\d+) failed/.exec(out);
+      return m ? { passed: Number(m[1]), failed: Number(m[3]) } : null;
+    },
+  },
+  bun: {
+    // A path with "./" makes `bun test` run the file although its name has no `.test.`.
+    args: (files) => ["test", ...files.map((f) => `./${f}`)],
+    files: ["test/runtimes/bun_contract.ts"],
+    // " 14 pass\n 0 fail"
+    counts(out) {
+      const pass = /^\s*(\d+) pass\s*$/m.exec(out);
+      const fail = /^\s*(\d+) fail\s*$/m.exec(out);
+      return pass && fail ? { passed: Number(pass[1]), failed: Number(fail[1]) } : null;
+    },
+  },
+};
+
+function binary(name) {
+  const local = join(root, "node_modules", ".bin", name);
+  return existsSync(local) ? local : name;
+}
+
+function runOne(name) {
+  const rt = RUNTIMES[name];
+  const cmd = binary(name);
+  const args = rt.args(rt.files);
+  process.stderr.write(`\n=== ${name}: ${name} ${args.join(" ")}\n`);
+  return new Promise((resolve) => {
+    let out = "";
+    const child = spawn(cmd, args, {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+    });
+    const keep = (stream) => (chunk) => {
+      out += chunk.toString();
+      stream.write(chunk);
+    };
+    child.stdout.on("data", keep(process.stdout));
+    child.stderr.on("data", keep(process.stderr));
+    child.on("error", (err) => resolve({ name, ok: false, note: `could not start ${cmd}: ${err.message}` }));
+    child.on("close", (code, signal) => {
+      // Strip colour codes in case the runner ignores NO_COLOR.
+      const counts = rt.counts(out.replace(/\x1b\[[0-9;]*m/g, ""));
+      const ok = code === 0 && counts !== null && counts.failed === 0 && counts.passed > 0;
+      const how = signal ? `killed by ${signal}` : `exit code ${code}`;
+      resolve({ name, ok, counts, note: counts ? "" : `no test count in the output (${how})` });
+    });
+  });
+}
+
+const wanted = process.argv.slice(2);
+for (const w of wanted) {
+  if (!(w in RUNTIMES)) {
+    process.stderr.write(`Unknown runtime "${w}"; choose from: ${Object.keys(RUNTIMES).join(", ")}.\n`);
+    process.exit(2);
+  }
+}
+const results = [];
+for (const name of wanted.length ? wanted : Object.keys(RUNTIMES)) results.push(await runOne(name));
+
+process.stderr.write("\n=== runtimes\n");
+for (const r of results) {
+  const counts = r.counts ? `${r.counts.passed} passed, ${r.counts.failed} failed` : r.note;
+  process.stderr.write(`${r.ok ? "ok  " : "FAIL"} ${r.name}: ${counts}\n`);
+}
+process.exitCode = results.every((r) => r.ok) ? 0 : 1;

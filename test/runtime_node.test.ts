@@ -1,0 +1,11 @@
+/**
+ * The shared runtime suites under Node (vitest). Deno and Bun run the same suites through
+ * `test/runtimes/deno_contract.ts` and `test/runtimes/bun_contract.ts`.
+ */
+import { describe, it } from "vitest";
+import type { TestApi } from "./shared/api.ts";
+import { defineContractTests } from "./shared/contract.ts";
+
+const api: TestApi = { describe, it: (name, body, timeoutMs) => it(name, body, timeoutMs) };
+
+defineContractTests(api, "node");

@@ -1,0 +1,29 @@
+/**
+ * {@link TestApi} on `Deno.test`: `describe` only prefixes the names of the tests it groups
+ * ("group > test"), since `Deno.test` has no groups of its own.
+ * @module
+ */
+import type { TestApi } from "../shared/api.ts";
+
+interface DenoTest {
+  test(def: { name: string; fn: () => Promise<void> | void; sanitizeOps?: boolean; sanitizeResources?: boolean }): void;
+}
+
+/** A {@link TestApi} that registers each test with `Deno.test`. */
+export function denoTestApi(): TestApi {
+  const Deno = (globalThis as unknown as { Deno: DenoTest }).Deno;
+  const prefix: string[] = [];
+  return {
+    describe(name, body) {
+      prefix.push(name);
+      try {
+        body();
+      } finally {
+        prefix.pop();
+      }
+    },
+    it(name, body) {
+      Deno.test({ name: [...prefix, name].join(" > "), fn: body });
+    },
+  };
+}
