@@ -9,7 +9,7 @@ import torch
 
 
 class NumpyLegacyVersion:
-    """Reports the numpy this pack's environment has."""
+    """Reports the numpy this pack's environment has (as an output node, it shows it too)."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -18,11 +18,12 @@ class NumpyLegacyVersion:
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("numpy_version",)
     FUNCTION = "version"
+    OUTPUT_NODE = True
     CATEGORY = "pyisolate/examples"
     DESCRIPTION = "The numpy version of this pack's environment (1.26.4)."
 
     def version(self):
-        return (np.__version__,)
+        return {"ui": {"text": [np.__version__]}, "result": (np.__version__,)}
 
 
 class NumpyLegacyInvert:

@@ -5,7 +5,7 @@ exists only from numpy 2, so these nodes would fail in a numpy 1 environment.
 """
 import numpy as np
 import torch
-from comfy_api.latest import ComfyExtension, io
+from comfy_api.latest import ComfyExtension, io, ui
 
 
 class NumpyModernVersion(io.ComfyNode):
@@ -16,6 +16,7 @@ class NumpyModernVersion(io.ComfyNode):
             display_name="Numpy Version (2.x)",
             category="pyisolate/examples",
             description="The numpy version of this pack's environment (>= 2.1).",
+            is_output_node=True,
             inputs=[io.String.Input("label", default="numpy")],
             outputs=[io.String.Output(display_name="numpy_version")],
         )
@@ -23,7 +24,8 @@ class NumpyModernVersion(io.ComfyNode):
     @classmethod
     def execute(cls, label):
         shout = str(np.strings.upper(np.array([label]))[0])
-        return io.NodeOutput(f"{shout} {np.__version__}")
+        text = f"{shout} {np.__version__}"
+        return io.NodeOutput(text, ui=ui.PreviewText(text))
 
 
 class NumpyModernBrightness(io.ComfyNode):
