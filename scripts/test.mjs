@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The whole test suite: typecheck, the TypeScript suites (vitest: unit and e2e with real
-// Python processes), and the Python runtime's own tests (pytest). Every step runs even when
-// an earlier one fails; the exit code is non-zero when any failed.
-import { spawnSync } from "node:child_process";
+// Python processes), the Python runtime's own tests (pytest), and the shared suites under
+// Deno and Bun. Every step runs even when an earlier one fails; the exit code is non-zero
+// when any failed. The last line totals the tests of every step: `total: N passed, M failed`.
+import { spawn } from "node:child_process";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -10,20 +11,74 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const python = process.env.PYISOLATE_PYTHON ?? join(root, ".venv", "bin", "python");
 const extra = process.argv.slice(2);
 
+const stripAnsi = (s) => s.replace(/\x1b\[[0-9;]*m/g, "");
+const num = (re, text) => {
+  const m = re.exec(text);
+  return m ? Number(m[1]) : 0;
+};
+
+/** How many tests a step's output reports as passed and failed. */
+const counters = {
+  typecheck: () => ({ passed: 0, failed: 0 }),
+  vitest: (t) => {
+    const line = t.split("\n").find((l) => /^\s*Tests\s/.test(l)) ?? "";
+    return { passed: num(/(\d+) passed/, line), failed: num(/(\d+) failed/, line) };
+  },
+  pytest: (t) => {
+    const line = t.split("\n").reverse().find((l) => /\d+ (passed|failed)/.test(l)) ?? "";
+    return { passed: num(/(\d+) passed/, line), failed: num(/(\d+) failed/, line) + num(/(\d+) error/, line) };
+  },
+  runtimes: (t) => {
+    let passed = 0;
+    let failed = 0;
+    for (const m of t.matchAll(/^\S*\s*(?:deno|bun): (\d+) passed, (\d+) failed/gm)) {
+      passed += Number(m[1]);
+      failed += Number(m[2]);
+    }
+    return { passed, failed };
+  },
+};
+
 const steps = [
   ["typecheck", "npx", ["tsc", "--noEmit", "-p", "."]],
   ["vitest", "npx", ["vitest", "run", ...extra]],
   ["pytest", python, ["-m", "pytest", "python/tests", "-q"]],
-  ["deno and bun", "node", ["scripts/test_runtimes.mjs"]],
+  ["runtimes", "node", ["scripts/test_runtimes.mjs"]],
 ];
+
+function run(cmd, args) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PYISOLATE_PYTHON: python } });
+    let text = "";
+    child.stdout.on("data", (c) => {
+      process.stdout.write(c);
+      text += c;
+    });
+    child.stderr.on("data", (c) => {
+      process.stderr.write(c);
+      text += c;
+    });
+    child.on("error", (e) => resolve({ code: 1, text: String(e) }));
+    child.on("close", (code) => resolve({ code, text: stripAnsi(text) }));
+  });
+}
 
 const results = [];
 for (const [name, cmd, args] of steps) {
-  process.stderr.write(`\n=== ${name}: ${cmd} ${args.join(" ")}\n`);
+  process.stdout.write(`\n=== ${name}: ${cmd} ${args.join(" ")}\n`);
   const started = Date.now();
-  const r = spawnSync(cmd, args, { cwd: root, stdio: "inherit", env: { ...process.env, PYISOLATE_PYTHON: python } });
-  results.push({ name, ok: r.status === 0, seconds: (Date.now() - started) / 1000 });
+  const r = await run(cmd, args);
+  const counts = counters[name](r.text);
+  // A step that failed without reporting a failed test still counts as one failure.
+  if (r.code !== 0 && counts.failed === 0) counts.failed = 1;
+  results.push({ name, ok: r.code === 0, seconds: (Date.now() - started) / 1000, ...counts });
 }
-process.stderr.write("\n=== summary\n");
-for (const r of results) process.stderr.write(`${r.ok ? "ok  " : "FAIL"} ${r.name} (${r.seconds.toFixed(1)} s)\n`);
+process.stdout.write("\n=== summary\n");
+for (const r of results) {
+  const tests = r.name === "typecheck" ? "" : `: ${r.passed} passed, ${r.failed} failed`;
+  process.stdout.write(`${r.ok ? "ok  " : "FAIL"} ${r.name}${tests} (${r.seconds.toFixed(1)} s)\n`);
+}
+const passed = results.reduce((a, r) => a + r.passed, 0);
+const failed = results.reduce((a, r) => a + r.failed, 0);
+process.stdout.write(`total: ${passed} passed, ${failed} failed\n`);
 process.exitCode = results.every((r) => r.ok) ? 0 : 1;
