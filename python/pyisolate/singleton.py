@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import sys
 import threading
 from abc import ABCMeta
 from typing import Any
@@ -141,15 +140,15 @@ class SingletonProxy:
 def _resolve_class(module: str, qualname: str) -> type:
     if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
         raise NotCallable(f"{module}.{qualname} does not name a ProxiedSingleton class")
-    mod = sys.modules.get(module)
-    if mod is None:
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as e:
-            raise NotCallable(
-                f"ProxiedSingleton {qualname}: module {module!r} cannot be imported in the shared "
-                f"process ({e}); put it where both processes can import it"
-            ) from e
+    # import_module, not sys.modules: a module another thread is still importing is waited
+    # for, never seen half-made.
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise NotCallable(
+            f"ProxiedSingleton {qualname}: module {module!r} cannot be imported in the shared "
+            f"process ({e}); put it where both processes can import it"
+        ) from e
     obj: Any = mod
     for part in qualname.split("."):
         obj = getattr(obj, part, None)

@@ -231,8 +231,14 @@ def main() -> int:
         _exit_now(1)
     except OSError:
         _exit_now(0)
+    code = 0
     try:
         loop.run_forever()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 0
+    except BaseException as e:  # the node loop itself broke: say why, and exit non-zero
+        _err(f"{name}: the node loop stopped: {type(e).__name__}: {e}")
+        code = 1
     finally:
-        _exit_now(0)
+        _exit_now(code)
     return 0

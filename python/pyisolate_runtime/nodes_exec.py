@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from pyisolate_runtime import comfy_bridge
@@ -77,7 +78,9 @@ def run_coroutine(coro: Any) -> Any:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, with_context()).result()
     if loop is not None and not loop.is_closed():
-        if loop.is_running():
+        # Only the main thread, which owns the node loop, may run it; any other thread hands
+        # the coroutine over (it waits until the loop runs, as it does right after start-up).
+        if loop.is_running() or threading.current_thread() is not threading.main_thread():
             return asyncio.run_coroutine_threadsafe(with_context(), loop).result()
         return loop.run_until_complete(with_context())
     return asyncio.run(with_context())
