@@ -160,7 +160,7 @@ function uiSummary(ui: Record<string, unknown>): string[] {
 
 /** `pyisolate run`. */
 export const runCommand: Command = {
-  usage: "run <workflow.json> [--output DIR] [--input DIR] [--json]",
+  usage: "run <workflow.json> [--output DIR] [--input DIR] [--shared-modules DIRS] [--json]",
   summary: "run an API-format workflow (prompt) over the node packs",
   description:
     "Builds the environments the packs need (with progress), registers their nodes (from the\n" +
@@ -178,6 +178,7 @@ export const runCommand: Command = {
   flags: [
     { name: "--output", value: "DIR", help: "where output nodes save (default ./output)" },
     { name: "--input", value: "DIR", help: "folder_paths' input directory (default ./input)" },
+    { name: "--shared-modules", value: "DIRS", help: "folders (':'-separated) every Python process puts on sys.path, for shared modules such as ProxiedSingletons" },
     { name: "--json", help: "print ComfyUI events as JSON lines on stdout" },
   ],
   async run(ctx) {
@@ -201,6 +202,7 @@ export const runCommand: Command = {
       ...(ctx.opts.python ? { python: ctx.opts.python } : {}),
       outputDir,
       inputDir,
+      ...(typeof ctx.flags["shared-modules"] === "string" ? { sharedModules: ctx.flags["shared-modules"].split(":").filter(Boolean) } : {}),
       logger: new Logger(stderrSink),
       onBuildProgress: (p) => {
         if (p.phase === "cached" || p.phase === "shared") return;
