@@ -9,9 +9,20 @@ interface DenoTest {
   test(def: { name: string; fn: () => Promise<void> | void; sanitizeOps?: boolean; sanitizeResources?: boolean }): void;
 }
 
+/** Options of {@link denoTestApi}. */
+export interface DenoTestApiOptions {
+  /**
+   * Deno's op and resource sanitizers, which fail a test that leaves timers, sockets or
+   * workers behind. A suite whose tests share running processes (the e2e suite: one host
+   * across its tests) turns them off. @default true
+   */
+  sanitize?: boolean;
+}
+
 /** A {@link TestApi} that registers each test with `Deno.test`. */
-export function denoTestApi(): TestApi {
+export function denoTestApi(opts: DenoTestApiOptions = {}): TestApi {
   const Deno = (globalThis as unknown as { Deno: DenoTest }).Deno;
+  const sanitize = opts.sanitize ?? true;
   const prefix: string[] = [];
   return {
     describe(name, body) {
@@ -23,7 +34,7 @@ export function denoTestApi(): TestApi {
       }
     },
     it(name, body) {
-      Deno.test({ name: [...prefix, name].join(" > "), fn: body });
+      Deno.test({ name: [...prefix, name].join(" > "), fn: body, ...(sanitize ? {} : { sanitizeOps: false, sanitizeResources: false }) });
     },
   };
 }

@@ -10,11 +10,14 @@ import { tmpdir } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { defineContractTests } from "../shared/contract.ts";
+import { defineE2eTests } from "../shared/e2e.ts";
 import { denoTestApi } from "./deno_api.ts";
 
 const api = denoTestApi();
 
 defineContractTests(api, "deno");
+// One host runs across the e2e tests: its workers and sockets outlive each test.
+defineE2eTests(denoTestApi({ sanitize: false }), "deno");
 
 interface DenoRun {
   execPath(): string;
