@@ -77,15 +77,22 @@ class RuntimeService:
 
 
 def _err(line: str) -> None:
-    sys.stderr.write(f"pyisolate: {line}\n")
-    sys.stderr.flush()
+    # Never raises: with the host gone, stderr is a broken pipe, and the exit must go on.
+    try:
+        sys.stderr.write(f"pyisolate: {line}\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
 
 
 def _exit_now(code: int) -> None:
     """Flush, give atexit handlers a moment, and leave without waiting for node threads."""
-    done = threading.Thread(target=atexit._run_exitfuncs, daemon=True)
-    done.start()
-    done.join(2.0)
+    try:
+        done = threading.Thread(target=atexit._run_exitfuncs, daemon=True)
+        done.start()
+        done.join(2.0)
+    except Exception:
+        pass
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -95,9 +102,11 @@ def _exit_now(code: int) -> None:
 
 
 def _on_close(reason: str, code: int) -> None:
-    if code != 0:
-        _err(f"closing the connection: {reason}")
-    _exit_now(code)
+    try:
+        if code != 0:
+            _err(f"closing the connection: {reason}")
+    finally:
+        _exit_now(code)
 
 
 def _apply_config(cfg: Any) -> list[dict[str, Any]]:

@@ -469,18 +469,28 @@ class Endpoint:
 
     def _close(self, reason: str, code: int) -> None:
         self.closed = True
-        err = ConnectionError(f"the connection to the host closed before the answer came ({reason})")
-        pending, self._pending = self._pending, {}
-        for w in list(pending.values()):
-            w.reject(err)
-        for job in list(self._running.values()):
-            job.cancel()
         try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        if self._on_close is not None:
-            self._on_close(reason, code)
+            err = ConnectionError(f"the connection to the host closed before the answer came ({reason})")
+            pending, self._pending = self._pending, {}
+            for w in list(pending.values()):
+                try:
+                    w.reject(err)
+                except Exception:
+                    _log_exception("rejecting a pending call failed")
+            for job in list(self._running.values()):
+                try:
+                    job.cancel()
+                except Exception:
+                    _log_exception("cancelling a running call failed")
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        finally:
+            # Whatever failed above, the process must still leave: a child whose host is
+            # gone may not linger.
+            if self._on_close is not None:
+                self._on_close(reason, code)
 
     # ----------------------------------------------------------------- sending
 
