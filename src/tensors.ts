@@ -403,7 +403,7 @@ export async function viewTensor(ref: TensorRef, opts: { runtime?: Runtime; dir?
     const st = Number(ref.strides[i] ?? 0);
     if (st < 0 && n > 0) lo += (Number(n) - 1) * st;
   });
-  const start = -lo;
+  const start = 0 - lo; // not -lo: that is -0 when lo is 0
   if (!ref.segment || ref.nbytes === 0) {
     return { ref, bytes: new Uint8Array(0), zeroCopy: true, data: null, start, unmap() {} };
   }
