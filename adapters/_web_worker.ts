@@ -52,6 +52,13 @@ export function wrapWebWorker(w: Worker, ops: { terminate(): Promise<void>; unre
       return ops.terminate();
     },
     unref: () => ops.unref(),
+    onError(cb) {
+      w.addEventListener("error", (ev: Event) => {
+        ev.preventDefault?.(); // reported here, not as an uncaught error of the host
+        const e = ev as ErrorEvent;
+        cb(e.error instanceof Error ? e.error : new Error(e.message || "the worker failed"));
+      });
+    },
   };
 }
 

@@ -144,12 +144,20 @@ function endpointOf(port: { postMessage(m: unknown, t?: readonly unknown[]): voi
 function startWorker(url: URL, data: unknown): WorkerHandle {
   const w = new Worker(url, { workerData: data });
   const ep = endpointOf(w as never);
+  let terminating = false;
   return {
     ...ep,
     terminate: async () => {
+      terminating = true;
       await w.terminate();
     },
     unref: () => w.unref(),
+    onError(cb) {
+      w.on("error", (err) => cb(err instanceof Error ? err : new Error(String(err))));
+      w.on("exit", (code) => {
+        if (!terminating) cb(new Error(`the worker exited with code ${code}`));
+      });
+    },
   };
 }
 

@@ -126,8 +126,38 @@ function workerLink(rt: Runtime, sink: BrokerSink): BrokerLink {
   unref(port);
   let disposed = false;
   const gone = (): Promise<never> => Promise.reject(new PyisolateError("USAGE", "The broker worker was already disposed."));
+  // The worker's own failure (its code did not load, it crashed) ends the start and the
+  // process as an exit, instead of leaving calls waiting for answers that cannot come.
+  let failed: Error | undefined;
+  let failStart: ((e: Error) => void) | undefined;
+  let started = false;
+  worker.onError((err) => {
+    if (disposed || failed) return;
+    failed = err;
+    const e = new PyisolateError("PROCESS_FAILED", `The broker worker failed: ${err.message}`, { cause: err });
+    if (failStart) failStart(e);
+    if (started) sink.exit({ code: null, signal: null, stderr: [], reason: e.message });
+  });
+  const start = (opts: Parameters<BrokerLink["start"]>[0]) => {
+    if (disposed) return gone();
+    if (failed) return Promise.reject(new PyisolateError("PROCESS_FAILED", `The broker worker failed: ${failed.message}`));
+    return new Promise<Awaited<ReturnType<BrokerLink["start"]>>>((resolve, reject) => {
+      failStart = reject;
+      api.start(opts, Comlink.transfer(channel.port2, [channel.port2]) as unknown as MessagePort).then(
+        (r) => {
+          started = true;
+          failStart = undefined;
+          resolve(r);
+        },
+        (e: unknown) => {
+          failStart = undefined;
+          reject(e);
+        },
+      );
+    });
+  };
   return {
-    start: (opts) => (disposed ? gone() : api.start(opts, Comlink.transfer(channel.port2, [channel.port2]) as unknown as MessagePort)),
+    start,
     send(frame) {
       if (disposed) return;
       const own = frame.byteOffset === 0 && frame.byteLength === frame.buffer.byteLength ? frame : frame.slice();

@@ -81,6 +81,11 @@ export interface WorkerHandle extends MessageEndpoint {
   terminate(): Promise<void>;
   /** Lets the host exit while the worker still runs (Node's `unref`); no-op elsewhere. */
   unref(): void;
+  /**
+   * Registers a handler for the worker's own failure: an uncaught error (its module failed
+   * to load, say) or an exit that {@link WorkerHandle.terminate} did not ask for.
+   */
+  onError(cb: (err: Error) => void): void;
 }
 
 /** A file mapped into memory. */

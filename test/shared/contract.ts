@@ -394,6 +394,23 @@ export function defineContractTests(t: TestApi, expected: RuntimeName): void {
       });
     });
 
+    t.describe("worker failures", () => {
+      t.it("reports a worker whose module fails to load through onError", async () => {
+        const rt = await getRt();
+        const worker = rt.startWorker(new URL("./contract_worker_broken.mjs", import.meta.url), null);
+        worker.unref();
+        const err = await new Promise<Error>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error("onError was not called within 10 s")), 10_000);
+          worker.onError((e) => {
+            clearTimeout(timer);
+            resolve(e);
+          });
+        });
+        assert.match(err.message, /fails on purpose|exited/);
+        await worker.terminate();
+      });
+    });
+
     t.describe("mapFile", () => {
       t.it(`maps a /dev/shm file${expected === "node" ? "" : " without copying"}, privately`, async () => {
         const rt = await getRt();
