@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The whole test suite: typecheck, the TypeScript suites (vitest: unit and e2e with real
-// Python processes), the Python runtime's own tests (pytest), the shared suites under
-// Deno and Bun, and the demo workflow under all three runtimes with its outputs compared. Every step runs even when an earlier one fails; the exit code is non-zero
-// when any failed. The last line totals the tests of every step: `total: N passed, M failed`.
+// Python processes), the Python runtime's own tests (pytest), the shared suites under Deno
+// and Bun, and the demo workflow under all three runtimes with its outputs compared. Every
+// step runs even when an earlier one fails; the exit code is non-zero when any failed. The
+// last line totals the tests of every step: `total: N passed, M failed`.
 import { spawn } from "node:child_process";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
