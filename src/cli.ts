@@ -244,7 +244,9 @@ const doctorCommand: Command = {
   async run(ctx) {
     let bad = 0;
     const ok = (label: string, detail: string) => ctx.out(`✓ ${label}: ${detail}`);
+    let warnings = 0;
     const warn = (label: string, detail: string, fix: string) => {
+      warnings++;
       ctx.out(`! ${label}: ${detail}`);
       ctx.out(`    → ${fix}`);
     };
@@ -321,7 +323,8 @@ const doctorCommand: Command = {
       fail("cache directory", `${displayPath(cacheDir)} is not writable: ${(err as Error).message}`, "pass --cache-dir DIR with a writable folder");
     }
     ctx.out();
-    ctx.out(bad === 0 ? "All checks passed." : `${plural(bad, "problem")} found.`);
+    const warned = warnings > 0 ? ` (${plural(warnings, "warning")})` : "";
+    ctx.out(bad === 0 ? `All checks passed${warned}.` : `${plural(bad, "problem")} found${warned}.`);
     return bad === 0 ? 0 : 1;
   },
 };
@@ -503,11 +506,11 @@ const initCommand: Command = {
 
 /** Every command, by name. Adding a command is adding an entry here. */
 export const commands: Record<string, Command> = {
+  run: runCommand,
   list: listCommand,
   build: buildCommand,
   doctor: doctorCommand,
   init: initCommand,
-  run: runCommand,
 };
 
 function flagLines(flags: FlagSpec[]): string[] {
@@ -519,14 +522,15 @@ function flagLines(flags: FlagSpec[]): string[] {
 /** The global help text. */
 export function globalHelp(): string {
   const names = Object.keys(commands);
-  const width = Math.max(...names.map((n) => commands[n]!.usage.length));
   return [
     `pyisolate ${RUNTIME_VERSION}: run ComfyUI custom nodes each in its own process and environment.`,
     "",
     "Usage: pyisolate <command> [options]",
     "",
     "Commands:",
-    ...names.map((n) => `  ${commands[n]!.usage.padEnd(width)}  ${commands[n]!.summary}`),
+    ...names.flatMap((n) => [`  ${commands[n]!.usage}`, `      ${commands[n]!.summary}`]),
+    "  help [command]",
+    "      show help for a command",
     "",
     "Options (every command):",
     ...flagLines(GLOBAL_FLAGS),
@@ -668,7 +672,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
     }
     return await cmd.run({ opts: parsed.opts, args: parsed.args, flags: parsed.flags, io, out, err });
   } catch (e) {
-    const verbose = parsed?.opts.verbose ?? argv.includes("--verbose");
+    const verbose = parsed?.opts.verbose ?? (argv.includes("--verbose") || argv.includes("-v"));
     const message = e instanceof Error ? e.message : String(e);
     err(`error: ${message}`);
     if (verbose && e instanceof Error && e.stack) err(e.stack);

@@ -5,7 +5,7 @@
  * as JSON lines instead.
  * @module
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command, CommandContext } from "./cli.ts";
 import { formatTable, ProgressView, type CliIo } from "./cli_view.ts";
@@ -29,7 +29,7 @@ export function readPrompt(file: string): Prompt {
   try {
     data = JSON.parse(text);
   } catch (e) {
-    throw new PyisolateError("VALIDATION", `${displayPath(file)} is not valid JSON: ${(e as Error).message}.`);
+    throw new PyisolateError("VALIDATION", `${displayPath(file)} is not valid JSON: ${(e as Error).message.replace(/\s+/g, " ")}.`);
   }
   if (!data || typeof data !== "object" || Array.isArray(data)) {
     throw new PyisolateError("VALIDATION", `${displayPath(file)} must hold an API-format prompt: an object {"<id>": {"class_type", "inputs"}}.`);
@@ -51,6 +51,10 @@ function jsonLine(v: unknown): string {
   return JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x));
 }
 
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
 function ms(n: number): string {
   return n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(1)} ms`;
 }
@@ -69,13 +73,14 @@ class NodeView {
     if (this.#tty) this.#timer = setInterval(() => this.#drawStatus(), 100);
   }
 
-  #clearStatus(): void {
+  /** Removes the live status line (before anything else is written to the terminal). */
+  clearStatus(): void {
     if (this.#status) this.#io.stdout.write("\x1b[2K\r");
     this.#status = false;
   }
 
   #drawStatus(): void {
-    if (this.#running.size === 0) return this.#clearStatus();
+    if (this.#running.size === 0) return this.clearStatus();
     const now = performance.now();
     const parts = [...this.#running].map(([id, r]) => `#${id} ${r.classType} ${((now - r.started) / 1000).toFixed(1)}s${r.progress ? ` ${r.progress}` : ""}`);
     const columns = Math.max(40, (this.#io.stdout.columns ?? 100) - 1);
@@ -86,7 +91,7 @@ class NodeView {
   }
 
   line(text: string): void {
-    this.#clearStatus();
+    this.clearStatus();
     this.#io.stdout.write(`${text}\n`);
   }
 
@@ -115,17 +120,25 @@ class NodeView {
 
   close(): void {
     if (this.#timer) clearInterval(this.#timer);
-    this.#clearStatus();
+    this.clearStatus();
   }
 }
 
 function printValidation(ctx: CommandContext, r: RunResult): void {
   const v = r.validation;
-  ctx.err(`error: the prompt failed validation: ${v.error?.message ?? "invalid prompt"}`);
-  for (const [id, e] of Object.entries(v.node_errors)) {
-    for (const x of e.errors) ctx.err(`  node ${id} (${e.class_type || "?"}): ${x.message}${x.details ? `: ${x.details}` : ""}`);
+  const ids = Object.keys(v.node_errors);
+  if (ids.length === 0) {
+    ctx.err(`error: the prompt failed validation: ${v.error?.message ?? "invalid prompt"}${v.error?.details ? `: ${v.error.details}` : ""}`);
+    return;
   }
-  if (Object.keys(v.node_errors).length === 0 && v.error?.details) ctx.err(`  ${v.error.details}`);
+  ctx.err(`error: the prompt failed validation (${plural(ids.length, "node")}):`);
+  for (const [id, e] of Object.entries(v.node_errors)) {
+    for (const x of e.errors) {
+      // "Node ID '#3'" repeats what the line already says.
+      const details = x.details && !/^Node ID '#/.test(x.details) ? `: ${x.details}` : "";
+      ctx.err(`  node ${id} (${e.class_type || "?"}): ${x.message.replace(/\.$/, "")}${details}`);
+    }
+  }
 }
 
 function printFailure(ctx: CommandContext, r: RunResult, describe: (c: string) => { pack: string; kind: string }): void {
@@ -138,8 +151,10 @@ function printFailure(ctx: CommandContext, r: RunResult, describe: (c: string) =
   ctx.err(`error: node ${String(e.node_id)} (${String(e.node_type)}${where ? `, pack ${where.pack}` : ""}) failed: ${String(e.exception_type)}: ${String(e.exception_message)}`);
   const tb = e.traceback as string[] | undefined;
   if (tb && tb.length > 0) {
-    ctx.err("Traceback (most recent call last):");
-    for (const frame of tb) ctx.err(frame.replace(/\n$/, ""));
+    // The runtime's own frames (how the call reached the node) only with --verbose.
+    const frames = ctx.opts.verbose ? tb : tb.filter((f) => !/[\\/]pyisolate_runtime[\\/]/.test(f));
+    ctx.err(`Traceback (most recent call last)${frames.length < tb.length ? `, without ${plural(tb.length - frames.length, "frame")} of pyisolate's runtime (--verbose shows them)` : ""}:`);
+    for (const frame of frames) ctx.err(frame.replace(/\n$/, ""));
   }
 }
 
@@ -189,13 +204,27 @@ export const runCommand: Command = {
     const json = ctx.flags.json === true;
     const outputDir = resolve(typeof ctx.flags.output === "string" ? ctx.flags.output : "output");
     const inputDir = resolve(typeof ctx.flags.input === "string" ? ctx.flags.input : "input");
+    for (const [flag, dir] of [["--output", outputDir], ["--input", inputDir]] as const) {
+      if (existsSync(dir) && !statSync(dir).isDirectory()) {
+        throw new PyisolateError("USAGE", `${flag} ${displayPath(dir)} is a file; give a folder (it is created when missing).`);
+      }
+    }
     // In --json mode stdout carries only events; everything for people goes to stderr.
     const human: CliIo = json ? { stdout: ctx.io.stderr, stderr: ctx.io.stderr } : ctx.io;
     const say = (line = "") => void human.stdout.write(`${line}\n`);
 
     const started = performance.now();
     const isolated = discoverPacks(ctx.opts.customNodes).packs.filter((p) => p.kind === "isolated").map((p) => p.name);
+    // The build view appears only when an environment really builds, and is finished as soon
+    // as every pack's environment is settled (before processes start and log).
     let view: ProgressView | undefined;
+    const settled = new Set<string>();
+    let nodeView: NodeView | undefined;
+    // Log lines clear the live status line first, so the two never share a line.
+    const logger = new Logger((level, line) => {
+      nodeView?.clearStatus();
+      stderrSink(level, line);
+    });
     const host = await createHost({
       customNodes: ctx.opts.customNodes,
       cacheDir: ctx.opts.cacheDir,
@@ -203,16 +232,18 @@ export const runCommand: Command = {
       outputDir,
       inputDir,
       ...(typeof ctx.flags["shared-modules"] === "string" ? { sharedModules: ctx.flags["shared-modules"].split(":").filter(Boolean) } : {}),
-      logger: new Logger(stderrSink),
+      logger,
       onBuildProgress: (p) => {
-        if (p.phase === "cached" || p.phase === "shared") return;
-        // Off a terminal the host's own log line reports a failed build; don't say it twice.
-        if (p.phase === "failed" && !human.stdout.isTTY) return;
-        view ??= new ProgressView(human, isolated);
-        view.update(p);
+        const done = p.phase === "built" || p.phase === "cached" || p.phase === "failed" || p.phase === "shared";
+        if (!view && (p.phase === "waiting" || p.phase === "venv" || p.phase === "install")) view = new ProgressView(human, isolated);
+        if (view && !view.finished) {
+          view.update(p);
+          if (done) settled.add(p.pack);
+          if (isolated.every((n) => settled.has(n))) view.finish();
+        } else if (done) settled.add(p.pack);
       },
     });
-    view?.finish();
+    if (view && !view.finished) view.finish();
     const startupMs = performance.now() - started;
     try {
       const info = host.nodes();
@@ -229,18 +260,19 @@ export const runCommand: Command = {
       const classOf = (id: string) => prompt[id]?.class_type ?? "?";
       const failedPacks = host.packs.filter((p) => p.error);
       if (!json) {
-        say(`${Object.keys(info).length} nodes from ${host.packs.length - failedPacks.length} packs ready in ${ms(startupMs)}${failedPacks.length ? ` (${failedPacks.length} pack${failedPacks.length > 1 ? "s" : ""} skipped: ${failedPacks.map((p) => p.name).join(", ")})` : ""}.`);
+        say(`${plural(Object.keys(info).length, "node")} from ${plural(host.packs.length - failedPacks.length, "pack")} ready in ${ms(startupMs)}${failedPacks.length ? ` (${plural(failedPacks.length, "pack")} skipped: ${failedPacks.map((p) => p.name).join(", ")})` : ""}.`);
       }
-      const nodeView = json ? undefined : new NodeView(ctx.io, describe);
+      nodeView = json ? undefined : new NodeView(ctx.io, describe);
+      const nv = nodeView;
       const t0 = performance.now();
       let result: RunResult;
       try {
         result = await host.run(prompt, {
           onEvent: (e) => {
             if (json) ctx.out(jsonLine(e));
-            else nodeView!.event(e, classOf);
+            else nv!.event(e, classOf);
           },
-          onNode: (n) => nodeView?.finished(n.id, n.classType, n.status, n.ms),
+          onNode: (n) => nv?.finished(n.id, n.classType, n.status, n.ms),
         });
       } finally {
         nodeView?.close();
@@ -268,7 +300,8 @@ export const runCommand: Command = {
       }
       const count = (s: string) => result.nodes.filter((n) => n.status === s).length;
       ctx.out();
-      ctx.out(`${count("executed")} executed, ${count("cached")} cached in ${ms(runMs)} (start-up ${ms(startupMs)}); outputs in ${displayPath(outputDir)}`);
+      const extra = (["failed", "interrupted", "skipped"] as const).filter((s) => count(s) > 0).map((s) => `, ${count(s)} ${s}`).join("");
+      ctx.out(`${count("executed")} executed, ${count("cached")} cached${extra} in ${ms(runMs)} (start-up ${ms(startupMs)}); outputs in ${displayPath(outputDir)}`);
       if (result.status !== "success") {
         printFailure(ctx, result, describe);
         return 1;

@@ -59,7 +59,9 @@ export class ProgressView {
     if (p.phase === "built" || p.phase === "cached" || p.phase === "failed" || p.phase === "shared") line.done = Date.now();
     if (!this.#tty) {
       if (p.phase === "queued") return;
-      if (phaseChanged || p.phase === "install" || p.phase === "venv") this.#io.stdout.write(`][ ${p.pack} ${p.message}\n`);
+      // A failure's full text follows separately (the build summary, the host's log line).
+      if (p.phase === "failed") this.#io.stdout.write(`][ ${p.pack} environment build failed (the error follows)\n`);
+      else if (phaseChanged || p.phase === "install" || p.phase === "venv") this.#io.stdout.write(`][ ${p.pack} ${p.message}\n`);
     }
   }
 
@@ -81,7 +83,13 @@ export class ProgressView {
     this.#io.stdout.write(text);
   }
 
+  /** Whether {@link ProgressView.finish} was called. */
+  finished = false;
+
+  /** Stops the live redraw and draws the final state once. */
   finish(): void {
+    if (this.finished) return;
+    this.finished = true;
     if (this.#timer) clearInterval(this.#timer);
     if (this.#tty) this.#draw();
   }

@@ -273,13 +273,13 @@ export class PythonProcess {
    * ready info. Concurrent callers share one start.
    * @throws {PyisolateError} `PROCESS_FAILED`, `PYTHON_NOT_FOUND` or `PROTOCOL` when it cannot start; `USAGE` once closed.
    */
-  start(): Promise<ReadyInfo> {
+  start(why: "use" | "metadata" = "use"): Promise<ReadyInfo> {
     if (this.#state === "ready" && this.#readyInfo) return Promise.resolve(this.#readyInfo);
     if (this.#starting) return this.#starting;
     if (this.#state === "closed" || this.#state === "stopping") {
       return Promise.reject(new PyisolateError("USAGE", `The Python process "${this.name}" is closed; create a new one to run it again.`, { pack: this.name }));
     }
-    const p = this.#spawn();
+    const p = this.#spawn(why);
     this.#starting = p;
     p.then(
       () => (this.#starting = undefined),
@@ -364,7 +364,7 @@ export class PythonProcess {
 
   // --- internals ----------------------------------------------------------------------------
 
-  async #spawn(): Promise<ReadyInfo> {
+  async #spawn(why: "use" | "metadata"): Promise<ReadyInfo> {
     this.#keepAlive.hold();
     try {
       const restarting = this.#state === "exited";
@@ -374,7 +374,8 @@ export class PythonProcess {
         const how = e.signal ? `was killed by ${e.signal}` : e.code !== null ? `exited with code ${e.code}` : "could not start";
         this.#log.pack(this.name, `- restarting ${this.#what()} (it ${how})`, "warn");
       } else if (this.kind === "isolated") {
-        this.#log.pack(this.name, "- just-in-time spawning of isolated custom_node");
+        // On a metadata-cache miss the process starts to report its nodes, not to run one.
+        this.#log.pack(this.name, why === "metadata" ? "- cache miss, spawning isolated custom_node to read its nodes" : "- just-in-time spawning of isolated custom_node");
       } else {
         this.#log.pack(this.name, "- starting the shared Python process", "debug");
       }

@@ -191,9 +191,9 @@ export class NodeRegistry implements NodeBackend {
     };
     for (const name of misses) {
       if (sharedMisses.includes(name)) continue;
-      starts.push(collect([name], () => this.core.processFor(name).start(), name));
+      starts.push(collect([name], () => this.core.processFor(name).start("metadata"), name));
     }
-    if (sharedMisses.length > 0) starts.push(collect(sharedMisses, () => this.core.shared.start(), SHARED_PROCESS_NAME));
+    if (sharedMisses.length > 0) starts.push(collect(sharedMisses, () => this.core.shared.start("metadata"), SHARED_PROCESS_NAME));
     await Promise.all(starts);
 
     const report: PackLoad[] = [];
