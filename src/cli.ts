@@ -408,20 +408,35 @@ export interface InitPlan {
   dependencies: string[];
   /** Torch-family requirements and imports left to the host (share_torch). */
   fromHost: string[];
+  /** requirements.txt / pyproject lines that name no distribution (a bare URL, say): left out, to be added by hand. */
+  skipped: string[];
+}
+
+/** Distributions that provide the same import: only one of each family may be installed. */
+function distFamily(name: string): string {
+  const n = name.toLowerCase();
+  if (n.startsWith("opencv-")) return "opencv";
+  if (n === "pillow" || n.startsWith("pillow-")) return "pillow";
+  return n;
 }
 
 /** Works out a starter dependency list from a pack's requirements.txt, pyproject and imports. */
 export function planManifest(packDir: string, stdlib: readonly string[]): InitPlan {
   const deps = new Map<string, string>();
   const fromHost = new Set<string>();
+  const skipped: string[] = [];
   const add = (req: string) => {
     const name = requirementName(req);
-    if (name === null) return;
+    if (name === null) {
+      skipped.push(req);
+      return;
+    }
     if (isHostTorchRequirement(req)) {
       fromHost.add(name);
       return;
     }
-    if (!deps.has(name)) deps.set(name, req);
+    const family = distFamily(name);
+    if (![...deps.keys()].some((d) => distFamily(d) === family)) deps.set(name, req);
   };
   const reqFile = join(packDir, "requirements.txt");
   if (existsSync(reqFile)) for (const r of parseRequirementsTxt(readFileSync(reqFile, "utf8"))) add(r);
@@ -457,7 +472,7 @@ export function planManifest(packDir: string, stdlib: readonly string[]): InitPl
       add(IMPORT_TO_DIST[mod] ?? mod.toLowerCase().replace(/_/g, "-"));
     }
   }
-  return { dependencies: [...deps.values()].sort((a, b) => a.localeCompare(b)), fromHost: [...fromHost].sort() };
+  return { dependencies: [...deps.values()].sort((a, b) => a.localeCompare(b)), fromHost: [...fromHost].sort(), skipped };
 }
 
 const initCommand: Command = {
@@ -493,6 +508,7 @@ const initCommand: Command = {
       (plan.fromHost.length > 0 ? `# From the host environment (share_torch): ${plan.fromHost.join(", ")}.\n` : "");
     const body = stringifyYaml({ isolated: true, share_torch: true, dependencies: plan.dependencies });
     writeFileSync(target, header + body);
+    for (const line of plan.skipped) ctx.err(`warning: left out "${line}": it names no package; add it to dependencies as "name @ ${line}" if the pack needs it.`);
     if (existsSync(join(dir, "pyproject.toml"))) {
       ctx.err(`note: ${displayPath(target)} takes precedence over pyproject.toml's [tool.comfy.isolation].`);
     }

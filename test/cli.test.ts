@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
-import { commands, main } from "../src/cli.ts";
+import { commands, main, planManifest } from "../src/cli.ts";
 import { discoverPacks } from "../src/manifest.ts";
 import { RUNTIME_VERSION } from "../src/version.ts";
 
@@ -248,5 +248,17 @@ describe("the built executable", () => {
       expect(bad.status).toBe(1);
       expect(bad.stderr.trim().split("\n")).toHaveLength(1);
     }
+  });
+});
+
+describe("init's plan", () => {
+  it("keeps one distribution per import family and reports lines that name no package", () => {
+    const dir = mkdtempSync(join(tmpdir(), "pyisolate-init-plan-"));
+    writeFileSync(join(dir, "__init__.py"), "import cv2\nimport PIL\nimport yaml\n");
+    writeFileSync(join(dir, "requirements.txt"), "opencv-python-headless==4.10.0.84\ngit+https://example.invalid/x/y.git\n");
+    const plan = planManifest(dir, ["os", "sys"]);
+    expect(plan.dependencies).toEqual(["opencv-python-headless==4.10.0.84", "pillow", "pyyaml"]);
+    expect(plan.skipped).toEqual(["git+https://example.invalid/x/y.git"]);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
