@@ -14,7 +14,7 @@ import type { RunResult } from "./executor/executor.ts";
 import type { ExecutionEvent, Prompt } from "./executor/types.ts";
 import { displayPath } from "./fs_util.ts";
 import { createHost } from "./host.ts";
-import { Logger, stderrSink } from "./log.ts";
+import { Logger, streamSink } from "./log.ts";
 import { discoverPacks } from "./manifest.ts";
 
 /** Reads an API-format workflow file, with a clear error for anything else. */
@@ -124,7 +124,7 @@ class NodeView {
   }
 }
 
-function printValidation(ctx: CommandContext, r: RunResult): void {
+function printValidation(ctx: CommandContext, r: RunResult, skippedPacks: string[]): void {
   const v = r.validation;
   const ids = Object.keys(v.node_errors);
   if (ids.length === 0) {
@@ -138,6 +138,9 @@ function printValidation(ctx: CommandContext, r: RunResult): void {
       const details = x.details && !/^Node ID '#/.test(x.details) ? `: ${x.details}` : "";
       ctx.err(`  node ${id} (${e.class_type || "?"}): ${x.message.replace(/\.$/, "")}${details}`);
     }
+  }
+  if (skippedPacks.length > 0 && Object.values(v.node_errors).some((e) => e.errors.some((x) => x.type === "invalid_prompt"))) {
+    ctx.err(`note: ${plural(skippedPacks.length, "pack")} could not load (see above), so their nodes are missing: ${skippedPacks.join(", ")}`);
   }
 }
 
@@ -221,9 +224,10 @@ export const runCommand: Command = {
     const settled = new Set<string>();
     let nodeView: NodeView | undefined;
     // Log lines clear the live status line first, so the two never share a line.
+    const toStderr = streamSink((text) => ctx.io.stderr.write(text));
     const logger = new Logger((level, line) => {
       nodeView?.clearStatus();
-      stderrSink(level, line);
+      toStderr(level, line);
     });
     const host = await createHost({
       customNodes: ctx.opts.customNodes,
@@ -281,7 +285,7 @@ export const runCommand: Command = {
 
       if (result.status === "invalid") {
         if (json) ctx.out(jsonLine({ type: "prompt_error", data: { error: result.validation.error, node_errors: result.validation.node_errors } }));
-        printValidation(json ? { ...ctx, err: (l = "") => void ctx.io.stderr.write(`${l}\n`) } : ctx, result);
+        printValidation(json ? { ...ctx, err: (l = "") => void ctx.io.stderr.write(`${l}\n`) } : ctx, result, failedPacks.map((p) => p.name));
         return 1;
       }
       if (json) return result.status === "success" ? 0 : 1;

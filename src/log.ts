@@ -13,14 +13,22 @@ export type LogSink = (level: LogLevel, line: string) => void;
 
 const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
+/**
+ * A sink writing lines to `write` at `info` and above (`PYISOLATE_LOG=debug` shows more),
+ * with `warning: ` / `error: ` prefixes.
+ */
+export function streamSink(write: (text: string) => unknown): LogSink {
+  return (level, line) => {
+    const min = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.PYISOLATE_LOG;
+    const threshold = order[(min as LogLevel) ?? "info"] ?? order.info;
+    if (order[level] < threshold) return;
+    const prefix = level === "warn" ? "warning: " : level === "error" ? "error: " : "";
+    write(`${prefix}${line}\n`);
+  };
+}
+
 /** Writes lines to stderr at `info` and above (`PYISOLATE_LOG=debug` shows more). */
-export const stderrSink: LogSink = (level, line) => {
-  const min = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.PYISOLATE_LOG;
-  const threshold = order[(min as LogLevel) ?? "info"] ?? order.info;
-  if (order[level] < threshold) return;
-  const prefix = level === "warn" ? "warning: " : level === "error" ? "error: " : "";
-  (globalThis as { process?: { stderr?: { write(s: string): void } } }).process?.stderr?.write(`${prefix}${line}\n`);
-};
+export const stderrSink: LogSink = streamSink((text) => (globalThis as { process?: { stderr?: { write(s: string): void } } }).process?.stderr?.write(text));
 
 /** A logger bound to a sink. */
 export class Logger {

@@ -70,7 +70,7 @@ export { IO_TYPES, IO_TYPE_BY_NAME, validateIoValue, isOpaqueIoType, type IoType
 
 // Errors, logs, runtimes.
 export { PyisolateError, type PyisolateErrorCode } from "./errors.ts";
-export { Logger, log, stderrSink, type LogLevel, type LogSink } from "./log.ts";
+export { Logger, log, stderrSink, streamSink, type LogLevel, type LogSink } from "./log.ts";
 export { getRuntime, detectRuntime } from "./runtime_detect.ts";
 export type { Runtime, MappedFile } from "./runtime.ts";
 export { RUNTIME_VERSION } from "./version.ts";

@@ -455,7 +455,8 @@ export class PythonProcess {
       for (const p of info.packs ?? []) {
         if (p && p.ok === false) {
           const e = p.error;
-          this.#log.pack(String(p.name), `- failed to import${e ? `: ${e.type}: ${e.message}` : ""}`, "error");
+          // The node registry reports it to users, with what it means; here it is detail.
+          this.#log.pack(String(p.name), `- failed to import${e ? `: ${e.type}: ${e.message}` : ""}`, "debug");
         }
       }
       if (this.#state === "starting") this.#state = "ready";

@@ -51,6 +51,7 @@ describe("src/mod.ts", () => {
       "resolveUv",
       "service",
       "stderrSink",
+      "streamSink",
       "tensorValues",
       "tuple",
       "validateIoValue",
