@@ -178,7 +178,8 @@ function loadMmap(): Mmap | null {
   if (mmapLib !== undefined) return mmapLib;
   mmapLib = null;
   const g = globalThis as Record<string, unknown>;
-  // Deno and Bun reuse this adapter for now; koffi is only relied on under Node.
+  // koffi is only relied on under Node: Deno and Bun have their own adapters (adapters/deno.ts,
+  // adapters/bun.ts); should this one run there anyway, mapFile reads a copy.
   if (g.Deno !== undefined || g.Bun !== undefined || process.platform !== "linux") return null;
   try {
     const koffi = createRequire(import.meta.url)("koffi") as {

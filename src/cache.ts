@@ -157,7 +157,7 @@ export class MetadataCache {
   }
 }
 
-/** Logs the spec's cache-hit line, `][ <Pack> loaded from cache`. */
+/** Logs the cache-hit line, `][ <Pack> loaded from cache`. */
 export function logCacheHit(pack: PackInfo | string, logger: Logger = defaultLog): void {
   logger.pack(typeof pack === "string" ? pack : pack.name, "loaded from cache");
 }

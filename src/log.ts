@@ -1,5 +1,5 @@
 /**
- * Host log lines. Lines about a pack follow the spec's format, `][ <Pack> <message>`
+ * Host log lines. Lines about a pack follow pyisolate's format, `][ <Pack> <message>`
  * (e.g. `][ MyAwesomeNode loaded from cache`); a child's own prints become
  * `][ <Pack> | <line>` (stdout) or `][ <Pack> ! <line>` (stderr). The sink is replaceable so that embedders and tests can capture lines.
  * @module
@@ -34,7 +34,7 @@ export const stderrSink: LogSink = streamSink((text) => (globalThis as { process
 export class Logger {
   constructor(public sink: LogSink = stderrSink) {}
 
-  /** A line about a pack, in the spec's `][ <Pack> <message>` format. */
+  /** A line about a pack, in pyisolate's `][ <Pack> <message>` format. */
   pack(pack: string, message: string, level: LogLevel = "info"): void {
     this.sink(level, `][ ${pack} ${message}`);
   }

@@ -32,11 +32,11 @@ export interface PackManifest {
   dependencies: string[];
   /** The pack's own name for itself (`name`, or `[project].name`), when given. */
   name?: string;
-  /** `share_cuda_ipc`: CUDA tensors cross as CUDA IPC handles. */
+  /** `share_cuda_ipc`, as written (false without share_torch): accepted for compatibility, not acted on; CUDA tensors of share_torch packs always cross as CUDA IPC handles. */
   shareCudaIpc?: boolean;
   /** `sandbox`: accepted for compatibility; not enforced by this runtime. */
   sandbox?: boolean | Record<string, unknown>;
-  /** `env`: environment variables set for the pack's process. */
+  /** `env`: environment variables for the pack, as written (not yet set in the pack's process). */
   env?: Record<string, string>;
   /** Every other key as written: known keys this runtime does not act on, and unknown ones. */
   extras: Record<string, unknown>;
@@ -83,7 +83,7 @@ const envValue = z
   .union([z.string(), z.number(), z.boolean()], { error: "a string" })
   .transform((v) => String(v));
 
-/** The keys this runtime knows besides the spec's three. Shared by both manifest forms. */
+/** Every manifest key this runtime knows except `dependencies`, whose place differs between the two forms. Shared by both. */
 const commonShape = {
   isolated: bool().optional(),
   can_isolate: bool().optional(),

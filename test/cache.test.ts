@@ -129,7 +129,7 @@ describe("MetadataCache store", () => {
     expect(cache.state(pack, "k")).toBe("none");
   });
 
-  it("logs the spec's cache-hit line", () => {
+  it("logs the cache-hit line", () => {
     const lines: string[] = [];
     const logger = new Logger((_level, line) => lines.push(line));
     logCacheHit(loadPacks().get("MyAwesomeNode")!, logger);

@@ -1,4 +1,4 @@
-"""``ModelCache``: the spec's ProxiedSingleton example, a model cache shared by every process.
+"""``ModelCache``: a ProxiedSingleton example, a model cache shared by every process.
 
 This module is a *shared module*: every Python process of the host must be able to import
 it by the same name, so its folder is passed to the host as ``sharedModules``

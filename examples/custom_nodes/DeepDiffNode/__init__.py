@@ -1,5 +1,5 @@
 """DeepDiffNode: compares two JSON values with deepdiff, installed only in this pack's
-environment (the spec's demo pack). V3 API."""
+environment (the demo pack). V3 API."""
 import json
 
 from comfy_api.latest import ComfyExtension, io, ui

@@ -3,8 +3,9 @@ instance — it runs in the shared Python process, where ``ModelCache()`` is the
 itself, not a proxy — and reports how many times each model was loaded.
 
 ``model_cache`` is a shared module: start the host with
-``sharedModules: ["examples/shared_modules"]``. This pack imports it when the shared process
-starts, so the module is complete before the first call from an isolated process arrives.
+``sharedModules: ["examples/shared_modules"]`` (CLI: ``--shared-modules examples/shared_modules``).
+This pack imports it when the shared process starts, so the module is complete before the
+first call from an isolated process arrives.
 """
 import json
 import os
@@ -33,7 +34,7 @@ class ModelCacheStats:
         if model_cache is None:
             raise RuntimeError(
                 f"ModelCacheStats needs the shared module 'model_cache' ({_IMPORT_ERROR}); start the host with "
-                "sharedModules: ['examples/shared_modules']."
+                "sharedModules: ['examples/shared_modules'] (CLI: --shared-modules examples/shared_modules)."
             )
         report = json.dumps({"loads": model_cache.ModelCache().load_counts(), "pid": os.getpid()}, sort_keys=True)
         return {"ui": {"text": [report]}, "result": (report,)}

@@ -1,10 +1,11 @@
-"""ModelCacheUserA: an isolated V1 pack that uses the shared ``ModelCache`` as the spec's
-example does — ``cache = ModelCache()`` returns a proxy to the instance in the shared
+"""ModelCacheUserA: an isolated V1 pack that uses the shared ``ModelCache`` the usual
+ProxiedSingleton way — ``cache = ModelCache()`` returns a proxy to the instance in the shared
 process, and ``await cache.get_model(name)`` gets the model from there. The node function is
 ``async def`` so it can ``await``.
 
 ``model_cache`` is a shared module: start the host with
-``sharedModules: ["examples/shared_modules"]`` (or put its folder on the processes' path).
+``sharedModules: ["examples/shared_modules"]`` (CLI: ``--shared-modules examples/shared_modules``;
+or put its folder on the processes' path).
 """
 import os
 
@@ -19,7 +20,8 @@ def _require_cache():
     if ModelCache is None:
         raise RuntimeError(
             f"ModelCacheUserA needs the shared module 'model_cache' ({_IMPORT_ERROR}); start the host with "
-            "sharedModules: ['examples/shared_modules'] so every process can import it."
+            "sharedModules: ['examples/shared_modules'] (CLI: --shared-modules examples/shared_modules) "
+            "so every process can import it."
         )
     return ModelCache()
 

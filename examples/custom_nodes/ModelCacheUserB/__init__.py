@@ -3,7 +3,8 @@
 returns the model itself, with no ``await``.
 
 ``model_cache`` is a shared module: start the host with
-``sharedModules: ["examples/shared_modules"]`` (or put its folder on the processes' path).
+``sharedModules: ["examples/shared_modules"]`` (CLI: ``--shared-modules examples/shared_modules``;
+or put its folder on the processes' path).
 """
 import os
 
@@ -34,7 +35,8 @@ class ModelCacheUserB(io.ComfyNode):
         if ModelCache is None:
             raise RuntimeError(
                 f"ModelCacheUserB needs the shared module 'model_cache' ({_IMPORT_ERROR}); start the host with "
-                "sharedModules: ['examples/shared_modules'] so every process can import it."
+                "sharedModules: ['examples/shared_modules'] (CLI: --shared-modules examples/shared_modules) "
+                "so every process can import it."
             )
         model = ModelCache().get_model(model_name)  # plain code: the call waits and returns the model
         report = (
