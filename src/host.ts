@@ -148,7 +148,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
   const byName = new Map(usable.map((p) => [p.name, p]));
   const segments = new SegmentRegistry();
   segments.sweepDeadHosts();
-  const hostPacks: HostPack[] = usable.map((p) => ({ name: p.name, path: p.path, kind: p.kind }));
+  const hostPacks: HostPack[] = usable.map((p) => ({ name: p.name, path: p.path, kind: p.kind, ...(p.kind === "isolated" && p.manifest?.env ? { env: p.manifest.env } : {}) }));
   const core = new HostCore({
     hostPython: envs.host.python,
     packs: hostPacks,

@@ -55,6 +55,8 @@ export interface HostPack {
   path: string;
   /** `isolated`: its own process and environment; `shared`: the shared process on the host's Python. */
   kind: "isolated" | "shared";
+  /** Environment variables for an isolated pack's own process (its manifest's `env`). */
+  env?: Record<string, string>;
 }
 
 /** Options of {@link HostCore}. */
@@ -137,7 +139,7 @@ export class HostCore {
     if (!proc) {
       this.#assertOpen();
       const resolve = this.#opts.resolvePython;
-      proc = this.#makeProcess(pack, "isolated", resolve ? () => resolve(pack) : this.#opts.hostPython, [{ name: p.name, path: p.path }]);
+      proc = this.#makeProcess(pack, "isolated", resolve ? () => resolve(pack) : this.#opts.hostPython, [{ name: p.name, path: p.path }], p.env);
       this.#isolated.set(pack, proc);
     }
     return proc;
@@ -214,8 +216,9 @@ export class HostCore {
     if (this.#closed) throw new PyisolateError("USAGE", "This host is closed; create a new one to run packs again.");
   }
 
-  #makeProcess(name: string, kind: "isolated" | "shared", python: string | (() => Promise<string>), packs: { name: string; path: string }[]): PythonProcess {
+  #makeProcess(name: string, kind: "isolated" | "shared", python: string | (() => Promise<string>), packs: { name: string; path: string }[], packEnv?: Record<string, string>): PythonProcess {
     const o = this.#opts;
+    const env = o.env || packEnv ? { ...(o.env ?? {}), ...(packEnv ?? {}) } : undefined;
     const options: Record<string, unknown> = { ...(o.options ?? {}) };
     if (o.cacheDir !== undefined) options.cache_dir = o.cacheDir;
     const proc: PythonProcess = new PythonProcess({
@@ -228,7 +231,7 @@ export class HostCore {
       options,
       sysPath: o.sysPath ?? [],
       logger: this.#log,
-      ...(o.env ? { env: o.env } : {}),
+      ...(env ? { env } : {}),
       ...(o.defaultTimeoutMs !== undefined ? { defaultTimeoutMs: o.defaultTimeoutMs } : {}),
       ...(o.startTimeoutMs !== undefined ? { startTimeoutMs: o.startTimeoutMs } : {}),
       ...(o.broker ? { broker: o.broker } : {}),

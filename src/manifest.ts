@@ -9,7 +9,7 @@
  * expected; the other packs still load.
  * @module
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { parse as parseToml, TomlError } from "smol-toml";
@@ -36,7 +36,7 @@ export interface PackManifest {
   shareCudaIpc?: boolean;
   /** `sandbox`: accepted for compatibility; not enforced by this runtime. */
   sandbox?: boolean | Record<string, unknown>;
-  /** `env`: environment variables for the pack, as written (not yet set in the pack's process). */
+  /** `env`: environment variables set in the pack's own process (isolated packs). */
   env?: Record<string, string>;
   /** Every other key as written: known keys this runtime does not act on, and unknown ones. */
   extras: Record<string, unknown>;
@@ -355,7 +355,7 @@ export function discoverPacks(customNodesDir: string): Discovery {
   if (!isDir(root)) {
     throw new PyisolateError(
       "NOT_FOUND",
-      `The custom nodes directory ${displayPath(root)} does not exist. Pass --custom-nodes DIR (the folder that holds your node packs).`,
+      `The custom nodes directory ${displayPath(root)} ${existsSync(root) ? "is not a folder" : "does not exist"}. Pass --custom-nodes DIR (the folder that holds your node packs).`,
       { file: root },
     );
   }
