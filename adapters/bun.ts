@@ -11,9 +11,10 @@
  * - `mapFile`: `Bun.mmap` (private mapping, zero-copy).
  * @module
  */
-import { readSync, openSync, closeSync, unlinkSync } from "node:fs";
+import { unlinkSync } from "node:fs";
 import { workerData } from "node:worker_threads";
 import { PyisolateError } from "../src/errors.ts";
+import { pump, readCopy } from "./_shared.ts";
 import { webWorkerEndpoint, wrapWebWorker } from "./_web_worker.ts";
 import type {
   ChildHandle,
@@ -74,20 +75,10 @@ const Bun = (globalThis as unknown as { Bun: BunNamespace }).Bun;
 
 // --- processes --------------------------------------------------------------------------------
 
-/** Reads a stream to its end, handing each chunk to `cb`; a stream error just ends it. */
-async function pump(stream: BunSubprocess["stdout"], cb: (chunk: Uint8Array) => void): Promise<void> {
-  if (!stream || typeof stream === "number") return;
-  const reader = stream.getReader();
-  for (;;) {
-    let r: ReadableStreamReadResult<Uint8Array>;
-    try {
-      r = await reader.read();
-    } catch {
-      return;
-    }
-    if (r.done) return;
-    cb(r.value);
-  }
+/** Reads a subprocess stream to its end, handing each chunk to `cb`. */
+function pumpOut(stream: BunSubprocess["stdout"], cb: (chunk: Uint8Array) => void): Promise<void> {
+  if (!stream || typeof stream === "number") return Promise.resolve();
+  return pump(stream as ReadableStream<Uint8Array>, cb);
 }
 
 function spawn(opts: SpawnOptions): ChildHandle {
@@ -110,8 +101,8 @@ function spawn(opts: SpawnOptions): ChildHandle {
     return { pid: -1, exited, kill() {} };
   }
   const drained = Promise.all([
-    opts.onStdout ? pump(proc.stdout, opts.onStdout) : undefined,
-    opts.onStderr ? pump(proc.stderr, opts.onStderr) : undefined,
+    opts.onStdout ? pumpOut(proc.stdout, opts.onStdout) : undefined,
+    opts.onStderr ? pumpOut(proc.stderr, opts.onStderr) : undefined,
   ]);
   let done = false;
   const exited = Promise.all([proc.exited, drained]).then((): ExitStatus => {
@@ -304,22 +295,6 @@ function workerSelf(): { endpoint: MessageEndpoint; data: unknown } | null {
 }
 
 // --- shared-memory mapping --------------------------------------------------------------------
-
-function readCopy(path: string, length: number): MappedFile {
-  const fd = openSync(path, "r");
-  try {
-    const bytes = new Uint8Array(length);
-    let off = 0;
-    while (off < length) {
-      const n = readSync(fd, bytes, off, length - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return { bytes, zeroCopy: false, unmap() {} };
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * Maps a file without copying with `Bun.mmap` (`shared: false`: a private mapping, so writes

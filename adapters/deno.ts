@@ -17,6 +17,7 @@
  * @module
  */
 import { PyisolateError } from "../src/errors.ts";
+import { pump } from "./_shared.ts";
 import { webWorkerEndpoint, wrapWebWorker } from "./_web_worker.ts";
 import type {
   ChildHandle,
@@ -104,21 +105,6 @@ const Deno = (globalThis as unknown as { Deno: DenoNamespace }).Deno;
 
 /** Node-style error codes for the Deno error classes a failed spawn throws. */
 const ERROR_CODES: Record<string, string> = { NotFound: "ENOENT", PermissionDenied: "EACCES", NotCapable: "EACCES" };
-
-/** Reads a stream to its end, handing each chunk to `cb`; a stream error just ends it. */
-async function pump(stream: ReadableStream<Uint8Array>, cb: (chunk: Uint8Array) => void): Promise<void> {
-  const reader = stream.getReader();
-  for (;;) {
-    let r: ReadableStreamReadResult<Uint8Array>;
-    try {
-      r = await reader.read();
-    } catch {
-      return;
-    }
-    if (r.done) return;
-    cb(r.value);
-  }
-}
 
 /** A handle for a process that never started: `exited` rejects with the spawn error. */
 function failedChild(err: unknown): ChildHandle {

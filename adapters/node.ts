@@ -4,10 +4,11 @@
  */
 import { spawn as nodeSpawn } from "node:child_process";
 import { createConnection, createServer, type Socket } from "node:net";
-import { readSync, openSync, closeSync } from "node:fs";
+import { openSync, closeSync } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { Worker, parentPort, workerData, isMainThread } from "node:worker_threads";
+import { readCopy } from "./_shared.ts";
 import type {
   ChildHandle,
   ExitStatus,
@@ -219,22 +220,6 @@ function loadMmap(): Mmap | null {
 
 /** Unmaps mappings whose bytes were collected without an explicit `unmap()`. */
 const unmapOnCollect = new FinalizationRegistry<{ ptr: unknown; length: number }>((m) => loadMmap()?.unmap(m.ptr, m.length));
-
-function readCopy(path: string, length: number): MappedFile {
-  const fd = openSync(path, "r");
-  try {
-    const bytes = new Uint8Array(length);
-    let off = 0;
-    while (off < length) {
-      const n = readSync(fd, bytes, off, length - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return { bytes, zeroCopy: false, unmap() {} };
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * Maps `length` bytes of a file without copying, through libc's mmap via koffi (a private
