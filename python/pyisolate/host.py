@@ -1,35 +1,7 @@
 """The host API for node code; the same functions as :mod:`pyisolate_runtime.host`."""
 
-from pyisolate_runtime.host import (
-    ServiceProxy,
-    acall,
-    call,
-    cancelled,
-    config,
-    emit,
-    inline,
-    is_connected,
-    is_shared_process,
-    on_event,
-    pack_name,
-    run_async,
-    serve,
-    service,
-)
+from pyisolate_runtime.host import *  # noqa: F401,F403 (the same API, under this name)
+from pyisolate_runtime.host import ServiceProxy
+from pyisolate_runtime.host import __all__ as _runtime_all
 
-__all__ = [
-    "ServiceProxy",
-    "acall",
-    "call",
-    "cancelled",
-    "config",
-    "emit",
-    "inline",
-    "is_connected",
-    "is_shared_process",
-    "on_event",
-    "pack_name",
-    "run_async",
-    "serve",
-    "service",
-]
+__all__ = ["ServiceProxy", *_runtime_all]
