@@ -229,7 +229,6 @@ export class PromptExecutor {
         if (isLink(v)) inputs[k] = this.#cache.get(String(v[0]))!.outputs[v[1]] ?? [];
         else inputs[k] = [v];
       }
-      const info = backend.info(node.class_type)!;
       const t0 = performance.now();
       emit("executing", { node: id, display_node: id, prompt_id: promptId });
       const p = backend
@@ -247,7 +246,6 @@ export class PromptExecutor {
             uiOutputs[id] = r.ui;
             emit("executed", { node: id, display_node: id, output: r.ui, prompt_id: promptId });
           }
-          void info;
         })
         .catch((e: unknown) => {
           const interrupted = this.#interrupted || isInterrupt(e);
