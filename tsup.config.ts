@@ -4,7 +4,7 @@ import { defineConfig } from "tsup";
 export default defineConfig({
   entry: {
     mod: "src/mod.ts",
-    cli: "src/cli_main.ts",
+    cli: "src/cli/bin.ts",
     broker: "workers/broker.ts",
     bench: "bench/main.ts",
   },

@@ -4,7 +4,7 @@
  * @module
  */
 import { closeSync, openSync, readSync } from "node:fs";
-import type { MappedFile } from "../src/runtime.ts";
+import type { MappedFile } from "../src/runtime/contract.ts";
 
 /** Reads `length` bytes of a file into a buffer of their own: the copying fallback of `mapFile`. */
 export function readCopy(path: string, length: number): MappedFile {

@@ -14,7 +14,7 @@
  * anything (the broker worker does, first thing).
  * @module
  */
-import type { MessageEndpoint, WorkerHandle } from "../src/runtime.ts";
+import type { MessageEndpoint, WorkerHandle } from "../src/runtime/contract.ts";
 
 type Listener = (ev: { data: unknown }) => void;
 

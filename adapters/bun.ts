@@ -26,7 +26,7 @@ import type {
   SocketServer,
   SpawnOptions,
   WorkerHandle,
-} from "../src/runtime.ts";
+} from "../src/runtime/contract.ts";
 
 // --- the slice of the Bun namespace this adapter uses -----------------------------------------
 

@@ -29,7 +29,7 @@ import type {
   SocketServer,
   SpawnOptions,
   WorkerHandle,
-} from "../src/runtime.ts";
+} from "../src/runtime/contract.ts";
 
 // --- the slice of the Deno namespace this adapter uses ----------------------------------------
 

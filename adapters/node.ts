@@ -19,7 +19,7 @@ import type {
   SocketServer,
   SpawnOptions,
   WorkerHandle,
-} from "../src/runtime.ts";
+} from "../src/runtime/contract.ts";
 
 function wrapSocket(sock: Socket): SocketConn {
   sock.setNoDelay?.(true);

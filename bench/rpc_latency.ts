@@ -15,10 +15,11 @@ import { join } from "node:path";
 import { tmpdir, cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
-import { PythonProcess, pythonRoot, type BrokerMode } from "../src/process.ts";
-import { getRuntime } from "../src/runtime_detect.ts";
-import { decodeMessage, encodeMessage } from "../src/codec.ts";
-import { FrameDecoder } from "../src/protocol.ts";
+import { PythonProcess, type BrokerMode } from "../src/process/python_process.ts";
+import { pythonRoot } from "../src/paths.ts";
+import { getRuntime } from "../src/runtime/detect.ts";
+import { decodeMessage, encodeMessage } from "../src/protocol/codec.ts";
+import { FrameDecoder } from "../src/protocol/messages.ts";
 
 /** Options of {@link run}. */
 export interface RpcLatencyOptions {
@@ -98,8 +99,8 @@ async function rawFloor(python: string, calls: number, warmup: number): Promise<
     "        out = dumps({'t': 'ok', 'id': m['id'], 'v': m['a'][0]})",
     "        s.sendall(struct.pack('>I', len(out)) + out)",
   ].join("\n");
-  let onConn: (c: import("../src/runtime.ts").SocketConn) => void = () => {};
-  const connected = new Promise<import("../src/runtime.ts").SocketConn>((r) => (onConn = r));
+  let onConn: (c: import("../src/runtime/contract.ts").SocketConn) => void = () => {};
+  const connected = new Promise<import("../src/runtime/contract.ts").SocketConn>((r) => (onConn = r));
   const server = await rt.listenUnix(path, (c) => onConn(c));
   const child = rt.spawn({ cmd: python, args: ["-c", script, path], env: { ...(process.env as Record<string, string>), PYTHONPATH: pythonRoot() } });
   try {

@@ -16,8 +16,8 @@ import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { getRuntime } from "../src/runtime_detect.ts";
-import type { ExitStatus } from "../src/runtime.ts";
+import { getRuntime } from "../src/runtime/detect.ts";
+import type { ExitStatus } from "../src/runtime/contract.ts";
 import type { RuntimeMeasurement } from "./runtimes_entry.ts";
 
 /** A runtime the benchmark can run. */

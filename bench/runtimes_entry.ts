@@ -14,9 +14,9 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { HostCore } from "../src/host_core.ts";
-import { getRuntime } from "../src/runtime_detect.ts";
-import { SegmentRegistry, TensorRef, viewTensor } from "../src/tensors.ts";
+import { HostCore } from "../src/process/host_core.ts";
+import { getRuntime } from "../src/runtime/detect.ts";
+import { SegmentRegistry, TensorRef, viewTensor } from "../src/values/tensors.ts";
 import { run as rpcLatency } from "./rpc_latency.ts";
 import { run as tensorPass } from "./tensor_pass.ts";
 

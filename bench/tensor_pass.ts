@@ -14,8 +14,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { HostCore } from "../src/host_core.ts";
-import { SegmentRegistry } from "../src/tensors.ts";
+import { HostCore } from "../src/process/host_core.ts";
+import { SegmentRegistry } from "../src/values/tensors.ts";
 
 /** Options of {@link run}. */
 export interface TensorPassOptions {

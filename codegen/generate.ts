@@ -1,7 +1,7 @@
 /**
  * Writes the files generated from the io-type spec (`codegen/io_types.ts`):
  *
- * - `src/io_types.gen.ts`: TS value types, zod validators, codec hints, the crossing check;
+ * - `src/values/io_types.gen.ts`: TS value types, zod validators, codec hints, the crossing check;
  * - `python/pyisolate_runtime/io_types_gen.py`: the `IO_TYPES` table, `validate()` and
  *   `check_crossing()` (raises `OpaqueTypeError` naming the type);
  * - `docs/io-types.md`: the support table.
@@ -148,7 +148,7 @@ function renderTs(): string {
  * @module
  */`);
   out.push(`import { z } from "zod";`);
-  out.push(`import { PyisolateError } from "./errors.ts";`);
+  out.push(`import { PyisolateError } from "../errors.ts";`);
   out.push(`import { TensorRef } from "./tensors.ts";`);
   out.push("");
   out.push(`/** How values of an io type are built. */`);
@@ -666,7 +666,7 @@ function renderDocs(): string {
 Every V3 \`io.*\` type ComfyUI defines (\`comfy_api/latest/_io.py\`), and what happens to its
 values when they cross from one process to another (an isolated pack's process, the shared
 process, the host). One spec, \`codegen/io_types.ts\`, generates this page, the TS types and
-zod validators (\`src/io_types.gen.ts\`) and the Python validators
+zod validators (\`src/values/io_types.gen.ts\`) and the Python validators
 (\`python/pyisolate_runtime/io_types_gen.py\`); \`test/codegen.test.ts\` fails when any of them
 is stale.
 
@@ -718,7 +718,7 @@ ${widgets.map((t) => `| \`io.${t.cls}\` | \`${t.io_type}\` | ${t.options.map((o)
 /** The generated files: path relative to the root → content. */
 export function renderAll(): Record<string, string> {
   return {
-    "src/io_types.gen.ts": renderTs(),
+    "src/values/io_types.gen.ts": renderTs(),
     "python/pyisolate_runtime/io_types_gen.py": renderPy(),
     "docs/io-types.md": renderDocs(),
   };

@@ -2,7 +2,7 @@
  * The io-type spec: every V3 `io.*` type ComfyUI defines (`comfy_api/latest/_io.py`), with
  * its io_type string, the shape of its values, its widget options, and whether its values
  * cross a process boundary. This file is the single source of truth: `codegen/generate.ts`
- * turns it into `src/io_types.gen.ts` (TS types, zod validators, codec hints),
+ * turns it into `src/values/io_types.gen.ts` (TS types, zod validators, codec hints),
  * `python/pyisolate_runtime/io_types_gen.py` (Python validators and the `IO_TYPES` table)
  * and `docs/io-types.md` (the support table).
  *

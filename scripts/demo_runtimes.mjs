@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The demo workflow under Node, Deno and Bun, through the CLI each runtime runs
-// (`node dist/cli.js`, `deno task isolate`, `bun src/cli_main.ts`), with `--json`. Compares
+// (`node dist/cli.js`, `deno task isolate`, `bun src/cli/bin.ts`), with `--json`. Compares
 // what the runtimes produced — every `executed` event's node and output, and the bytes of
 // every file the output nodes saved — and prints one table:
 //
@@ -53,7 +53,7 @@ const EMBED = {
 const COMMANDS = {
   node: { cmd: process.execPath, pre: [join("dist", "cli.js")], show: "node dist/cli.js" },
   deno: { cmd: tool("deno"), pre: ["task", "isolate"], show: "deno task isolate" },
-  bun: { cmd: tool("bun"), pre: [join("src", "cli_main.ts")], show: "bun src/cli_main.ts" },
+  bun: { cmd: tool("bun"), pre: [join("src", "cli", "bin.ts")], show: "bun src/cli/bin.ts" },
 };
 
 function tool(name) {

@@ -6,17 +6,17 @@
  * @module
  */
 import { resolve } from "node:path";
-import { MetadataCache } from "./cache.ts";
-import { EnvManager, type BuildProgress, type BuildResult } from "./env.ts";
+import { MetadataCache } from "./nodes/metadata_cache.ts";
+import { EnvManager, type BuildProgress, type BuildResult } from "./env/env_manager.ts";
 import { PyisolateError } from "./errors.ts";
 import { PromptExecutor, type NodeRecord, type RunResult } from "./executor/executor.ts";
 import type { ExecutionEvent, NodeInfo, Prompt } from "./executor/types.ts";
-import { HostCore, type HostPack } from "./host_core.ts";
+import { HostCore, type HostPack } from "./process/host_core.ts";
 import { log as defaultLog, type Logger } from "./log.ts";
-import { discoverPacks, type PackInfo } from "./manifest.ts";
+import { discoverPacks, type PackInfo } from "./manifest/manifest.ts";
 import { installNodeApi, NodeRegistry, type NodeApi, type PackLoad } from "./node_api/mod.ts";
-import { ServiceRegistry } from "./services.ts";
-import { SegmentRegistry } from "./tensors.ts";
+import { ServiceRegistry } from "./rpc/services.ts";
+import { SegmentRegistry } from "./values/tensors.ts";
 
 /** Options of {@link createHost}. */
 export interface HostOptions {

@@ -38,17 +38,17 @@ export type {
 } from "./executor/types.ts";
 
 // Manifests, environments, the metadata cache.
-export { discoverPacks, loadPack, type ManifestError, type PackInfo, type PackManifest } from "./manifest.ts";
-export { EnvManager, type BuildOptions, type BuildProgress, type BuildResult } from "./env.ts";
-export { MetadataCache, logCacheHit } from "./cache.ts";
-export { resolveHostPython, resolveUv, type HostPython } from "./python.ts";
+export { discoverPacks, loadPack, type ManifestError, type PackInfo, type PackManifest } from "./manifest/manifest.ts";
+export { EnvManager, type BuildOptions, type BuildProgress, type BuildResult } from "./env/env_manager.ts";
+export { MetadataCache, logCacheHit } from "./nodes/metadata_cache.ts";
+export { resolveHostPython, resolveUv, type HostPython } from "./env/host_python.ts";
 
 // Processes, RPC and services.
-export { HostCore, type HostCoreOptions, type HostPack } from "./host_core.ts";
-export { PythonProcess, type PythonProcessOptions } from "./process.ts";
-export { DEFAULT_CALL_TIMEOUT_MS, type CallOptions } from "./rpc.ts";
-export { ServiceRegistry, service, defaultRegistry, currentCall, connectServices, exposeServices, type Remote } from "./services.ts";
-export { Tuple, tuple, isTuple, PyFloat, pyFloat, RemoteError, registerTag } from "./codec.ts";
+export { HostCore, type HostCoreOptions, type HostPack } from "./process/host_core.ts";
+export { PythonProcess, type PythonProcessOptions } from "./process/python_process.ts";
+export { DEFAULT_CALL_TIMEOUT_MS, type CallOptions } from "./rpc/endpoint.ts";
+export { ServiceRegistry, service, defaultRegistry, currentCall, connectServices, exposeServices, type Remote } from "./rpc/services.ts";
+export { Tuple, tuple, isTuple, PyFloat, pyFloat, RemoteError, registerTag } from "./protocol/codec.ts";
 
 // The ComfyUI node API's host side.
 export {
@@ -65,12 +65,12 @@ export {
 } from "./node_api/mod.ts";
 
 // Tensors and io types.
-export { TensorRef, NdArrayRef, SegmentRegistry, viewTensor, tensorValues, collectTensorRefs, type TensorView } from "./tensors.ts";
-export { IO_TYPES, IO_TYPE_BY_NAME, validateIoValue, isOpaqueIoType, type IoTypeInfo } from "./io_types.gen.ts";
+export { TensorRef, NdArrayRef, SegmentRegistry, viewTensor, tensorValues, collectTensorRefs, type TensorView } from "./values/tensors.ts";
+export { IO_TYPES, IO_TYPE_BY_NAME, validateIoValue, isOpaqueIoType, type IoTypeInfo } from "./values/io_types.gen.ts";
 
 // Errors, logs, runtimes.
 export { PyisolateError, type PyisolateErrorCode } from "./errors.ts";
 export { Logger, log, stderrSink, streamSink, type LogLevel, type LogSink } from "./log.ts";
-export { getRuntime, detectRuntime } from "./runtime_detect.ts";
-export type { Runtime, MappedFile } from "./runtime.ts";
+export { getRuntime, detectRuntime } from "./runtime/detect.ts";
+export type { Runtime, MappedFile } from "./runtime/contract.ts";
 export { RUNTIME_VERSION } from "./version.ts";

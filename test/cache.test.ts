@@ -2,8 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MetadataCache, logCacheHit, packPythonFiles } from "../src/cache.ts";
-import { discoverPacks, type PackInfo } from "../src/manifest.ts";
+import { MetadataCache, logCacheHit, packPythonFiles } from "../src/nodes/metadata_cache.ts";
+import { discoverPacks, type PackInfo } from "../src/manifest/manifest.ts";
 import { Logger } from "../src/log.ts";
 
 let root: string;

@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
-import { commands, main, planManifest } from "../src/cli.ts";
-import { discoverPacks } from "../src/manifest.ts";
+import { commands, main, planManifest } from "../src/cli/main.ts";
+import { discoverPacks } from "../src/manifest/manifest.ts";
 import { RUNTIME_VERSION } from "../src/version.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -232,14 +232,14 @@ describe("the built executable", () => {
     // The project's full build writes dist/cli.js; build just the CLI aside so this test
     // does not depend on (or disturb) the rest of dist/.
     const outDir = join(repo, "node_modules", ".cache", "pyisolate-cli-test");
-    const build = spawnSync("npx", ["tsup", "src/cli_main.ts", "--no-config", "--format", "esm", "--platform", "node", "--target", "node20", "--out-dir", outDir, "--silent"], {
+    const build = spawnSync("npx", ["tsup", "src/cli/bin.ts", "--no-config", "--format", "esm", "--platform", "node", "--target", "node20", "--out-dir", outDir, "--silent"], {
       cwd: repo,
       encoding: "utf8",
     });
     expect(build.status, build.stderr).toBe(0);
-    const bins = [join(outDir, "cli_main.js")];
+    const bins = [join(outDir, "bin.js")];
     const dist = join(repo, "dist", "cli.js");
-    if (existsSync(dist) && statSync(dist).mtimeMs >= statSync(join(repo, "src", "cli.ts")).mtimeMs) bins.push(dist);
+    if (existsSync(dist) && statSync(dist).mtimeMs >= statSync(join(repo, "src", "cli", "main.ts")).mtimeMs) bins.push(dist);
     for (const bin of bins) {
       const r = spawnSync("node", [bin, "--help"], { encoding: "utf8" });
       expect(r.status, r.stderr).toBe(0);

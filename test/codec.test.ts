@@ -14,8 +14,8 @@ import {
   registerTag,
   tuple,
   type CodecContext,
-} from "../src/codec.ts";
-import { FrameDecoder, MAX_FRAME, encodeFrame } from "../src/protocol.ts";
+} from "../src/protocol/codec.ts";
+import { FrameDecoder, MAX_FRAME, encodeFrame } from "../src/protocol/messages.ts";
 import { PyisolateError } from "../src/errors.ts";
 
 const rt = (v: unknown, ctx?: CodecContext) => decode(encode(v, ctx).slice(), ctx);
@@ -252,7 +252,7 @@ describe("frames", () => {
 
 describe("whole-number floats", () => {
   it("decode as PyFloat, behave as numbers, and go back out marked", async () => {
-    const { PyFloat, TAG_FLOAT, encode, decode } = await import("../src/codec.ts");
+    const { PyFloat, TAG_FLOAT, encode, decode } = await import("../src/protocol/codec.ts");
     // What Python writes for 1.0: tag 41506 around a float64.
     const fromPython = new Uint8Array([0xd9, 0xa2, 0x22, 0xfb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]);
     const v = decode(fromPython) as InstanceType<typeof PyFloat>;
@@ -269,7 +269,7 @@ describe("whole-number floats", () => {
 
 describe("FrameDecoder", () => {
   it("reassembles frames whatever the chunk boundaries, including a chunk that ends right after a header", async () => {
-    const { FrameDecoder, encodeFrame } = await import("../src/protocol.ts");
+    const { FrameDecoder, encodeFrame } = await import("../src/protocol/messages.ts");
     const frames = [7, 70_000, 0, 4, 131_072, 3].map((n, k) => new Uint8Array(n).fill(k + 1));
     const stream = new Uint8Array(frames.reduce((a, f) => a + f.byteLength + 4, 0));
     let o = 0;

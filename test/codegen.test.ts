@@ -5,10 +5,10 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { renderAll, staleFiles } from "../codegen/generate.ts";
 import { IO_TYPES as SPEC } from "../codegen/io_types.ts";
-import { decode } from "../src/codec.ts";
+import { decode } from "../src/protocol/codec.ts";
 import { PyisolateError } from "../src/errors.ts";
-import { IO_TYPES, IO_TYPE_BY_NAME, isOpaqueIoType, opaqueCrossingError, validateIoValue } from "../src/io_types.gen.ts";
-import { TensorRef } from "../src/tensors.ts";
+import { IO_TYPES, IO_TYPE_BY_NAME, isOpaqueIoType, opaqueCrossingError, validateIoValue } from "../src/values/io_types.gen.ts";
+import { TensorRef } from "../src/values/tensors.ts";
 import { PYTHON, ROOT } from "./tensors_util.ts";
 
 function python(code: string): { status: number | null; stdout: string; stderr: string } {

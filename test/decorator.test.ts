@@ -4,8 +4,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { HostCore } from "../src/host_core.ts";
-import { ServiceRegistry, service } from "../src/services.ts";
+import { HostCore } from "../src/process/host_core.ts";
+import { ServiceRegistry, service } from "../src/rpc/services.ts";
 
 const registry = new ServiceRegistry();
 

@@ -5,14 +5,14 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { EnvManager, type BuildResult } from "../src/env.ts";
-import { discoverPacks, type PackInfo } from "../src/manifest.ts";
-import { resolveHostPython, resolveUv, runProcess, type HostPython } from "../src/python.ts";
+import { EnvManager, type BuildResult } from "../src/env/env_manager.ts";
+import { discoverPacks, type PackInfo } from "../src/manifest/manifest.ts";
+import { resolveHostPython, resolveUv, runProcess, type HostPython } from "../src/env/host_python.ts";
 import { PyisolateError } from "../src/errors.ts";
-import { getRuntime } from "../src/runtime_detect.ts";
-import { acquireLock } from "../src/fs_util.ts";
+import { getRuntime } from "../src/runtime/detect.ts";
+import { acquireLock } from "../src/util/fs.ts";
 import { hostname } from "node:os";
-import type { Runtime } from "../src/runtime.ts";
+import type { Runtime } from "../src/runtime/contract.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 const E2E_TIMEOUT = 240_000;

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { discoverPacks, isHostTorchRequirement, loadPack, requirementName } from "../src/manifest.ts";
+import { discoverPacks, isHostTorchRequirement, loadPack, requirementName } from "../src/manifest/manifest.ts";
 import { PyisolateError } from "../src/errors.ts";
 
 let root: string;

@@ -7,10 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { PyisolateError } from "../src/errors.ts";
-import { HostCore } from "../src/host_core.ts";
+import { HostCore } from "../src/process/host_core.ts";
 import { Logger } from "../src/log.ts";
 import { EventBus, FolderPaths, ModelManagement, NodeRegistry, Progress, PromptServer, type NodeApiEvent, type PackNodes } from "../src/node_api/mod.ts";
-import { ServiceRegistry } from "../src/services.ts";
+import { ServiceRegistry } from "../src/rpc/services.ts";
 
 const root = mkdtempSync(join(tmpdir(), "pyisolate-folders-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

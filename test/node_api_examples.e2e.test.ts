@@ -9,13 +9,13 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EnvManager } from "../src/env.ts";
-import { HostCore } from "../src/host_core.ts";
+import { EnvManager } from "../src/env/env_manager.ts";
+import { HostCore } from "../src/process/host_core.ts";
 import { Logger } from "../src/log.ts";
-import { discoverPacks } from "../src/manifest.ts";
+import { discoverPacks } from "../src/manifest/manifest.ts";
 import { installNodeApi, NodeRegistry } from "../src/node_api/mod.ts";
-import { ServiceRegistry } from "../src/services.ts";
-import { SegmentRegistry, tensorValues, TensorRef } from "../src/tensors.ts";
+import { ServiceRegistry } from "../src/rpc/services.ts";
+import { SegmentRegistry, tensorValues, TensorRef } from "../src/values/tensors.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 const hostPython = process.env.PYISOLATE_PYTHON ?? join(repo, ".venv", "bin", "python");

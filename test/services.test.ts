@@ -1,7 +1,7 @@
 import { describe, expect, expectTypeOf, it } from "vitest";
-import { ServiceRegistry, connectServices, currentCall, exposeServices, service, type Remote } from "../src/services.ts";
+import { ServiceRegistry, connectServices, currentCall, exposeServices, service, type Remote } from "../src/rpc/services.ts";
 import { PyisolateError } from "../src/errors.ts";
-import type { MessageEndpoint } from "../src/runtime.ts";
+import type { MessageEndpoint } from "../src/runtime/contract.ts";
 
 class Base {
   inherited(): string {

@@ -7,12 +7,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { HostCore } from "../src/host_core.ts";
-import type { PythonProcess } from "../src/process.ts";
-import { isTuple } from "../src/codec.ts";
-import { RemoteError } from "../src/codec.ts";
-import { IO_TYPES } from "../src/io_types.gen.ts";
-import { SegmentRegistry, TensorRef, collectTensorRefs, listSegments, tensorValues } from "../src/tensors.ts";
+import { HostCore } from "../src/process/host_core.ts";
+import type { PythonProcess } from "../src/process/python_process.ts";
+import { isTuple } from "../src/protocol/codec.ts";
+import { RemoteError } from "../src/protocol/codec.ts";
+import { IO_TYPES } from "../src/values/io_types.gen.ts";
+import { SegmentRegistry, TensorRef, collectTensorRefs, listSegments, tensorValues } from "../src/values/tensors.ts";
 import { writeTensorPacks } from "./tensors_packs.ts";
 import { PYTHON, ROOT } from "./tensors_util.ts";
 

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { existsSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { decode, encode, tuple } from "../src/codec.ts";
-import { NdArrayRef, SegmentRegistry, TensorRef, collectTensorRefs, listSegments, segmentPid, tensorValues, viewTensor } from "../src/tensors.ts";
+import { decode, encode, tuple } from "../src/protocol/codec.ts";
+import { NdArrayRef, SegmentRegistry, TensorRef, collectTensorRefs, listSegments, segmentPid, tensorValues, viewTensor } from "../src/values/tensors.ts";
 import { runtime as nodeRuntime } from "../adapters/node.ts";
 import { runPython, startSegmentWriter } from "./tensors_util.ts";
 

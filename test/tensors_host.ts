@@ -4,8 +4,8 @@
  * then waits to be killed.
  */
 import process from "node:process";
-import { HostCore } from "../src/host_core.ts";
-import { SegmentRegistry, collectTensorRefs } from "../src/tensors.ts";
+import { HostCore } from "../src/process/host_core.ts";
+import { SegmentRegistry, collectTensorRefs } from "../src/values/tensors.ts";
 import { PYTHON } from "./tensors_util.ts";
 
 const producerPath = process.argv[2]!;

@@ -15,7 +15,7 @@
  * @module
  */
 import * as Comlink from "comlink";
-import { getRuntime } from "../src/runtime_detect.ts";
+import { getRuntime } from "../src/runtime/detect.ts";
 import { BrokerCore, type BrokerExit, type BrokerStartFailed, type BrokerStartOptions, type BrokerStarted } from "./broker_core.ts";
 import type { DataToMain } from "./broker_api.ts";
 

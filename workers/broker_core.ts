@@ -15,10 +15,10 @@ import process from "node:process";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import type { ChildHandle, ExitStatus, Runtime, SocketConn, SocketServer } from "../src/runtime.ts";
-import { FrameDecoder } from "../src/protocol.ts";
-import type { ExceptionMap, HelloMsg, ProcessConfig } from "../src/protocol.ts";
-import { decodeMessage, encodeMessage } from "../src/codec.ts";
+import type { ChildHandle, ExitStatus, Runtime, SocketConn, SocketServer } from "../src/runtime/contract.ts";
+import { FrameDecoder } from "../src/protocol/messages.ts";
+import type { ExceptionMap, HelloMsg, ProcessConfig } from "../src/protocol/messages.ts";
+import { decodeMessage, encodeMessage } from "../src/protocol/codec.ts";
 import type { PyisolateErrorCode } from "../src/errors.ts";
 
 /** Socket directories are `<tmpdir>/pyisolate-sock-<host pid>-<random>`. */

@@ -12,7 +12,7 @@
 import { mkdirSync, readdirSync, statSync, existsSync, type Stats } from "node:fs";
 import { extname, isAbsolute, join, normalize, relative, resolve, sep } from "node:path";
 import { PyisolateError } from "../errors.ts";
-import { defaultRegistry } from "../services.ts";
+import { defaultRegistry } from "../rpc/services.ts";
 
 /** File extensions of PyTorch weights (ComfyUI's default set). */
 export const SUPPORTED_PT_EXTENSIONS: readonly string[] = [".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"];

@@ -4,8 +4,8 @@
  * the registry of node classes. {@link installNodeApi} wires them to a {@link HostCore}.
  * @module
  */
-import type { HostCore } from "../host_core.ts";
-import { defaultRegistry } from "../services.ts";
+import type { HostCore } from "../process/host_core.ts";
+import { defaultRegistry } from "../rpc/services.ts";
 import { EventBus } from "./events.ts";
 import { FolderPaths, type FolderPathsOptions } from "./folder_paths.ts";
 import { ModelManagement } from "./model_management.ts";
@@ -25,7 +25,7 @@ export {
   type PackLoad,
   type PackNodes,
   type RegisteredNode,
-} from "./registry.ts";
+} from "../nodes/registry.ts";
 
 /** The node API services of one host. */
 export interface NodeApi {

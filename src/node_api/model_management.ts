@@ -6,7 +6,7 @@
  * memory, fanned out to every live process.
  * @module
  */
-import { currentCall, defaultRegistry } from "../services.ts";
+import { currentCall, defaultRegistry } from "../rpc/services.ts";
 
 /** The processes a service can reach: the host core's live ones. */
 export interface ProcessFanOut {

@@ -4,7 +4,7 @@
  * host's {@link EventBus}, with the client id they are for.
  * @module
  */
-import { defaultRegistry } from "../services.ts";
+import { defaultRegistry } from "../rpc/services.ts";
 import { defaultEventBus, type EventBus } from "./events.ts";
 
 /**

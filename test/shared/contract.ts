@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import { randomBytes } from "node:crypto";
 import process from "node:process";
 import * as Comlink from "comlink";
-import { detectRuntime, getRuntime } from "../../src/runtime_detect.ts";
-import type { ExitStatus, Runtime, SocketConn, SpawnOptions } from "../../src/runtime.ts";
+import { detectRuntime, getRuntime } from "../../src/runtime/detect.ts";
+import type { ExitStatus, Runtime, SocketConn, SpawnOptions } from "../../src/runtime/contract.ts";
 import type { RuntimeName, TestApi } from "./api.ts";
 import type { ContractWorkerApi } from "./contract_worker.ts";
 

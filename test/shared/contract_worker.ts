@@ -5,7 +5,7 @@
  * @module
  */
 import * as Comlink from "comlink";
-import { getRuntime } from "../../src/runtime_detect.ts";
+import { getRuntime } from "../../src/runtime/detect.ts";
 
 const rt = await getRuntime();
 const self = rt.workerSelf();

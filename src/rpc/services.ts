@@ -15,8 +15,8 @@
  * ```
  * @module
  */
-import { PyisolateError } from "./errors.ts";
-import type { MessageEndpoint } from "./runtime.ts";
+import { PyisolateError } from "../errors.ts";
+import type { MessageEndpoint } from "../runtime/contract.ts";
 
 /** Any function; the mapped types below only look at parameters and results. */
 type AnyFn = (...args: any[]) => any;

@@ -14,8 +14,8 @@ import { basename, join, resolve } from "node:path";
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { parse as parseToml, TomlError } from "smol-toml";
 import { z } from "zod";
-import { PyisolateError } from "./errors.ts";
-import { displayPath } from "./fs_util.ts";
+import { PyisolateError } from "../errors.ts";
+import { displayPath } from "../util/fs.ts";
 
 /** Which file a manifest came from. */
 export type ManifestSource = "pyisolate.yaml" | "pyisolate.yml" | "pyproject.toml";

@@ -10,10 +10,10 @@
 import { readFileSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import process from "node:process";
-import { PyisolateError } from "./errors.ts";
-import type { Runtime } from "./runtime.ts";
-import { getRuntime } from "./runtime_detect.ts";
-import { atomicWriteFile, isExecutable, which } from "./fs_util.ts";
+import { PyisolateError } from "../errors.ts";
+import type { Runtime } from "../runtime/contract.ts";
+import { getRuntime } from "../runtime/detect.ts";
+import { atomicWriteFile, isExecutable, which } from "../util/fs.ts";
 
 /** Where the host Python was found. */
 export type HostPythonSource = "option" | "env" | "venv" | "path";

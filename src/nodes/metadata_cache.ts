@@ -12,9 +12,9 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
-import { atomicWriteFile, safeComponent } from "./fs_util.ts";
-import { log as defaultLog, type Logger } from "./log.ts";
-import type { PackInfo } from "./manifest.ts";
+import { atomicWriteFile, safeComponent } from "../util/fs.ts";
+import { log as defaultLog, type Logger } from "../log.ts";
+import type { PackInfo } from "../manifest/manifest.ts";
 
 /** What the cache holds for a pack. */
 export type CacheState = "hit" | "stale" | "none";

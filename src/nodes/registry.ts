@@ -13,14 +13,14 @@
  * @module
  */
 import { PyisolateError } from "../errors.ts";
-import { plainNumbers } from "../codec.ts";
+import { plainNumbers } from "../protocol/codec.ts";
 import type { HiddenValues, NodeBackend, NodeInfo, NodeOwner, NodeRunResult } from "../executor/types.ts";
-import { SHARED_PROCESS_NAME, type HostCore } from "../host_core.ts";
+import { SHARED_PROCESS_NAME, type HostCore } from "../process/host_core.ts";
 import { log as defaultLog, type Logger } from "../log.ts";
-import type { ReadyInfo, ReadyPack } from "../protocol.ts";
-import type { MetadataCache } from "../cache.ts";
-import type { SegmentRegistry } from "../tensors.ts";
-import { ModelManagement } from "./model_management.ts";
+import type { ReadyInfo, ReadyPack } from "../protocol/messages.ts";
+import type { MetadataCache } from "./metadata_cache.ts";
+import type { SegmentRegistry } from "../values/tensors.ts";
+import { ModelManagement } from "../node_api/model_management.ts";
 
 /** The service every Python process serves its nodes under. */
 export const NODES_SERVICE = "$nodes";

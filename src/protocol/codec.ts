@@ -13,8 +13,8 @@
  * @module
  */
 import { Decoder, Encoder, Tag, addExtension } from "cbor-x";
-import { PyisolateError } from "./errors.ts";
-import { encodeFrame, messageProblem, type ExceptionMap, type Message } from "./protocol.ts";
+import { PyisolateError } from "../errors.ts";
+import { encodeFrame, messageProblem, type ExceptionMap, type Message } from "./messages.ts";
 
 /** Tag of a Python tuple (content: array). */
 export const TAG_TUPLE = 41500;

@@ -2,7 +2,7 @@
  * What the CLI's commands draw: text tables and live progress lines.
  * @module
  */
-import type { BuildProgress } from "./env.ts";
+import type { BuildProgress } from "../env/env_manager.ts";
 
 /** A stream the CLI writes to. */
 export interface CliStream {

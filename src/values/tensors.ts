@@ -11,10 +11,10 @@
 import { readdirSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { TAG_NDARRAY, TAG_TENSOR, registerTag } from "./codec.ts";
-import { PyisolateError } from "./errors.ts";
-import type { MappedFile, Runtime } from "./runtime.ts";
-import { getRuntime } from "./runtime_detect.ts";
+import { TAG_NDARRAY, TAG_TENSOR, registerTag } from "../protocol/codec.ts";
+import { PyisolateError } from "../errors.ts";
+import type { MappedFile, Runtime } from "../runtime/contract.ts";
+import { getRuntime } from "../runtime/detect.ts";
 
 /** Every segment's file name starts with this, then the host pid and a dash. */
 export const SEGMENT_PREFIX = "pyisolate-";

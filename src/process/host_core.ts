@@ -8,12 +8,12 @@
  * @module
  */
 import process from "node:process";
-import { PyisolateError } from "./errors.ts";
-import { log as defaultLog, type Logger } from "./log.ts";
-import { PythonProcess, type BrokerMode } from "./process.ts";
-import { defaultRegistry, exposeServices, type ServiceRegistry } from "./services.ts";
-import type { MessageEndpoint } from "./runtime.ts";
-import type { CallOptions, IncomingCall } from "./rpc.ts";
+import { PyisolateError } from "../errors.ts";
+import { log as defaultLog, type Logger } from "../log.ts";
+import { PythonProcess, type BrokerMode } from "./python_process.ts";
+import { defaultRegistry, exposeServices, type ServiceRegistry } from "../rpc/services.ts";
+import type { MessageEndpoint } from "../runtime/contract.ts";
+import type { CallOptions, IncomingCall } from "../rpc/endpoint.ts";
 
 /** Service that reaches Python ProxiedSingletons, which live in the shared process. */
 export const SINGLETON_SERVICE = "$singleton";

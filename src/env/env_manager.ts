@@ -23,12 +23,12 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import { cpus, homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
-import { PyisolateError } from "./errors.ts";
-import { acquireLock, randomHex, removeTree, safeComponent } from "./fs_util.ts";
-import type { PackInfo } from "./manifest.ts";
-import { resolveHostPython, resolveUv, runProcess, type HostPython, type UvCommand } from "./python.ts";
-import type { Runtime } from "./runtime.ts";
-import { RUNTIME_VERSION } from "./version.ts";
+import { PyisolateError } from "../errors.ts";
+import { acquireLock, randomHex, removeTree, safeComponent } from "../util/fs.ts";
+import type { PackInfo } from "../manifest/manifest.ts";
+import { resolveHostPython, resolveUv, runProcess, type HostPython, type UvCommand } from "./host_python.ts";
+import type { Runtime } from "../runtime/contract.ts";
+import { RUNTIME_VERSION } from "../version.ts";
 
 /** Where a pack's environment stands. */
 export type EnvState = "ready" | "missing" | "stale" | "shared";

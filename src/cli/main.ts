@@ -1,6 +1,6 @@
 /**
  * The `pyisolate` command line: a table of commands over functions that tests call
- * in-process. {@link main} takes the arguments and returns the exit code; `cli_main.ts`
+ * in-process. {@link main} takes the arguments and returns the exit code; `bin.ts`
  * is the executable that calls it.
  *
  * Adding a command is one entry in {@link commands}.
@@ -11,20 +11,20 @@ import { basename, join, resolve } from "node:path";
 import process from "node:process";
 import { stringify as stringifyYaml } from "yaml";
 import { parse as parseToml } from "smol-toml";
-import { MetadataCache, packPythonFiles } from "./cache.ts";
-import { EnvManager, type BuildProgress, type BuildResult } from "./env.ts";
-import { PyisolateError } from "./errors.ts";
-import { displayPath } from "./fs_util.ts";
-import { discoverPacks, isHostTorchRequirement, requirementName, type PackInfo } from "./manifest.ts";
-import { resolveHostPython, resolveUv, uvVersion, type HostPython } from "./python.ts";
-import { detectRuntime } from "./runtime_detect.ts";
-import { RUNTIME_VERSION } from "./version.ts";
-import { runCommand } from "./cli_run.ts";
-import { formatTable, ProgressView, type CliIo } from "./cli_view.ts";
+import { MetadataCache, packPythonFiles } from "../nodes/metadata_cache.ts";
+import { EnvManager, type BuildProgress, type BuildResult } from "../env/env_manager.ts";
+import { PyisolateError } from "../errors.ts";
+import { displayPath } from "../util/fs.ts";
+import { discoverPacks, isHostTorchRequirement, requirementName, type PackInfo } from "../manifest/manifest.ts";
+import { resolveHostPython, resolveUv, uvVersion, type HostPython } from "../env/host_python.ts";
+import { detectRuntime } from "../runtime/detect.ts";
+import { RUNTIME_VERSION } from "../version.ts";
+import { runCommand } from "./run.ts";
+import { formatTable, ProgressView, type CliIo } from "./view.ts";
 
 export { formatTable, ProgressView };
 
-export type { CliIo, CliStream } from "./cli_view.ts";
+export type { CliIo, CliStream } from "./view.ts";
 
 /** Options every command takes. */
 export interface GlobalOptions {

@@ -5,9 +5,9 @@
  * peer's calls through one handler, and has one close path that rejects every pending call.
  * @module
  */
-import { PyisolateError, type PyisolateErrorCode } from "./errors.ts";
-import { RemoteError, decodeMessage, encodeMessage, exceptionMapOf, type CodecContext } from "./codec.ts";
-import type { CallMsg, EventMsg, Message } from "./protocol.ts";
+import { PyisolateError, type PyisolateErrorCode } from "../errors.ts";
+import { RemoteError, decodeMessage, encodeMessage, exceptionMapOf, type CodecContext } from "../protocol/codec.ts";
+import type { CallMsg, EventMsg, Message } from "../protocol/messages.ts";
 
 /**
  * Time a call may take before it fails with `TIMEOUT`, unless the call or the endpoint says

@@ -7,19 +7,19 @@
  * @module
  */
 import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { rmSync } from "node:fs";
 import * as Comlink from "comlink";
-import { PyisolateError } from "./errors.ts";
-import { log as defaultLog, type Logger } from "./log.ts";
-import { getRuntime } from "./runtime_detect.ts";
-import type { Runtime } from "./runtime.ts";
-import { RpcEndpoint, DEFAULT_CALL_TIMEOUT_MS, type CallOptions, type IncomingHandler } from "./rpc.ts";
-import { decodeMessage } from "./codec.ts";
-import type { PackRef, ProcessConfig, ReadyInfo } from "./protocol.ts";
-import type { BrokerExit, BrokerSink, BrokerStartFailed, BrokerStartOptions, BrokerStarted } from "../workers/broker_core.ts";
-import type { BrokerApi } from "../workers/broker.ts";
-import type { DataToMain } from "../workers/broker_api.ts";
+import { PyisolateError } from "../errors.ts";
+import { brokerWorkerUrl, pythonRoot } from "../paths.ts";
+import { log as defaultLog, type Logger } from "../log.ts";
+import { getRuntime } from "../runtime/detect.ts";
+import type { Runtime } from "../runtime/contract.ts";
+import { RpcEndpoint, DEFAULT_CALL_TIMEOUT_MS, type CallOptions, type IncomingHandler } from "../rpc/endpoint.ts";
+import { decodeMessage } from "../protocol/codec.ts";
+import type { PackRef, ProcessConfig, ReadyInfo } from "../protocol/messages.ts";
+import type { BrokerExit, BrokerSink, BrokerStartFailed, BrokerStartOptions, BrokerStarted } from "../../workers/broker_core.ts";
+import type { BrokerApi } from "../../workers/broker.ts";
+import type { DataToMain } from "../../workers/broker_api.ts";
 
 /** Time a process has to send `ready` after it is spawned (imports can be slow). */
 export const DEFAULT_START_TIMEOUT_MS = 120_000;
@@ -66,24 +66,6 @@ export interface PythonProcessOptions {
   onExit?: (info: BrokerExit) => void;
 }
 
-/** The repository's `python/` directory (the runtime's import root), next to `src/` and `dist/`. */
-export function pythonRoot(): string {
-  return fileURLToPath(new URL("../python", import.meta.url));
-}
-
-/**
- * Where the broker worker's module is. From sources (`src/process.ts`) it is
- * `workers/broker.ts` — or, on a Node without TypeScript support, `workers/broker_node_dev.mjs`
- * which transpiles it on load; bundled (`dist/*.js`) it is `dist/broker.js`.
- */
-export function brokerWorkerUrl(rt: Runtime): URL {
-  const here = import.meta.url;
-  if (!here.endsWith(".ts")) return new URL("./broker.js", here);
-  const nodeStrips = (process as unknown as { features?: { typescript?: unknown } }).features?.typescript;
-  if (rt.name === "node" && !nodeStrips) return new URL("../workers/broker_node_dev.mjs", here);
-  return new URL("../workers/broker.ts", here);
-}
-
 /** The broker as the main thread drives it, wherever it runs. */
 interface BrokerLink {
   start(opts: BrokerStartOptions): Promise<BrokerStarted | BrokerStartFailed>;
@@ -98,7 +80,7 @@ function unref(x: unknown): void {
 }
 
 async function inlineLink(rt: Runtime, sink: BrokerSink): Promise<BrokerLink> {
-  const { BrokerCore } = await import("../workers/broker_core.ts");
+  const { BrokerCore } = await import("../../workers/broker_core.ts");
   const core = new BrokerCore(rt, sink);
   return {
     start: (opts) => core.start(opts),
@@ -110,7 +92,7 @@ async function inlineLink(rt: Runtime, sink: BrokerSink): Promise<BrokerLink> {
 }
 
 function workerLink(rt: Runtime, sink: BrokerSink): BrokerLink {
-  const worker = rt.startWorker(brokerWorkerUrl(rt), null);
+  const worker = rt.startWorker(brokerWorkerUrl(rt.name), null);
   worker.unref();
   const api = Comlink.wrap<BrokerApi>(worker as unknown as Comlink.Endpoint);
   const channel = new MessageChannel();

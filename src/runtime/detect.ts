@@ -1,4 +1,4 @@
-import type { Runtime } from "./runtime.ts";
+import type { Runtime } from "./contract.ts";
 
 /** Which JavaScript runtime runs this code. Deno and Bun are checked first: both also set `process.versions.node`. */
 export function detectRuntime(): Runtime["name"] {
@@ -15,11 +15,11 @@ export function getRuntime(): Promise<Runtime> {
   current ??= (async () => {
     switch (detectRuntime()) {
       case "deno":
-        return (await import("../adapters/deno.ts")).runtime;
+        return (await import("../../adapters/deno.ts")).runtime;
       case "bun":
-        return (await import("../adapters/bun.ts")).runtime;
+        return (await import("../../adapters/bun.ts")).runtime;
       default:
-        return (await import("../adapters/node.ts")).runtime;
+        return (await import("../../adapters/node.ts")).runtime;
     }
   })();
   return current;

@@ -4,7 +4,7 @@
  * length followed by exactly one CBOR data item.
  * @module
  */
-import { PyisolateError } from "./errors.ts";
+import { PyisolateError } from "../errors.ts";
 
 /** Largest frame payload either side accepts (1 GiB); a longer frame is a protocol error. */
 export const MAX_FRAME: number = 1 << 30;

@@ -5,6 +5,6 @@
  * @module
  */
 import process from "node:process";
-import { main } from "./cli.ts";
+import { main } from "./main.ts";
 
 process.exitCode = await main(process.argv.slice(2));

@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "zod";
-import { PyisolateError } from "./errors.ts";
+import { PyisolateError } from "../errors.ts";
 import { TensorRef } from "./tensors.ts";
 
 /** How values of an io type are built. */

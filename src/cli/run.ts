@@ -7,15 +7,15 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import type { Command, CommandContext } from "./cli.ts";
-import { formatTable, ProgressView, type CliIo } from "./cli_view.ts";
-import { PyisolateError } from "./errors.ts";
-import type { RunResult } from "./executor/executor.ts";
-import type { ExecutionEvent, Prompt } from "./executor/types.ts";
-import { displayPath } from "./fs_util.ts";
-import { createHost } from "./host.ts";
-import { Logger, streamSink } from "./log.ts";
-import { discoverPacks } from "./manifest.ts";
+import type { Command, CommandContext } from "./main.ts";
+import { formatTable, ProgressView, type CliIo } from "./view.ts";
+import { PyisolateError } from "../errors.ts";
+import type { RunResult } from "../executor/executor.ts";
+import type { ExecutionEvent, Prompt } from "../executor/types.ts";
+import { displayPath } from "../util/fs.ts";
+import { createHost } from "../host.ts";
+import { Logger, streamSink } from "../log.ts";
+import { discoverPacks } from "../manifest/manifest.ts";
 
 /** Reads an API-format workflow file, with a clear error for anything else. */
 export function readPrompt(file: string): Prompt {
