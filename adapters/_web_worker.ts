@@ -56,7 +56,10 @@ export function wrapWebWorker(w: Worker, ops: { terminate(): Promise<void>; unre
       w.addEventListener("error", (ev: Event) => {
         ev.preventDefault?.(); // reported here, not as an uncaught error of the host
         const e = ev as ErrorEvent;
-        cb(e.error instanceof Error ? e.error : new Error(e.message || "the worker failed"));
+        if (e.error instanceof Error) return cb(e.error);
+        // Bun's message leads with a source excerpt; its "error: …" line is the error itself.
+        const text = e.message || "the worker failed";
+        cb(new Error(/^error: (.*)$/m.exec(text)?.[1] ?? text));
       });
     },
   };

@@ -125,7 +125,7 @@ function connectUnix(path: string): Promise<SocketConn> {
 
 type Listener = (ev: { data: unknown }) => void;
 
-/** Adapts Node's EventEmitter-style port to the DOM-style endpoint Comlink expects. */
+/** Adapts Node's EventEmitter-style port to the DOM-style {@link MessageEndpoint}. */
 function endpointOf(port: { postMessage(m: unknown, t?: readonly unknown[]): void; on(e: "message", l: (d: unknown) => void): unknown; off(e: "message", l: (d: unknown) => void): unknown }): MessageEndpoint {
   const wrapped = new WeakMap<Listener, (d: unknown) => void>();
   return {

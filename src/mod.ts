@@ -47,7 +47,8 @@ export { resolveHostPython, resolveUv, type HostPython } from "./env/host_python
 export { HostCore, type HostCoreOptions, type HostPack } from "./process/host_core.ts";
 export { PythonProcess, type PythonProcessOptions } from "./process/python_process.ts";
 export { DEFAULT_CALL_TIMEOUT_MS, type CallOptions } from "./rpc/endpoint.ts";
-export { ServiceRegistry, service, defaultRegistry, currentCall, connectServices, exposeServices, type Remote } from "./rpc/services.ts";
+export { ServiceRegistry, service, defaultRegistry, currentCall, type Remote } from "./rpc/services.ts";
+export { connectServices, exposeServices } from "./rpc/thread_services.ts";
 export { Tuple, tuple, isTuple, PyFloat, pyFloat, RemoteError, registerTag } from "./protocol/codec.ts";
 
 // The ComfyUI node API's host side.

@@ -1,5 +1,6 @@
 import { describe, expect, expectTypeOf, it } from "vitest";
-import { ServiceRegistry, connectServices, currentCall, exposeServices, service, type Remote } from "../src/rpc/services.ts";
+import { ServiceRegistry, currentCall, service, type Remote } from "../src/rpc/services.ts";
+import { connectServices, exposeServices } from "../src/rpc/thread_services.ts";
 import { PyisolateError } from "../src/errors.ts";
 import type { MessageEndpoint } from "../src/runtime/contract.ts";
 

@@ -1,18 +1,34 @@
 /**
- * The messages of the broker worker's data port (see `broker.ts`), shared by both ends.
+ * What crosses the broker worker's {@link Channel} (see `broker.ts`), shared by both ends.
+ * Frames are the channel's binary data: main → worker, one whole frame (length prefix
+ * included) per `ArrayBuffer`; worker → main, frame payloads (`ArrayBuffer`, or an array of
+ * them when one read held several). Everything is transferred, never copied.
  * @module
  */
-import type { BrokerExit } from "./broker_core.ts";
+import type { BrokerExit, BrokerStartFailed, BrokerStartOptions, BrokerStarted } from "./broker_core.ts";
 
-/** Worker → main on the data port. */
-export type DataToMain =
-  /** One frame payload. */
-  | ArrayBuffer
-  /** Several frame payloads, in order. */
-  | ArrayBuffer[]
-  | { k: "lines"; stream: "stdout" | "stderr"; lines: string[] }
-  | { k: "spawned"; pid: number; socketDir: string }
-  | { k: "exit"; info: BrokerExit };
+/** Calls the main thread makes to the worker. */
+export interface BrokerWorkerHandlers {
+  /** Spawns the process and waits for `ready` (or for it to fail). */
+  start(opts: BrokerStartOptions): Promise<BrokerStarted | BrokerStartFailed>;
+  /** `bye`, then SIGTERM, then SIGKILL; resolves once the process has exited. */
+  stop(graceMs: number): Promise<BrokerExit | null>;
+  /** Sends a signal to the process group (an event: no answer). */
+  kill(signal: string): void;
+}
 
-/** Main → worker on the data port: one whole frame (length prefix included). */
-export type DataToWorker = ArrayBuffer;
+/** Events the worker sends to the main thread. */
+export interface BrokerMainHandlers {
+  /** Complete lines the child printed. */
+  lines(stream: "stdout" | "stderr", lines: string[]): void;
+  /** The process was spawned. */
+  spawned(pid: number, socketDir: string): void;
+  /** The process exited. */
+  exit(info: BrokerExit): void;
+}
+
+/** How long a `stop` may take on the channel beyond its own two grace periods. */
+export const STOP_MARGIN_MS = 5_000;
+
+/** How long a `start` may take on the channel beyond the start timeout the broker enforces itself. */
+export const START_MARGIN_MS = 10_000;

@@ -10,8 +10,10 @@
 import process from "node:process";
 import { PyisolateError } from "../errors.ts";
 import { log as defaultLog, type Logger } from "../log.ts";
-import { PythonProcess, type BrokerMode } from "./python_process.ts";
-import { defaultRegistry, exposeServices, type ServiceRegistry } from "../rpc/services.ts";
+import { PythonProcess } from "./python_process.ts";
+import type { BrokerMode } from "./broker_link.ts";
+import { defaultRegistry, type ServiceRegistry } from "../rpc/services.ts";
+import { exposeServices } from "../rpc/thread_services.ts";
 import type { MessageEndpoint } from "../runtime/contract.ts";
 import type { CallOptions, IncomingCall } from "../rpc/endpoint.ts";
 

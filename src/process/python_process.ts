@@ -8,27 +8,22 @@
  */
 import process from "node:process";
 import { rmSync } from "node:fs";
-import * as Comlink from "comlink";
 import { PyisolateError } from "../errors.ts";
-import { brokerWorkerUrl, pythonRoot } from "../paths.ts";
+import { pythonRoot } from "../paths.ts";
 import { log as defaultLog, type Logger } from "../log.ts";
 import { getRuntime } from "../runtime/detect.ts";
-import type { Runtime } from "../runtime/contract.ts";
 import { RpcEndpoint, DEFAULT_CALL_TIMEOUT_MS, type CallOptions, type IncomingHandler } from "../rpc/endpoint.ts";
 import { decodeMessage } from "../protocol/codec.ts";
 import type { PackRef, ProcessConfig, ReadyInfo } from "../protocol/messages.ts";
 import type { BrokerExit, BrokerSink, BrokerStartFailed, BrokerStartOptions, BrokerStarted } from "../../workers/broker_core.ts";
-import type { BrokerApi } from "../../workers/broker.ts";
-import type { DataToMain } from "../../workers/broker_api.ts";
+import { inlineLink, workerLink, type BrokerLink, type BrokerMode } from "./broker_link.ts";
+import { KeepAlive } from "../util/os.ts";
 
 /** Time a process has to send `ready` after it is spawned (imports can be slow). */
 export const DEFAULT_START_TIMEOUT_MS = 120_000;
 
 /** Time `close()` waits after `bye`, and again after SIGTERM, before escalating. */
 export const DEFAULT_CLOSE_GRACE_MS = 2_000;
-
-/** Where a process's broker runs. */
-export type BrokerMode = "worker" | "inline";
 
 /** Life of a {@link PythonProcess}: `idle` until the first call, `exited` after a crash (restarts on the next call), `closed` for good. */
 export type ProcessState = "idle" | "starting" | "ready" | "stopping" | "exited" | "closed";
@@ -64,115 +59,6 @@ export interface PythonProcessOptions {
   broker?: BrokerMode;
   /** Called after every exit of the process (crash or close). */
   onExit?: (info: BrokerExit) => void;
-}
-
-/** The broker as the main thread drives it, wherever it runs. */
-interface BrokerLink {
-  start(opts: BrokerStartOptions): Promise<BrokerStarted | BrokerStartFailed>;
-  send(frame: Uint8Array): void;
-  stop(graceMs: number): Promise<BrokerExit | null>;
-  kill(signal: string): void;
-  dispose(): Promise<void>;
-}
-
-function unref(x: unknown): void {
-  (x as { unref?: () => void } | undefined)?.unref?.();
-}
-
-async function inlineLink(rt: Runtime, sink: BrokerSink): Promise<BrokerLink> {
-  const { BrokerCore } = await import("../../workers/broker_core.ts");
-  const core = new BrokerCore(rt, sink);
-  return {
-    start: (opts) => core.start(opts),
-    send: (frame) => core.send(frame),
-    stop: (g) => core.stop(g),
-    kill: (s) => core.kill(s),
-    dispose: async () => {},
-  };
-}
-
-function workerLink(rt: Runtime, sink: BrokerSink): BrokerLink {
-  const worker = rt.startWorker(brokerWorkerUrl(rt.name), null);
-  worker.unref();
-  const api = Comlink.wrap<BrokerApi>(worker as unknown as Comlink.Endpoint);
-  const channel = new MessageChannel();
-  const port = channel.port1;
-  port.onmessage = (ev: MessageEvent) => {
-    const d = ev.data as DataToMain;
-    if (d instanceof ArrayBuffer) sink.frames([new Uint8Array(d)]);
-    else if (Array.isArray(d)) sink.frames(d.map((b) => new Uint8Array(b)));
-    else if (d.k === "lines") sink.lines(d.stream, d.lines);
-    else if (d.k === "spawned") sink.spawned(d.pid, d.socketDir);
-    else if (d.k === "exit") sink.exit(d.info);
-  };
-  unref(port);
-  let disposed = false;
-  const gone = (): Promise<never> => Promise.reject(new PyisolateError("USAGE", "The broker worker was already disposed."));
-  // The worker's own failure (its code did not load, it crashed) ends the start and the
-  // process as an exit, instead of leaving calls waiting for answers that cannot come.
-  let failed: Error | undefined;
-  let failStart: ((e: Error) => void) | undefined;
-  let started = false;
-  worker.onError((err) => {
-    if (disposed || failed) return;
-    failed = err;
-    const e = new PyisolateError("PROCESS_FAILED", `The broker worker failed: ${err.message}`, { cause: err });
-    if (failStart) failStart(e);
-    if (started) sink.exit({ code: null, signal: null, stderr: [], reason: e.message });
-  });
-  const start = (opts: Parameters<BrokerLink["start"]>[0]) => {
-    if (disposed) return gone();
-    if (failed) return Promise.reject(new PyisolateError("PROCESS_FAILED", `The broker worker failed: ${failed.message}`));
-    return new Promise<Awaited<ReturnType<BrokerLink["start"]>>>((resolve, reject) => {
-      failStart = reject;
-      api.start(opts, Comlink.transfer(channel.port2, [channel.port2]) as unknown as MessagePort).then(
-        (r) => {
-          started = true;
-          failStart = undefined;
-          resolve(r);
-        },
-        (e: unknown) => {
-          failStart = undefined;
-          reject(e);
-        },
-      );
-    });
-  };
-  return {
-    start,
-    send(frame) {
-      if (disposed) return;
-      const own = frame.byteOffset === 0 && frame.byteLength === frame.buffer.byteLength ? frame : frame.slice();
-      port.postMessage(own.buffer, [own.buffer as ArrayBuffer]);
-    },
-    stop: (g) => (disposed ? Promise.resolve(null) : api.stop(g)),
-    kill(s) {
-      if (!disposed) void api.kill(s).catch(() => {});
-    },
-    async dispose() {
-      if (disposed) return;
-      disposed = true;
-      port.onmessage = null;
-      port.close();
-      api[Comlink.releaseProxy]();
-      await worker.terminate();
-    },
-  };
-}
-
-/** A reference that keeps the host's event loop alive while work is pending. */
-class KeepAlive {
-  #n = 0;
-  #timer: ReturnType<typeof setInterval> | undefined;
-  hold(): void {
-    if (this.#n++ === 0) this.#timer = setInterval(() => {}, 1 << 30);
-  }
-  release(): void {
-    if (--this.#n === 0 && this.#timer !== undefined) {
-      clearInterval(this.#timer);
-      this.#timer = undefined;
-    }
-  }
 }
 
 /**
@@ -381,7 +267,7 @@ export class PythonProcess {
         },
         exit: (info) => this.#onExit(gen, info),
       };
-      const link = this.#mode === "inline" ? await inlineLink(rt, sink) : workerLink(rt, sink);
+      const link = this.#mode === "inline" ? await inlineLink(rt, sink) : workerLink(rt, sink, this.name);
       this.#link = link;
       const ep = new RpcEndpoint({
         name: this.name,
@@ -407,19 +293,14 @@ export class PythonProcess {
         services: typeof services === "function" ? services() : (services ?? []),
         options: this.#opts.options ?? {},
       };
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const guard = new Promise<BrokerStartFailed>((resolve) => {
-        // The broker enforces the start timeout; this only catches a broker that never answers.
-        timer = setTimeout(
-          () => resolve({ ok: false, code: "PROCESS_FAILED", message: `The broker for "${this.name}" did not answer within ${startTimeoutMs + 10_000} ms.` }),
-          startTimeoutMs + 10_000,
-        );
-        unref(timer);
-      });
-      const r = await Promise.race([
-        link.start({ name: this.name, python, config, env: this.#childEnv(), ...(this.#opts.cwd ? { cwd: this.#opts.cwd } : {}), startTimeoutMs }),
-        guard,
-      ]).finally(() => clearTimeout(timer));
+      // The broker enforces the start timeout itself; a broker that never answers, or whose
+      // worker dies, ends the start the same way as a failed one.
+      const r = await link
+        .start({ name: this.name, python, config, env: this.#childEnv(), ...(this.#opts.cwd ? { cwd: this.#opts.cwd } : {}), startTimeoutMs })
+        .catch((err: unknown): BrokerStartFailed => {
+          const e = err instanceof PyisolateError ? err : new PyisolateError("PROCESS_FAILED", String(err));
+          return { ok: false, code: e.code === "TIMEOUT" || e.code === "USAGE" ? "PROCESS_FAILED" : e.code, message: e.message };
+        });
       if (gen !== this.#starts) throw new PyisolateError("PROCESS_FAILED", `The start of "${this.name}" was superseded.`, { pack: this.name });
       if (!r.ok) {
         ep.close(r.code === "USAGE" ? "PROCESS_FAILED" : r.code, r.message);

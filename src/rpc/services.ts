@@ -16,7 +16,6 @@
  * @module
  */
 import { PyisolateError } from "../errors.ts";
-import type { MessageEndpoint } from "../runtime/contract.ts";
 
 /** Any function; the mapped types below only look at parameters and results. */
 type AnyFn = (...args: any[]) => any;
@@ -210,7 +209,11 @@ export function service(name: string, registry: ServiceRegistry = defaultRegistr
   };
 }
 
-function remoteProxy<T>(name: string, invoke: (method: string, args: unknown[]) => Promise<unknown>): Remote<T> {
+/**
+ * A typed proxy whose every method calls `invoke(method, args)`.
+ * @internal
+ */
+export function remoteProxy<T>(name: string, invoke: (method: string, args: unknown[]) => Promise<unknown>): Remote<T> {
   const cache = new Map<string, (...args: unknown[]) => Promise<unknown>>();
   return new Proxy(Object.create(null), {
     get(_t, prop) {
@@ -223,118 +226,4 @@ function remoteProxy<T>(name: string, invoke: (method: string, args: unknown[]) 
       return fn;
     },
   }) as Remote<T>;
-}
-
-// --- Services across threads -------------------------------------------------------------
-
-const TAG = "pyisolate.svc";
-
-interface SvcRequest {
-  [TAG]: 1;
-  id: number;
-  s: string;
-  m: string;
-  a: unknown[];
-}
-interface SvcResponse {
-  [TAG]: 2;
-  id: number;
-  ok: boolean;
-  v?: unknown;
-  code?: string;
-  message?: string;
-}
-
-/**
- * Serves the host's services to TypeScript code in a worker over `endpoint` (the worker as
- * seen from the host). Arguments and results must be structured-cloneable. Returns a function
- * that stops serving.
- */
-export function exposeServices(endpoint: MessageEndpoint, registry: ServiceRegistry = defaultRegistry): () => void {
-  const listener = (ev: { data: unknown }): void => {
-    const req = ev.data as SvcRequest;
-    if (!req || typeof req !== "object" || req[TAG] !== 1) return;
-    const reply = (r: Omit<SvcResponse, typeof TAG | "id">): void => endpoint.postMessage({ [TAG]: 2, id: req.id, ...r });
-    let result: unknown;
-    try {
-      result = registry.dispatch(String(req.s), String(req.m), Array.isArray(req.a) ? req.a : [], undefined, { caller: "worker" });
-    } catch (err) {
-      reply(errorReply(err));
-      return;
-    }
-    Promise.resolve(result).then(
-      (v) => {
-        try {
-          reply({ ok: true, v });
-        } catch (err) {
-          reply(errorReply(new PyisolateError("TYPE", `The result of ${req.s}.${req.m} cannot be sent to a worker: ${(err as Error).message}`)));
-        }
-      },
-      (err) => reply(errorReply(err)),
-    );
-  };
-  endpoint.addEventListener("message", listener);
-  return () => endpoint.removeEventListener("message", listener);
-}
-
-function errorReply(err: unknown): Omit<SvcResponse, typeof TAG | "id"> {
-  if (err instanceof PyisolateError) return { ok: false, code: err.code, message: err.message };
-  return { ok: false, code: "REMOTE", message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) };
-}
-
-/** The worker side of {@link exposeServices}. */
-export interface ServiceClient {
-  /** A typed proxy of the host service `name`. */
-  get<T>(name: string): Remote<T>;
-  /** Stops listening; pending calls fail. */
-  close(): void;
-}
-
-/**
- * Connects to the host's services from inside a worker (`endpoint` is the parent as seen
- * from the worker, e.g. `runtime.workerSelf().endpoint`).
- *
- * @example
- * ```ts
- * const services = connectServices(runtime.workerSelf()!.endpoint);
- * const greeter = services.get<Greeter>("Greeter");
- * await greeter.hello("ann");
- * ```
- */
-export function connectServices(endpoint: MessageEndpoint): ServiceClient {
-  let nextId = 1;
-  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
-  const listener = (ev: { data: unknown }): void => {
-    const res = ev.data as SvcResponse;
-    if (!res || typeof res !== "object" || res[TAG] !== 2) return;
-    const p = pending.get(res.id);
-    if (!p) return;
-    pending.delete(res.id);
-    if (res.ok) p.resolve(res.v);
-    else p.reject(new PyisolateError((res.code ?? "REMOTE") as PyisolateError["code"], res.message ?? "The host service failed."));
-  };
-  endpoint.addEventListener("message", listener);
-  return {
-    get<T>(name: string): Remote<T> {
-      return remoteProxy<T>(
-        name,
-        (method, args) =>
-          new Promise((resolve, reject) => {
-            const id = nextId++;
-            pending.set(id, { resolve, reject });
-            try {
-              endpoint.postMessage({ [TAG]: 1, id, s: name, m: method, a: args } satisfies SvcRequest);
-            } catch (err) {
-              pending.delete(id);
-              reject(new PyisolateError("TYPE", `The arguments of ${name}.${method} cannot be sent to the host: ${(err as Error).message}`));
-            }
-          }),
-      );
-    },
-    close(): void {
-      endpoint.removeEventListener("message", listener);
-      for (const p of pending.values()) p.reject(new PyisolateError("CANCELLED", "The connection to the host's services was closed."));
-      pending.clear();
-    },
-  };
 }

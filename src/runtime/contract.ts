@@ -66,8 +66,8 @@ export interface SocketServer {
 }
 
 /**
- * A Comlink-compatible message endpoint: a worker seen from its parent, or the parent seen
- * from inside a worker.
+ * A message endpoint, what a `Channel` runs on: a worker seen from its parent, or the parent
+ * seen from inside a worker.
  */
 export interface MessageEndpoint {
   postMessage(message: unknown, transfer?: unknown[]): void;

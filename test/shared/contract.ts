@@ -10,11 +10,13 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { randomBytes } from "node:crypto";
 import process from "node:process";
-import * as Comlink from "comlink";
+import { Channel } from "../../src/rpc/channel.ts";
+import { workerLink } from "../../src/process/broker_link.ts";
+import type { PyisolateError } from "../../src/errors.ts";
+import type { BrokerExit, BrokerStartOptions } from "../../workers/broker_core.ts";
 import { detectRuntime, getRuntime } from "../../src/runtime/detect.ts";
 import type { ExitStatus, Runtime, SocketConn, SpawnOptions } from "../../src/runtime/contract.ts";
 import type { RuntimeName, TestApi } from "./api.ts";
-import type { ContractWorkerApi } from "./contract_worker.ts";
 
 // --- helpers ----------------------------------------------------------------------------------
 
@@ -362,33 +364,30 @@ export function defineContractTests(t: TestApi, expected: RuntimeName): void {
     });
 
     t.describe("workers", () => {
-      t.it("round-trips through Comlink, with start-up data and a transferred MessagePort", async () => {
+      t.it("round-trips calls and transferred buffers through a Channel, with start-up data", async () => {
         const rt = await getRt();
         const data = { greeting: "hello", n: 3, list: [1, "two", null] };
         const worker = rt.startWorker(workerUrl(expected), data);
         worker.unref();
-        const api = Comlink.wrap<ContractWorkerApi>(worker as unknown as Comlink.Endpoint);
+        const answers: ArrayBuffer[] = [];
+        const channel = new Channel(worker, { name: "the contract worker", onData: (d) => answers.push(d as ArrayBuffer) });
         try {
           // Posted at once: the worker is still starting and must not lose it.
-          assert.equal(await api.add(2, 40), 42);
-          assert.deepEqual(await api.info(), { runtime: expected, data, inWorker: true });
-          // A data port, as the broker uses one: buffers cross transferred, both ways.
-          const channel = new MessageChannel();
-          await api.echoOn(Comlink.transfer(channel.port2, [channel.port2]) as unknown as MessagePort);
-          const answers: ArrayBuffer[] = [];
-          channel.port1.onmessage = (ev: MessageEvent) => answers.push(ev.data as ArrayBuffer);
+          assert.equal(await channel.call("add", [2, 40]), 42);
+          assert.deepEqual(await channel.call("info"), { runtime: expected, data, inWorker: true });
+          // Binary data, as the broker's frames: buffers cross transferred, both ways.
           const sent = [pattern(10, 1), pattern(1 << 20, 2)];
           for (const s of sent) {
             const copy = s.slice();
-            channel.port1.postMessage(copy.buffer, [copy.buffer]);
+            channel.send(copy.buffer as ArrayBuffer);
             assert.equal(copy.byteLength, 0, "a transferred buffer is detached at the sender");
           }
           await waitFor(() => answers.length === sent.length, "the echoed buffers");
           for (let i = 0; i < sent.length; i++) assertBytes(new Uint8Array(answers[i]!), sent[i]!.slice().reverse(), `echo ${i}`);
-          await api.closeEcho();
-          channel.port1.close();
+          await assert.rejects(channel.call("nope"), (e: PyisolateError) => e.code === "NOT_CALLABLE" && /no handler "nope"/.test(e.message));
+          await assert.rejects(channel.call("hang", [], { timeoutMs: 50 }), (e: PyisolateError) => e.code === "TIMEOUT" && /hang on the contract worker did not answer within 50 ms/.test(e.message));
         } finally {
-          api[Comlink.releaseProxy]();
+          channel.close("CANCELLED", "the test is over");
           await worker.terminate();
         }
       });
@@ -409,6 +408,46 @@ export function defineContractTests(t: TestApi, expected: RuntimeName): void {
         assert.match(err.message, /fails on purpose|exited/);
         await worker.terminate();
       });
+
+      t.it("a worker that dies rejects the pending call to its service, and every later call", async () => {
+        const rt = await getRt();
+        const worker = rt.startWorker(workerUrl(expected), null);
+        worker.unref();
+        const channel = new Channel(worker, { name: "the contract worker", defaultTimeoutMs: 0 });
+        worker.onError((e) => channel.close("PROCESS_FAILED", `the worker died: ${e.message}`));
+        try {
+          await assert.rejects(channel.call("hangThenDie"), (e: PyisolateError) => {
+            assert.equal(e.code, "PROCESS_FAILED");
+            assert.match(e.message, /^hangThenDie on the contract worker failed: the worker died: ([^]*dies on purpose|[^]*exited)/);
+            return true;
+          });
+          await assert.rejects(channel.call("add", [1, 2]), (e: PyisolateError) => e.code === "PROCESS_FAILED");
+        } finally {
+          await worker.terminate();
+        }
+      });
+
+      for (const dieOn of ["start", "stop"] as const) {
+        t.it(`a broker worker that dies during ${dieOn} rejects it with a clear error`, async () => {
+          const rt = await getRt();
+          const exits: BrokerExit[] = [];
+          const sink = { frames() {}, lines() {}, spawned() {}, exit: (i: BrokerExit) => void exits.push(i) };
+          const link = workerLink(rt, sink, "Dying", workerUrl(expected), { role: "dying-broker", dieOn });
+          const opts = { name: "Dying", python: "python3", config: {}, env: {}, startTimeoutMs: 60_000 } as unknown as BrokerStartOptions;
+          try {
+            const pending = dieOn === "start" ? link.start(opts) : link.start(opts).then(() => link.stop(30_000));
+            await assert.rejects(pending, (e: PyisolateError) => {
+              assert.equal(e.code, "PROCESS_FAILED");
+              assert.match(e.message, new RegExp(`^${dieOn} on the broker worker of "Dying" failed: the worker died: `));
+              return true;
+            });
+            if (dieOn === "stop") await waitFor(() => exits.length === 1, "the exit report");
+            if (dieOn === "stop") assert.match(exits[0]!.reason ?? "", /the broker worker died/);
+          } finally {
+            await link.dispose();
+          }
+        });
+      }
     });
 
     t.describe("mapFile", () => {

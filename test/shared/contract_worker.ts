@@ -1,11 +1,15 @@
 /**
  * The worker the Runtime-contract suite starts: it finds its parent through
- * `runtime.workerSelf()` and exposes a small API with Comlink, the way the broker worker does.
- * It awaits before exposing, so a call posted right after start-up must wait for it.
+ * `runtime.workerSelf()` and serves a small API over a {@link Channel}, the way the broker
+ * worker does. It awaits before serving, so a call posted right after start-up must wait for it.
+ *
+ * With start-up data `{ role: "dying-broker", dieOn }` it plays a broker worker that dies: it
+ * answers `start` (unless `dieOn` is `"start"`) and dies, without answering, on the call named
+ * by `dieOn` — to show the main thread's pending calls rejected instead of hanging.
  * @module
  */
-import * as Comlink from "comlink";
 import { getRuntime } from "../../src/runtime/detect.ts";
+import { Channel } from "../../src/rpc/channel.ts";
 
 const rt = await getRuntime();
 const self = rt.workerSelf();
@@ -15,31 +19,39 @@ const { endpoint, data } = self;
 // Start-up work that is still going on when the first call arrives.
 await new Promise((resolve) => setTimeout(resolve, 50));
 
-let echoPort: MessagePort | undefined;
+/** Ends the worker with an uncaught error, after the current call has returned. */
+function dieSoon(): void {
+  setTimeout(() => {
+    throw new Error("this worker dies on purpose");
+  }, 20);
+}
 
-const api = {
-  /** Which adapter runs the worker, the start-up data, and whether it sees itself as a worker. */
-  info(): { runtime: string; data: unknown; inWorker: boolean } {
-    return { runtime: rt.name, data, inWorker: rt.workerSelf() !== null };
-  },
-  add(a: number, b: number): number {
-    return a + b;
-  },
-  /** Answers every buffer posted on `port` with its bytes reversed, transferred back. */
-  echoOn(port: MessagePort): void {
-    echoPort = port;
-    port.onmessage = (ev: MessageEvent) => {
-      const bytes = new Uint8Array(ev.data as ArrayBuffer).reverse();
-      port.postMessage(bytes.buffer, [bytes.buffer]);
-    };
-  },
-  closeEcho(): void {
-    echoPort?.close();
-    echoPort = undefined;
-  },
-};
+const never = (): Promise<never> => new Promise<never>(() => {});
+const role = (data as { role?: string } | null)?.role;
+const dieOn = (data as { dieOn?: string } | null)?.dieOn;
 
-/** The API the contract suite calls. */
-export type ContractWorkerApi = typeof api;
+const handlers: Record<string, (...args: any[]) => unknown> =
+  role === "dying-broker"
+    ? {
+        start: () => (dieOn === "start" ? (dieSoon(), never()) : { ok: false, code: "PROCESS_FAILED", message: "not a real broker" }),
+        stop: () => (dieSoon(), never()),
+        kill: () => {},
+      }
+    : {
+        /** Which adapter runs the worker, the start-up data, and whether it sees itself as a worker. */
+        info: () => ({ runtime: rt.name, data, inWorker: rt.workerSelf() !== null }),
+        add: (a: number, b: number) => a + b,
+        /** Never answers. */
+        hang: () => never(),
+        /** Never answers; the worker dies soon after. */
+        hangThenDie: () => (dieSoon(), never()),
+      };
 
-Comlink.expose(api, endpoint as unknown as Comlink.Endpoint);
+const channel: Channel = new Channel(endpoint, {
+  name: "the contract suite",
+  handlers,
+  // Every buffer comes back with its bytes reversed, transferred.
+  onData: (d) => {
+    if (d instanceof ArrayBuffer) channel.send(new Uint8Array(d).reverse().buffer as ArrayBuffer);
+  },
+});
