@@ -14,7 +14,8 @@ import type { ExecutionEvent, NodeInfo, Prompt } from "./executor/types.ts";
 import { HostCore, type HostPack } from "./process/host_core.ts";
 import { log as defaultLog, type Logger } from "./log.ts";
 import { discoverPacks, type PackInfo } from "./manifest/manifest.ts";
-import { installNodeApi, NodeRegistry, type NodeApi, type PackLoad } from "./node_api/mod.ts";
+import { installNodeApi, type NodeApi } from "./node_api/mod.ts";
+import { NodeRegistry, type PackLoad } from "./nodes/registry.ts";
 import { ServiceRegistry } from "./rpc/services.ts";
 import { SegmentRegistry } from "./values/tensors.ts";
 

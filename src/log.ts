@@ -32,7 +32,11 @@ export const stderrSink: LogSink = streamSink((text) => (globalThis as { process
 
 /** A logger bound to a sink. */
 export class Logger {
-  constructor(public sink: LogSink = stderrSink) {}
+  sink: LogSink;
+
+  constructor(sink: LogSink = stderrSink) {
+    this.sink = sink;
+  }
 
   /** A line about a pack, in pyisolate's `][ <Pack> <message>` format. */
   pack(pack: string, message: string, level: LogLevel = "info"): void {

@@ -3,6 +3,12 @@
  * its own dependencies, from Node, Deno or Bun, and pass PyTorch tensors between them without
  * copying.
  *
+ * This is what an embedding program needs: {@link createHost} and its options and results,
+ * the errors, host services (`service`, `Remote`), the values that cross to Python (tuples,
+ * floats, tensors) and the logger. The building blocks underneath (processes, brokers, the
+ * executor, environments, the node registry) are in `pyisolate/internals`, for tools built on
+ * pyisolate; they may change between minor versions.
+ *
  * @example
  * ```ts
  * import { createHost } from "pyisolate";
@@ -20,58 +26,29 @@
 
 // The host: packs → environments → processes → nodes → prompts.
 export { createHost, type Host, type HostOptions, type HostRunOptions, type PackStatus } from "./host.ts";
-export { PromptExecutor, type NodeRecord, type RunOptions, type RunResult } from "./executor/executor.ts";
-export { validatePrompt } from "./executor/validate.ts";
+export type { RunResult } from "./executor/executor.ts";
 export type {
   ExecutionEvent,
   ExecutionEventType,
-  HiddenValues,
-  NodeBackend,
   NodeErrors,
   NodeInfo,
-  NodeOwner,
-  NodeRunResult,
   Prompt,
   PromptNode,
   ValidationError,
-  ValidationResult,
 } from "./executor/types.ts";
+export type { BuildProgress, BuildResult } from "./env/env_manager.ts";
+export type { PackInfo, PackManifest } from "./manifest/manifest.ts";
 
-// Manifests, environments, the metadata cache.
-export { discoverPacks, loadPack, type ManifestError, type PackInfo, type PackManifest } from "./manifest/manifest.ts";
-export { EnvManager, type BuildOptions, type BuildProgress, type BuildResult } from "./env/env_manager.ts";
-export { MetadataCache, logCacheHit } from "./nodes/metadata_cache.ts";
-export { resolveHostPython, resolveUv, type HostPython } from "./env/host_python.ts";
+// Host services, which Python code (and TypeScript workers) call by name.
+export { ServiceRegistry, service, currentCall, type CallContext, type Remote } from "./rpc/services.ts";
+export { connectServices, exposeServices, type ServiceClient, type ConnectServicesOptions } from "./rpc/thread_services.ts";
 
-// Processes, RPC and services.
-export { HostCore, type HostCoreOptions, type HostPack } from "./process/host_core.ts";
-export { PythonProcess, type PythonProcessOptions } from "./process/python_process.ts";
-export { DEFAULT_CALL_TIMEOUT_MS, type CallOptions } from "./rpc/endpoint.ts";
-export { ServiceRegistry, service, defaultRegistry, currentCall, type Remote } from "./rpc/services.ts";
-export { connectServices, exposeServices } from "./rpc/thread_services.ts";
-export { Tuple, tuple, isTuple, PyFloat, pyFloat, RemoteError, registerTag } from "./protocol/codec.ts";
+// Values as they cross to and from Python.
+export { Tuple, tuple, isTuple, PyFloat, pyFloat } from "./protocol/codec.ts";
+export { TensorRef, viewTensor, tensorValues, type TensorView } from "./values/tensors.ts";
 
-// The ComfyUI node API's host side.
-export {
-  installNodeApi,
-  NodeRegistry,
-  FolderPaths,
-  ModelManagement,
-  PromptServer,
-  Progress,
-  EventBus,
-  type NodeApi,
-  type NodeApiEvent,
-  type FolderPathsOptions,
-} from "./node_api/mod.ts";
-
-// Tensors and io types.
-export { TensorRef, NdArrayRef, SegmentRegistry, viewTensor, tensorValues, collectTensorRefs, type TensorView } from "./values/tensors.ts";
-export { IO_TYPES, IO_TYPE_BY_NAME, validateIoValue, isOpaqueIoType, type IoTypeInfo } from "./values/io_types.gen.ts";
-
-// Errors, logs, runtimes.
-export { PyisolateError, type PyisolateErrorCode } from "./errors.ts";
-export { Logger, log, stderrSink, streamSink, type LogLevel, type LogSink } from "./log.ts";
-export { getRuntime, detectRuntime } from "./runtime/detect.ts";
-export type { Runtime, MappedFile } from "./runtime/contract.ts";
+// Errors and logs.
+export { PyisolateError, type PyisolateErrorCode, type PyisolateErrorDetails } from "./errors.ts";
+export { RemoteError } from "./protocol/codec.ts";
+export { Logger, stderrSink, streamSink, type LogLevel, type LogSink } from "./log.ts";
 export { RUNTIME_VERSION } from "./version.ts";

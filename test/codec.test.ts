@@ -123,18 +123,18 @@ describe("codec", () => {
 
   it("lets other modules register tags, with a subclass taking precedence", () => {
     class Point {
-      constructor(
-        readonly x: number,
-        readonly y: number,
-      ) {}
+      readonly x: number;
+      readonly y: number;
+      constructor(x: number, y: number) {
+        this.x = x;
+        this.y = y;
+      }
     }
     class Point3 extends Point {
-      constructor(
-        x: number,
-        y: number,
-        readonly z: number,
-      ) {
+      readonly z: number;
+      constructor(x: number, y: number, z: number) {
         super(x, y);
+        this.z = z;
       }
     }
     registerTag<Point>(41508, { cls: Point, encode: (p) => [p.x, p.y], decode: (a: number[]) => new Point(a[0]!, a[1]!) });

@@ -17,7 +17,8 @@ import { EnvManager } from "../src/env/env_manager.ts";
 import { HostCore } from "../src/process/host_core.ts";
 import { Logger } from "../src/log.ts";
 import { discoverPacks, type PackInfo } from "../src/manifest/manifest.ts";
-import { installNodeApi, NodeRegistry, type NodeApi, type NodeApiEvent, type PackLoad } from "../src/node_api/mod.ts";
+import { installNodeApi, type NodeApi, type NodeApiEvent } from "../src/node_api/mod.ts";
+import { NodeRegistry, type PackLoad } from "../src/nodes/registry.ts";
 import { ServiceRegistry } from "../src/rpc/services.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");

@@ -9,7 +9,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { PyisolateError } from "../src/errors.ts";
 import { HostCore } from "../src/process/host_core.ts";
 import { Logger } from "../src/log.ts";
-import { EventBus, FolderPaths, ModelManagement, NodeRegistry, Progress, PromptServer, type NodeApiEvent, type PackNodes } from "../src/node_api/mod.ts";
+import { EventBus, FolderPaths, ModelManagement, Progress, PromptServer, type NodeApiEvent } from "../src/node_api/mod.ts";
+import { NodeRegistry, type PackNodes } from "../src/nodes/registry.ts";
 import { ServiceRegistry } from "../src/rpc/services.ts";
 
 const root = mkdtempSync(join(tmpdir(), "pyisolate-folders-"));

@@ -13,7 +13,8 @@ import { EnvManager } from "../src/env/env_manager.ts";
 import { HostCore } from "../src/process/host_core.ts";
 import { Logger } from "../src/log.ts";
 import { discoverPacks } from "../src/manifest/manifest.ts";
-import { installNodeApi, NodeRegistry } from "../src/node_api/mod.ts";
+import { installNodeApi } from "../src/node_api/mod.ts";
+import { NodeRegistry } from "../src/nodes/registry.ts";
 import { ServiceRegistry } from "../src/rpc/services.ts";
 import { SegmentRegistry, tensorValues, TensorRef } from "../src/values/tensors.ts";
 

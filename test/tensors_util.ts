@@ -6,8 +6,8 @@ import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const ROOT = join(fileURLToPath(new URL(".", import.meta.url)), "..");
-export const PYTHON = process.env.PYISOLATE_PYTHON ?? join(ROOT, ".venv", "bin", "python");
+export const ROOT: string = join(fileURLToPath(new URL(".", import.meta.url)), "..");
+export const PYTHON: string = process.env.PYISOLATE_PYTHON ?? join(ROOT, ".venv", "bin", "python");
 
 const PRELUDE = `
 import os, sys

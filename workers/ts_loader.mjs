@@ -1,23 +1,20 @@
 /**
- * Module hooks that let Node versions without built-in TypeScript support run the broker
- * worker straight from its `.ts` sources (development and tests only; the published
- * package runs `dist/broker.js`). Each `.ts` file is transpiled on load with esbuild.
+ * Module hooks that let Node versions without built-in TypeScript support run pyisolate's
+ * `.ts` sources (development and tests only; the published package runs `dist/`). Each `.ts`
+ * file is stripped of its types with amaro in strip-only mode — the transform Node ≥ 22.18
+ * applies itself — so code that runs through these hooks also runs under Node's own type
+ * stripping: syntax that needs more than erasing (enums, parameter properties, namespaces)
+ * fails here too.
  */
 import { readFile } from "node:fs/promises";
 
-let esbuild;
+let amaro;
 
-/** Loads `.ts` modules as transpiled ESM. */
+/** Loads `.ts` modules with their types stripped. */
 export async function load(url, context, nextLoad) {
   if (!url.startsWith("file:") || !url.endsWith(".ts")) return nextLoad(url, context);
-  esbuild ??= await import("esbuild");
+  amaro ??= (await import("amaro")).default;
   const source = await readFile(new URL(url), "utf8");
-  const { code } = await esbuild.transform(source, {
-    loader: "ts",
-    format: "esm",
-    target: "node20",
-    sourcemap: "inline",
-    sourcefile: new URL(url).pathname,
-  });
+  const { code } = amaro.transformSync(source, { mode: "strip-only", filename: new URL(url).pathname });
   return { format: "module", source: code, shortCircuit: true };
 }

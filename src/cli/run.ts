@@ -67,7 +67,10 @@ class NodeView {
   #timer: ReturnType<typeof setInterval> | undefined;
   #status = false;
 
-  constructor(io: CliIo, readonly describe: (classType: string) => { pack: string; kind: string }) {
+  readonly describe: (classType: string) => { pack: string; kind: string };
+
+  constructor(io: CliIo, describe: (classType: string) => { pack: string; kind: string }) {
+    this.describe = describe;
     this.#io = io;
     this.#tty = Boolean(io.stdout.isTTY);
     if (this.#tty) this.#timer = setInterval(() => this.#drawStatus(), 100);

@@ -91,7 +91,11 @@ export class PromptExecutor {
   #interrupted = false;
   #running = false;
 
-  constructor(readonly backend: NodeBackend) {}
+  readonly backend: NodeBackend;
+
+  constructor(backend: NodeBackend) {
+    this.backend = backend;
+  }
 
   /** Asks the running prompt to stop: no new node starts, and running nodes are interrupted. */
   interrupt(): void {

@@ -1,7 +1,8 @@
 /**
  * The ComfyUI node API on the host: the services Python's `folder_paths`,
- * `comfy.model_management`, `server` and `comfy.utils` reach, the event bus they feed, and
- * the registry of node classes. {@link installNodeApi} wires them to a {@link HostCore}.
+ * `comfy.model_management`, `server` and `comfy.utils` reach, and the event bus they feed.
+ * {@link installNodeApi} wires them to a {@link HostCore}. (The registry of node classes is
+ * `nodes/registry.ts`.)
  * @module
  */
 import type { HostCore } from "../process/host_core.ts";
@@ -15,17 +16,6 @@ export { EventBus, defaultEventBus, type NodeApiEvent, type NodeApiListener } fr
 export { FolderPaths, LEGACY_FOLDER_NAMES, SUPPORTED_PT_EXTENSIONS, resolveInside, splitAnnotation, type FolderInfo, type FolderPathsOptions } from "./folder_paths.ts";
 export { MODEL_MANAGEMENT_SERVICE, ModelManagement, type ProcessFanOut } from "./model_management.ts";
 export { Progress, PromptServer, type ProgressUpdate } from "./prompt_server.ts";
-export {
-  NODES_SERVICE,
-  NodeRegistry,
-  packNodesOf,
-  type DuplicateNode,
-  type NodeFlags,
-  type NodeRegistryOptions,
-  type PackLoad,
-  type PackNodes,
-  type RegisteredNode,
-} from "../nodes/registry.ts";
 
 /** The node API services of one host. */
 export interface NodeApi {

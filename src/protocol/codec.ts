@@ -187,7 +187,11 @@ registerTag<Tuple>(TAG_TUPLE, {
  * (`+x`, arithmetic, comparisons, JSON).
  */
 export class PyFloat {
-  constructor(readonly value: number) {}
+  readonly value: number;
+
+  constructor(value: number) {
+    this.value = value;
+  }
   valueOf(): number {
     return this.value;
   }

@@ -20,8 +20,6 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import {
   createHost,
-  detectRuntime,
-  getRuntime,
   isTuple,
   Logger,
   PyisolateError,
@@ -33,6 +31,7 @@ import {
   type HostOptions,
   type Prompt,
 } from "../../src/mod.ts";
+import { detectRuntime, getRuntime } from "../../src/internals.ts";
 import type { RuntimeName, TestApi } from "./api.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
