@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
-import { commands, main, planManifest } from "../src/cli/main.ts";
+import { commands, main } from "../src/cli/main.ts";
+import { planManifest } from "../src/cli/init_plan.ts";
 import { discoverPacks } from "../src/manifest/manifest.ts";
 import { RUNTIME_VERSION } from "../src/version.ts";
 
@@ -89,6 +90,33 @@ describe("help and usage", () => {
       expect(r.err.trim().split("\n")).toHaveLength(1);
       expect(r.err).toMatch(/^error: /);
     }
+  });
+});
+
+describe("argument parsing", () => {
+  it("suggests the closest command or flag for a typo", async () => {
+    const cmd = await cli("bulid");
+    expect(cmd).toEqual({ code: 2, out: "", err: 'error: Unknown command "bulid". Did you mean "build"? Commands: run, list, build, doctor, init.\n' });
+    const flag = await cli("list", "--jsn");
+    expect(flag.code).toBe(2);
+    expect(flag.err).toBe('error: Unknown option --jsn for "list". Did you mean "--json"? Run "pyisolate list --help" for the options.\n');
+    const global = await cli("list", "--custom-node", "x");
+    expect(global.err).toContain('Did you mean "--custom-nodes"?');
+    const far = await cli("list", "--zzzzzzzz");
+    expect(far.err).not.toContain("Did you mean");
+    const help = await cli("help", "lst");
+    expect(help.err).toContain('Unknown command "lst". Did you mean "list"?');
+  });
+
+  it("takes values inline or as the next argument, anywhere after the command, and positionals after --", async () => {
+    const r = await cli("build", "--concurrency=0");
+    expect(r.err).toBe('error: --concurrency must be a positive integer, got "0".\n');
+    expect((await cli("build", "--concurrency", "0")).err).toBe(r.err);
+    expect((await cli("build", "--json=1")).err).toMatch(/^error: Unknown option --json for "build"/);
+    expect((await cli("list", "--json=yes")).err).toBe("error: Option --json takes no value.\n");
+    expect((await cli("list", "--custom-nodes")).err).toBe("error: Option --custom-nodes needs a value (DIR).\n");
+    const init = await cli("init", "--", "--force");
+    expect(init.err).toMatch(/--force is not a folder/);
   });
 });
 

@@ -7,7 +7,8 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import type { Command, CommandContext } from "./main.ts";
+import type { Command, CommandContext } from "./command.ts";
+import { plural } from "../util/text.ts";
 import { formatTable, ProgressView, type CliIo } from "./view.ts";
 import { PyisolateError } from "../errors.ts";
 import type { RunResult } from "../executor/executor.ts";
@@ -49,10 +50,6 @@ export function readPrompt(file: string): Prompt {
 /** JSON with BigInt as decimal strings (seeds reach 2^64-1). */
 function jsonLine(v: unknown): string {
   return JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x));
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
 function ms(n: number): string {

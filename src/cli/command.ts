@@ -1,0 +1,78 @@
+/**
+ * What a CLI command is: its flags, what it receives, and the options every command takes.
+ * One file per command (`run.ts`, `list.ts`, …) fills {@link Command}; `main.ts` lists them.
+ * @module
+ */
+import { PyisolateError } from "../errors.ts";
+import type { CliIo } from "./view.ts";
+
+/** Options every command takes. */
+export interface GlobalOptions {
+  /** `--custom-nodes DIR` @default "./custom_nodes" */
+  customNodes: string;
+  /** `--cache-dir DIR` @default "./.pyisolate" */
+  cacheDir: string;
+  /** `--python PATH`: the host Python. */
+  python?: string;
+  /** `--verbose`: stack traces with errors, more detail. */
+  verbose: boolean;
+}
+
+/** A flag of one command. */
+export interface FlagSpec {
+  /** Long name with dashes, e.g. `--json`. */
+  name: string;
+  /** Short alias, e.g. `-f`. */
+  short?: string;
+  /** Name of the value it takes (`N`, `DIR`), or absent for a boolean switch. */
+  value?: string;
+  /** One line of help. */
+  help: string;
+}
+
+/** What a command receives. */
+export interface CommandContext {
+  opts: GlobalOptions;
+  /** Positional arguments after the command name. */
+  args: string[];
+  /** The command's own flags, by long name without dashes (`concurrency`, `json`). */
+  flags: Record<string, string | boolean>;
+  io: CliIo;
+  /** Writes a line to stdout. */
+  out(line?: string): void;
+  /** Writes a line to stderr. */
+  err(line?: string): void;
+}
+
+/** One CLI command. */
+export interface Command {
+  /** `list [--json]`, shown in help. */
+  usage: string;
+  /** One line of help. */
+  summary: string;
+  /** More help, shown by `<command> --help`. */
+  description?: string;
+  flags: FlagSpec[];
+  /** Runs the command; returns the exit code. Throw a PyisolateError for a one-line error. */
+  run(ctx: CommandContext): Promise<number>;
+}
+
+/** Flags every command takes. */
+export const GLOBAL_FLAGS: FlagSpec[] = [
+  { name: "--custom-nodes", value: "DIR", help: "folder of node packs (default ./custom_nodes)" },
+  { name: "--cache-dir", value: "DIR", help: "environments and metadata cache (default ./.pyisolate)" },
+  { name: "--python", value: "PATH", help: "host Python, whose environment holds torch (default: $PYISOLATE_PYTHON, ./.venv, python3 on PATH)" },
+  { name: "--verbose", short: "-v", help: "more detail; stack traces with errors" },
+  { name: "--help", short: "-h", help: "show help (for a command: pyisolate <command> --help)" },
+  { name: "--version", short: "-V", help: "print the version" },
+];
+
+/** A usage error: one line, exit code 2. */
+export function usageError(message: string): PyisolateError {
+  return new PyisolateError("USAGE", message);
+}
+
+/** `"1.5 s"`. */
+export function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}

@@ -1,0 +1,74 @@
+/**
+ * `pyisolate list`: the node packs, isolated or shared, with their manifest, environment and
+ * metadata-cache state.
+ * @module
+ */
+import { basename, resolve } from "node:path";
+import { EnvManager } from "../env/env_manager.ts";
+import { discoverPacks } from "../manifest/manifest.ts";
+import { MetadataCache } from "../nodes/metadata_cache.ts";
+import { displayPath } from "../util/fs.ts";
+import type { Command, CommandContext } from "./command.ts";
+import { formatTable } from "./view.ts";
+
+/** The environment manager, or why the environments' state cannot be known. */
+async function tryEnvManager(ctx: CommandContext): Promise<{ envs: EnvManager | null; problem: string | null }> {
+  try {
+    const envs = await EnvManager.create({ cacheDir: ctx.opts.cacheDir, ...(ctx.opts.python ? { python: ctx.opts.python } : {}) });
+    return { envs, problem: null };
+  } catch (err) {
+    return { envs: null, problem: (err as Error).message };
+  }
+}
+
+/** `pyisolate list`. */
+export const listCommand: Command = {
+  usage: "list [--json]",
+  summary: "list node packs: isolated or shared, manifest, environment and cache state",
+  description:
+    "Environment state: ready (built for the current manifest and host), stale (built for an older one),\n" +
+    "missing, or shared (runs on the host environment). Cache state: hit, stale or none.",
+  flags: [{ name: "--json", help: "print JSON instead of a table" }],
+  async run(ctx) {
+    const { packs, errors } = discoverPacks(ctx.opts.customNodes);
+    const { envs, problem } = await tryEnvManager(ctx);
+    const cache = new MetadataCache(ctx.opts.cacheDir);
+    const rows = packs.map((p) => {
+      const env = envs ? envs.state(p) : "unknown";
+      const cacheState = envs ? cache.state(p, cache.key(p, envs.fingerprint(p))) : "unknown";
+      return { pack: p, env, cache: cacheState };
+    });
+    if (ctx.flags.json) {
+      const json = [
+        ...rows.map(({ pack: p, env, cache: c }) => ({
+          name: p.name,
+          path: p.path,
+          kind: p.kind,
+          manifestFile: p.manifestFile,
+          shareTorch: p.manifest?.shareTorch ?? null,
+          dependencies: p.manifest?.dependencies ?? [],
+          env,
+          envDir: envs && p.kind === "isolated" ? envs.envDir(p) : null,
+          cache: c,
+          warnings: p.warnings,
+        })),
+        ...errors.map((e) => ({ name: e.pack, kind: "invalid", manifestFile: e.file ?? null, error: e.message })),
+      ];
+      ctx.out(JSON.stringify(json, null, 2));
+      return 0;
+    }
+    const tableRows = [
+      ...rows.map(({ pack: p, env, cache: c }) => [p.name, p.kind, p.manifestFile ? basename(p.manifestFile) : "-", env, c]),
+      ...errors.map((e) => [e.pack ?? "?", "invalid", e.file ? basename(e.file) : "-", "-", "-"]),
+    ].sort((a, b) => ((a[0] ?? "") < (b[0] ?? "") ? -1 : 1));
+    if (tableRows.length === 0) {
+      ctx.out(`No node packs in ${displayPath(resolve(ctx.opts.customNodes))}.`);
+    } else {
+      for (const line of formatTable(["PACK", "KIND", "MANIFEST", "ENV", "CACHE"], tableRows)) ctx.out(line);
+    }
+    if (problem) ctx.err(`warning: environment state unknown: ${problem}`);
+    for (const p of packs) for (const w of p.warnings) ctx.err(`warning: ${p.name}: ${w}`);
+    for (const e of errors) ctx.err(`error: ${e.message}`);
+    return 0;
+  },
+};
