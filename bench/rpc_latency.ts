@@ -20,7 +20,7 @@ import type { BrokerMode } from "../src/process/broker_link.ts";
 import { pythonRoot } from "../src/paths.ts";
 import { getRuntime } from "../src/runtime/detect.ts";
 import { decodeMessage, encodeMessage } from "../src/protocol/codec.ts";
-import { FrameDecoder } from "../src/protocol/messages.ts";
+import { FrameDecoder } from "../src/protocol/frames.ts";
 
 /** Options of {@link run}. */
 export interface RpcLatencyOptions {

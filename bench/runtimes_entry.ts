@@ -16,7 +16,9 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { HostCore } from "../src/process/host_core.ts";
 import { getRuntime } from "../src/runtime/detect.ts";
-import { SegmentRegistry, TensorRef, viewTensor } from "../src/values/tensors.ts";
+import { SegmentRegistry } from "../src/values/segments.ts";
+import { TensorRef } from "../src/values/tensors.ts";
+import { viewTensor } from "../src/values/view.ts";
 import { run as rpcLatency } from "./rpc_latency.ts";
 import { run as tensorPass } from "./tensor_pass.ts";
 

@@ -15,7 +15,7 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { HostCore } from "../src/process/host_core.ts";
-import { SegmentRegistry } from "../src/values/tensors.ts";
+import { SegmentRegistry } from "../src/values/segments.ts";
 
 /** Options of {@link run}. */
 export interface TensorPassOptions {

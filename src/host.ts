@@ -17,7 +17,7 @@ import { discoverPacks, type PackInfo } from "./manifest/manifest.ts";
 import { installNodeApi, type NodeApi } from "./node_api/mod.ts";
 import { NodeRegistry, type PackLoad } from "./nodes/registry.ts";
 import { ServiceRegistry } from "./rpc/services.ts";
-import { SegmentRegistry } from "./values/tensors.ts";
+import { SegmentRegistry } from "./values/segments.ts";
 
 /** Options of {@link createHost}. */
 export interface HostOptions {

@@ -34,7 +34,8 @@ export { Channel, DEFAULT_CHANNEL_TIMEOUT_MS, type ChannelOptions } from "./rpc/
 export { defaultRegistry } from "./rpc/services.ts";
 
 // Values: tensors, segments, io types.
-export { NdArrayRef, SegmentRegistry, collectTensorRefs } from "./values/tensors.ts";
+export { NdArrayRef, collectTensorRefs } from "./values/tensors.ts";
+export { SegmentRegistry } from "./values/segments.ts";
 export { IO_TYPES, IO_TYPE_BY_NAME, validateIoValue, isOpaqueIoType, type IoTypeInfo } from "./values/io_types.gen.ts";
 
 // The ComfyUI node API's host side, the node registry and its metadata cache.

@@ -44,11 +44,12 @@ export { ServiceRegistry, service, currentCall, type CallContext, type Remote } 
 export { connectServices, exposeServices, type ServiceClient, type ConnectServicesOptions } from "./rpc/thread_services.ts";
 
 // Values as they cross to and from Python.
-export { Tuple, tuple, isTuple, PyFloat, pyFloat } from "./protocol/codec.ts";
-export { TensorRef, viewTensor, tensorValues, type TensorView } from "./values/tensors.ts";
+export { Tuple, tuple, isTuple, PyFloat, pyFloat } from "./protocol/py_types.ts";
+export { TensorRef } from "./values/tensors.ts";
+export { viewTensor, tensorValues, type TensorView } from "./values/view.ts";
 
 // Errors and logs.
 export { PyisolateError, type PyisolateErrorCode, type PyisolateErrorDetails } from "./errors.ts";
-export { RemoteError } from "./protocol/codec.ts";
+export { RemoteError } from "./protocol/remote_error.ts";
 export { Logger, stderrSink, streamSink, type LogLevel, type LogSink } from "./log.ts";
 export { RUNTIME_VERSION } from "./version.ts";

@@ -1,21 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { Tag } from "cbor-x";
-import {
-  CallableRef,
-  RemoteError,
-  TAG_TUPLE,
-  Tuple,
-  decode,
-  decodeMessage,
-  encode,
-  encodeMessage,
-  exceptionMapOf,
-  isTuple,
-  registerTag,
-  tuple,
-  type CodecContext,
-} from "../src/protocol/codec.ts";
-import { FrameDecoder, MAX_FRAME, encodeFrame } from "../src/protocol/messages.ts";
+import { CallableRef, TAG_TUPLE, decode, decodeMessage, encode, encodeMessage, registerTag, type CodecContext } from "../src/protocol/codec.ts";
+import { RemoteError, exceptionMapOf } from "../src/protocol/remote_error.ts";
+import { Tuple, isTuple, tuple } from "../src/protocol/py_types.ts";
+import { FrameDecoder, MAX_FRAME, encodeFrame } from "../src/protocol/frames.ts";
 import { PyisolateError } from "../src/errors.ts";
 
 const rt = (v: unknown, ctx?: CodecContext) => decode(encode(v, ctx).slice(), ctx);
@@ -252,7 +240,8 @@ describe("frames", () => {
 
 describe("whole-number floats", () => {
   it("decode as PyFloat, behave as numbers, and go back out marked", async () => {
-    const { PyFloat, TAG_FLOAT, encode, decode } = await import("../src/protocol/codec.ts");
+    const { TAG_FLOAT, encode, decode } = await import("../src/protocol/codec.ts");
+    const { PyFloat } = await import("../src/protocol/py_types.ts");
     // What Python writes for 1.0: tag 41506 around a float64.
     const fromPython = new Uint8Array([0xd9, 0xa2, 0x22, 0xfb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]);
     const v = decode(fromPython) as InstanceType<typeof PyFloat>;
@@ -269,7 +258,7 @@ describe("whole-number floats", () => {
 
 describe("FrameDecoder", () => {
   it("reassembles frames whatever the chunk boundaries, including a chunk that ends right after a header", async () => {
-    const { FrameDecoder, encodeFrame } = await import("../src/protocol/messages.ts");
+    const { FrameDecoder, encodeFrame } = await import("../src/protocol/frames.ts");
     const frames = [7, 70_000, 0, 4, 131_072, 3].map((n, k) => new Uint8Array(n).fill(k + 1));
     const stream = new Uint8Array(frames.reduce((a, f) => a + f.byteLength + 4, 0));
     let o = 0;

@@ -12,7 +12,7 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MetadataCache } from "../src/nodes/metadata_cache.ts";
-import type { RemoteError } from "../src/protocol/codec.ts";
+import type { RemoteError } from "../src/protocol/remote_error.ts";
 import { EnvManager } from "../src/env/env_manager.ts";
 import { HostCore } from "../src/process/host_core.ts";
 import { Logger } from "../src/log.ts";

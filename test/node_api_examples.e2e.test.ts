@@ -16,7 +16,9 @@ import { discoverPacks } from "../src/manifest/manifest.ts";
 import { installNodeApi } from "../src/node_api/mod.ts";
 import { NodeRegistry } from "../src/nodes/registry.ts";
 import { ServiceRegistry } from "../src/rpc/services.ts";
-import { SegmentRegistry, tensorValues, TensorRef } from "../src/values/tensors.ts";
+import { SegmentRegistry } from "../src/values/segments.ts";
+import { tensorValues } from "../src/values/view.ts";
+import { TensorRef } from "../src/values/tensors.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 const hostPython = process.env.PYISOLATE_PYTHON ?? join(repo, ".venv", "bin", "python");

@@ -9,10 +9,12 @@ import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { HostCore } from "../src/process/host_core.ts";
 import type { PythonProcess } from "../src/process/python_process.ts";
-import { isTuple } from "../src/protocol/codec.ts";
-import { RemoteError } from "../src/protocol/codec.ts";
+import { isTuple } from "../src/protocol/py_types.ts";
+import { RemoteError } from "../src/protocol/remote_error.ts";
 import { IO_TYPES } from "../src/values/io_types.gen.ts";
-import { SegmentRegistry, TensorRef, collectTensorRefs, listSegments, tensorValues } from "../src/values/tensors.ts";
+import { SegmentRegistry, listSegments } from "../src/values/segments.ts";
+import { TensorRef, collectTensorRefs } from "../src/values/tensors.ts";
+import { tensorValues } from "../src/values/view.ts";
 import { writeTensorPacks } from "./tensors_packs.ts";
 import { PYTHON, ROOT } from "./tensors_util.ts";
 

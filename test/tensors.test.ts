@@ -1,8 +1,11 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { existsSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { decode, encode, tuple } from "../src/protocol/codec.ts";
-import { NdArrayRef, SegmentRegistry, TensorRef, collectTensorRefs, listSegments, segmentPid, tensorValues, viewTensor } from "../src/values/tensors.ts";
+import { decode, encode } from "../src/protocol/codec.ts";
+import { tuple } from "../src/protocol/py_types.ts";
+import { NdArrayRef, TensorRef, collectTensorRefs } from "../src/values/tensors.ts";
+import { SegmentRegistry, listSegments, segmentPid } from "../src/values/segments.ts";
+import { tensorValues, viewTensor } from "../src/values/view.ts";
 import { runtime as nodeRuntime } from "../adapters/node.ts";
 import { runPython, startSegmentWriter } from "./tensors_util.ts";
 

@@ -5,7 +5,8 @@
  */
 import process from "node:process";
 import { HostCore } from "../src/process/host_core.ts";
-import { SegmentRegistry, collectTensorRefs } from "../src/values/tensors.ts";
+import { SegmentRegistry } from "../src/values/segments.ts";
+import { collectTensorRefs } from "../src/values/tensors.ts";
 import { PYTHON } from "./tensors_util.ts";
 
 const producerPath = process.argv[2]!;

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { ChildHandle, ExitStatus, Runtime, SocketConn, SocketServer } from "../src/runtime/contract.ts";
-import { FrameDecoder } from "../src/protocol/messages.ts";
+import { FrameDecoder } from "../src/protocol/frames.ts";
 import type { ExceptionMap, HelloMsg, ProcessConfig } from "../src/protocol/messages.ts";
 import { decodeMessage, encodeMessage } from "../src/protocol/codec.ts";
 import type { PyisolateErrorCode } from "../src/errors.ts";

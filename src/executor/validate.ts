@@ -5,7 +5,7 @@
  * problem of every node reported together.
  * @module
  */
-import { PyFloat, pyFloat } from "../protocol/codec.ts";
+import { PyFloat, pyFloat } from "../protocol/py_types.ts";
 import type { InputSpec, Link, NodeBackend, NodeErrors, NodeInfo, Prompt, ValidationError, ValidationResult } from "./types.ts";
 
 /** Whether an input value is a link `[node_id, output_index]`. */

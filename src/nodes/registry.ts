@@ -13,13 +13,13 @@
  * @module
  */
 import { PyisolateError } from "../errors.ts";
-import { plainNumbers } from "../protocol/codec.ts";
+import { plainNumbers } from "../protocol/py_types.ts";
 import type { HiddenValues, NodeBackend, NodeInfo, NodeOwner, NodeRunResult } from "../executor/types.ts";
 import { SHARED_PROCESS_NAME, type HostCore } from "../process/host_core.ts";
 import { log as defaultLog, type Logger } from "../log.ts";
 import type { ReadyInfo, ReadyPack } from "../protocol/messages.ts";
 import type { MetadataCache } from "./metadata_cache.ts";
-import type { SegmentRegistry } from "../values/tensors.ts";
+import type { SegmentRegistry } from "../values/segments.ts";
 import { ModelManagement } from "../node_api/model_management.ts";
 
 /** The service every Python process serves its nodes under. */

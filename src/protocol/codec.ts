@@ -14,7 +14,10 @@
  */
 import { Decoder, Encoder, Tag, addExtension } from "cbor-x";
 import { PyisolateError } from "../errors.ts";
-import { encodeFrame, messageProblem, type ExceptionMap, type Message } from "./messages.ts";
+import { isTuple, PyFloat, Tuple } from "./py_types.ts";
+import { exceptionMapOf, RemoteError } from "./remote_error.ts";
+import { encodeFrame } from "./frames.ts";
+import { messageProblem, type ExceptionMap, type Message } from "./messages.ts";
 
 /** Tag of a Python tuple (content: array). */
 export const TAG_TUPLE = 41500;
@@ -30,94 +33,6 @@ export const TAG_EXCEPTION = 41504;
 export const TAG_NDARRAY = 41505;
 /** Tag of a whole-number float (`1.0`), which JavaScript's one number type cannot tell from `1`. */
 export const TAG_FLOAT = 41506;
-
-const TUPLE_BRAND: unique symbol = Symbol.for("pyisolate.tuple") as never;
-
-/**
- * A Python tuple on the TypeScript side: an `Array` that is marked as a tuple so that it goes
- * back to Python as a tuple (ComfyUI tells tuples from lists). `map`/`filter`/… return plain
- * arrays; use {@link tuple} to make one.
- */
-export class Tuple<T = unknown> extends Array<T> {
-  static override get [Symbol.species](): ArrayConstructor {
-    return Array;
-  }
-}
-Object.defineProperty(Tuple.prototype, TUPLE_BRAND, { value: true });
-
-/**
- * Makes a {@link Tuple} of the given items.
- * @example
- * ```ts
- * const out = tuple(image, mask); // Python sees (image, mask)
- * ```
- */
-export function tuple<T>(...items: T[]): Tuple<T> {
-  const t = new Tuple<T>();
-  for (let i = 0; i < items.length; i++) t.push(items[i]!);
-  return t;
-}
-
-/** Whether `x` is a {@link Tuple} (a Python tuple). */
-export function isTuple(x: unknown): x is Tuple {
-  return Array.isArray(x) && (x as { [TUPLE_BRAND]?: boolean })[TUPLE_BRAND] === true;
-}
-
-/** Where a {@link RemoteError} was raised: the pack and the `Service.method` called. */
-export interface RemoteErrorPlace {
-  pack?: string;
-  method?: string;
-}
-
-/**
- * An exception raised in Python (or in another process) that reached TypeScript: as the
- * answer to a call (then {@link RemoteError.pack} and {@link RemoteError.method} say where),
- * or as a value (tag 41504). The message names the pack, the method and the cause, and ends
- * with the Python traceback.
- */
-export class RemoteError extends PyisolateError {
-  /** Qualified Python type name, e.g. `"ValueError"`. */
-  readonly pythonType: string;
-  /** The exception's own message (`str(e)`). */
-  readonly pythonMessage: string;
-  /** Formatted Python traceback (`""` when the error was raised in TypeScript). */
-  readonly traceback: string;
-  /** The call that raised, as `Service.method`. */
-  readonly method?: string;
-
-  constructor(exc: ExceptionMap, place: RemoteErrorPlace = {}) {
-    const type = String(exc.type ?? "Exception");
-    const msg = String(exc.message ?? "");
-    const tb = String(exc.traceback ?? "");
-    const where =
-      place.pack !== undefined && place.method !== undefined
-        ? `${place.method} in pack "${place.pack}" raised ${type}`
-        : place.pack !== undefined
-          ? `Pack "${place.pack}" raised ${type}`
-          : `Python raised ${type}`;
-    super("REMOTE", `${where}: ${msg}${tb ? `\n${tb.trimEnd()}` : ""}`, place.pack !== undefined ? { pack: place.pack } : {});
-    this.name = "RemoteError";
-    this.pythonType = type;
-    this.pythonMessage = msg;
-    this.traceback = tb;
-    if (place.method !== undefined) this.method = place.method;
-  }
-}
-
-/**
- * The exception map for any thrown value: a {@link RemoteError} keeps its Python type and
- * traceback; `NOT_CALLABLE` errors become `pyisolate.NotCallable`; other errors carry their
- * JS name and message with an empty traceback.
- */
-export function exceptionMapOf(err: unknown): ExceptionMap {
-  if (err instanceof RemoteError) return { type: err.pythonType, message: err.pythonMessage, traceback: err.traceback };
-  if (err instanceof PyisolateError) {
-    const type = err.code === "NOT_CALLABLE" ? "pyisolate.NotCallable" : err.code === "TIMEOUT" ? "TimeoutError" : `pyisolate.${err.name}`;
-    return { type, message: err.message, traceback: "" };
-  }
-  if (err instanceof Error) return { type: err.name || "Error", message: err.message, traceback: "" };
-  return { type: "Error", message: String(err), traceback: "" };
-}
 
 /** A callable of the other side, as it appears when decoded without a {@link CodecContext}. */
 export class CallableRef {
@@ -180,58 +95,6 @@ registerTag<Tuple>(TAG_TUPLE, {
     return t;
   },
 });
-
-/**
- * A Python float whose value is a whole number (`1.0`). JavaScript has one number type, so
- * without the mark `1.0` would come back to Python as the int `1`. It behaves as a number
- * (`+x`, arithmetic, comparisons, JSON).
- */
-export class PyFloat {
-  readonly value: number;
-
-  constructor(value: number) {
-    this.value = value;
-  }
-  valueOf(): number {
-    return this.value;
-  }
-  toJSON(): number {
-    return this.value;
-  }
-  toString(): string {
-    return Number.isInteger(this.value) ? this.value.toFixed(1) : String(this.value);
-  }
-}
-
-/** A number as Python should see it: whole numbers become floats. */
-export function pyFloat(n: number): number | PyFloat {
-  return Number.isInteger(n) ? new PyFloat(n) : n;
-}
-
-/**
- * The same value with every {@link PyFloat} turned into a plain number: for data that is JSON
- * anyway (node schemas, the metadata cache), where the float mark means nothing. Copies only
- * what changes.
- */
-export function plainNumbers<T>(value: T): T {
-  if (value instanceof PyFloat) return value.value as T;
-  if (typeof value !== "object" || value === null) return value;
-  if (Array.isArray(value)) {
-    let out: unknown[] | undefined;
-    value.forEach((x, i) => {
-      const y = plainNumbers(x);
-      if (y !== x) (out ??= value.slice())[i] = y;
-    });
-    return (out ?? value) as T;
-  }
-  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
-  let out: Record<string, unknown> | undefined;
-  for (const [k, x] of Object.entries(value)) {
-    const y = plainNumbers(x);
-    if (y !== x) (out ??= { ...(value as Record<string, unknown>) })[k] = y;
-  }
-  return (out ?? value) as T;
-}
 
 registerTag<PyFloat>(TAG_FLOAT, {
   cls: PyFloat,

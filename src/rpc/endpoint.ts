@@ -6,7 +6,8 @@
  * @module
  */
 import { PyisolateError, type PyisolateErrorCode } from "../errors.ts";
-import { RemoteError, decodeMessage, encodeMessage, exceptionMapOf, type CodecContext } from "../protocol/codec.ts";
+import { RemoteError, exceptionMapOf } from "../protocol/remote_error.ts";
+import { decodeMessage, encodeMessage, type CodecContext } from "../protocol/codec.ts";
 import type { CallMsg, EventMsg, Message } from "../protocol/messages.ts";
 
 /**
