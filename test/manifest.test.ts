@@ -2,7 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { discoverPacks, isHostTorchRequirement, loadPack, requirementName } from "../src/manifest/manifest.ts";
+import { discoverPacks, loadPack } from "../src/manifest/manifest.ts";
+import { isHostTorchRequirement, requirementName } from "../src/manifest/requirements.ts";
 import { PyisolateError } from "../src/errors.ts";
 
 let root: string;

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parse as parseToml } from "smol-toml";
-import { isHostTorchRequirement, requirementName } from "../manifest/manifest.ts";
+import { isHostTorchRequirement, requirementName } from "../manifest/requirements.ts";
 import { packPythonFiles } from "../nodes/metadata_cache.ts";
 
 /** Import names whose distribution is named differently. */

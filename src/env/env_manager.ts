@@ -10,41 +10,28 @@
  * lock file, so a failed or interrupted build leaves nothing half-made and two hosts
  * building the same environment wait for each other.
  *
- * share_torch: the venv never installs torch (or torchvision, torchaudio, triton, nvidia-*).
- * A `.pth` file appends the host's site-packages after the venv's own, so the pack's own
- * pins (numpy!) win while `import torch` finds the host's exact build; stub `*.dist-info`
- * records and an overrides file pinning the host versions make uv treat those packages as
- * installed, so a dependency that requires torch never downloads it.
+ * The build itself (uv runs, share_torch wiring) is `venv_build.ts`'s.
  * @module
  */
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { cpus, homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { PyisolateError } from "../errors.ts";
-import { acquireLock, randomHex, removeTree, safeComponent } from "../util/fs.ts";
+import { acquireLock, removeTree, safeComponent } from "../util/fs.ts";
 import type { PackInfo } from "../manifest/manifest.ts";
-import { resolveHostPython, resolveUv, runProcess, type HostPython, type UvCommand } from "./host_python.ts";
+import { normalizeRequirement } from "../manifest/requirements.ts";
+import { resolveHostPython, resolveUv, type HostPython, type UvCommand } from "./host_python.ts";
+import { buildVenv, readStamp, sitePackagesOf, type EnvStamp } from "./venv_build.ts";
+
+export type { EnvStamp } from "./venv_build.ts";
 import type { Runtime } from "../runtime/contract.ts";
 import { RUNTIME_VERSION } from "../version.ts";
 
 /** Where a pack's environment stands. */
 export type EnvState = "ready" | "missing" | "stale" | "shared";
-
-/** Stamp written into a finished environment (`pyisolate-env.json`). */
-export interface EnvStamp {
-  fingerprint: string;
-  pack: string;
-  dependencies: string[];
-  python: string;
-  pythonVersion: string;
-  shareTorch: boolean;
-  torchVersion: string | null;
-  runtimeVersion: string;
-  createdAt: string;
-}
 
 /** A step of a build, for progress displays. */
 export interface BuildProgress {
@@ -100,27 +87,11 @@ export interface EnvManagerOptions {
   linkMode?: "hardlink" | "copy" | "clone" | "symlink";
 }
 
-const STAMP = "pyisolate-env.json";
-const TAIL_LINES = 40;
-/** uv lines that say nothing useful to a user (the temp path it works in). */
-const NOISE = /^\s*Using (CPython|Python) .* (environment|interpreter) at: /;
 
 function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
-/** A requirement in a canonical spelling: canonical name, no spaces in the version part, markers with single spaces. */
-export function normalizeRequirement(req: string): string {
-  const trimmed = req.trim();
-  const m = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?/.exec(trimmed);
-  if (!m) return trimmed.replace(/\s+/g, " ");
-  const name = m[0].toLowerCase().replace(/[-_.]+/g, "-");
-  const rest = trimmed.slice(m[0].length);
-  const semi = rest.indexOf(";");
-  const spec = (semi < 0 ? rest : rest.slice(0, semi)).replace(/\s+/g, "");
-  const marker = semi < 0 ? "" : `;${rest.slice(semi + 1).trim().replace(/\s+/g, " ")}`;
-  return `${name}${spec}${marker}`;
-}
 
 /** The existing directory `path` is in (itself or its nearest existing ancestor). */
 function existingAncestor(path: string): string {
@@ -141,20 +112,7 @@ function deviceOf(path: string): number | null {
   }
 }
 
-function readStamp(dir: string): EnvStamp | null {
-  try {
-    const stamp = JSON.parse(readFileSync(join(dir, STAMP), "utf8")) as EnvStamp;
-    return typeof stamp.fingerprint === "string" ? stamp : null;
-  } catch {
-    return null;
-  }
-}
 
-/** The last lines of uv's output, the part that says what went wrong. */
-function tail(text: string, n = TAIL_LINES): string {
-  const lines = text.replace(/\r/g, "").split("\n").filter((l) => l.trim() !== "");
-  return lines.slice(-n).join("\n");
-}
 
 /**
  * Builds, finds and fingerprints the environments of isolated packs.
@@ -260,8 +218,7 @@ export class EnvManager {
 
   /** The site-packages directory inside an environment directory. */
   sitePackagesOf(envDir: string): string {
-    const [major, minor] = this.host.version.split(".");
-    return join(envDir, "lib", `python${major}.${minor}`, "site-packages");
+    return sitePackagesOf(this.host, envDir);
   }
 
   /** The stamp of the pack's current environment, or null when it is not built. */
@@ -342,7 +299,20 @@ export class EnvManager {
         say("cached", "environment ready (built by another process)");
         return { pack: pack.name, status: "cached", durationMs: elapsed(), uvRuns: 0, envDir };
       }
-      await this.#buildLocked(pack, envDir, counter, say);
+      await buildVenv({
+        pack,
+        envDir,
+        envsDir: this.envsDir,
+        tag: `${safeComponent(pack.name)}-${this.fingerprint(pack).slice(0, 12)}`,
+        fingerprint: this.fingerprint(pack),
+        host: this.host,
+        uv: () => this.uv,
+        env: this.#env,
+        ...(this.#runtime ? { runtime: this.#runtime } : {}),
+        linkMode: this.#linkMode,
+        counter,
+        say,
+      });
       say("built", `environment built in ${(elapsed() / 1000).toFixed(1)} s`);
       await this.#removeOtherEnvs(pack);
       return { pack: pack.name, status: "built", durationMs: elapsed(), uvRuns: counter.uvRuns, envDir };
@@ -355,114 +325,6 @@ export class EnvManager {
       return { pack: pack.name, status: "failed", error, durationMs: elapsed(), uvRuns: counter.uvRuns, envDir };
     } finally {
       await release?.();
-    }
-  }
-
-  async #buildLocked(
-    pack: PackInfo,
-    envDir: string,
-    counter: { uvRuns: number },
-    say: (phase: BuildProgress["phase"], message: string) => void,
-  ): Promise<void> {
-    const m = pack.manifest!;
-    const tag = `${safeComponent(pack.name)}-${this.fingerprint(pack).slice(0, 12)}`;
-    // Temp dirs of this environment left by a build that died (we hold its lock now).
-    for (const name of readdirSync(this.envsDir)) {
-      if (name.startsWith(`.tmp-${tag}-`)) await removeTree(join(this.envsDir, name));
-    }
-    if (m.shareTorch && !this.host.torchVersion) {
-      throw new PyisolateError(
-        "ENV_BUILD_FAILED",
-        `Could not build the environment of pack "${pack.name}": it sets share_torch, but the host Python ${this.host.python} has no torch installed. Install torch in the host environment, point PYISOLATE_PYTHON at one that has it, or set share_torch: false.`,
-        { pack: pack.name, ...(pack.manifestFile ? { file: pack.manifestFile } : {}) },
-      );
-    }
-    const uv = this.uv;
-    const tmp = join(this.envsDir, `.tmp-${tag}-${randomHex()}`);
-    const uvEnv: Record<string, string> = {};
-    for (const [k, v] of Object.entries(this.#env)) if (v !== undefined && k !== "VIRTUAL_ENV" && k !== "CONDA_PREFIX") uvEnv[k] = v;
-    uvEnv.UV_PYTHON_DOWNLOADS ??= "never";
-    const runUv = async (args: string[], what: string) => {
-      counter.uvRuns++;
-      let res;
-      try {
-        res = await runProcess(uv.cmd, [...uv.args, ...args], {
-          env: uvEnv,
-          cwd: this.envsDir,
-          ...(this.#runtime ? { runtime: this.#runtime } : {}),
-          onLine: (line) => {
-            if (!NOISE.test(line)) say(what === "uv venv" ? "venv" : "install", line.trim());
-          },
-        });
-      } catch (err) {
-        throw new PyisolateError("UV_NOT_FOUND", `Could not start uv (${[uv.cmd, ...uv.args].join(" ")}) to build pack "${pack.name}": ${(err as Error).message}. Run \`pyisolate doctor\`.`, { pack: pack.name, cause: err });
-      }
-      if (res.code !== 0) {
-        const text = tail(`${res.stdout}\n${res.stderr}`.split("\n").filter((l) => !NOISE.test(l)).join("\n")) || "(uv printed nothing)";
-        throw new PyisolateError(
-          "ENV_BUILD_FAILED",
-          `Could not build the environment of pack "${pack.name}": ${what} failed (exit ${res.code ?? res.signal}):\n${text}`,
-          { pack: pack.name, ...(pack.manifestFile ? { file: pack.manifestFile } : {}) },
-        );
-      }
-    };
-    try {
-      say("venv", `creating venv (Python ${this.host.version})`);
-      await runUv(["venv", "--quiet", "--no-project", "--relocatable", "--python", this.host.python, tmp], "uv venv");
-      const site = this.sitePackagesOf(tmp);
-      const installArgs = ["pip", "install", "--python", join(tmp, "bin", "python")];
-      if (this.#linkMode) installArgs.push("--link-mode", this.#linkMode);
-      if (m.shareTorch) {
-        await this.#shareTorch(site, tmp, installArgs);
-      }
-      if (m.dependencies.length > 0) {
-        say("install", `installing ${m.dependencies.join(", ")}`);
-        // Local paths in a manifest are relative to the pack.
-        const deps = m.dependencies.map((d) => (d.startsWith("./") || d.startsWith("../") ? resolve(pack.path, d) : d));
-        await runUv([...installArgs, ...deps], "uv pip install");
-      }
-      const stamp: EnvStamp = {
-        fingerprint: this.fingerprint(pack),
-        pack: pack.name,
-        dependencies: m.dependencies,
-        python: this.host.python,
-        pythonVersion: this.host.version,
-        shareTorch: m.shareTorch,
-        torchVersion: m.shareTorch ? this.host.torchVersion : null,
-        runtimeVersion: RUNTIME_VERSION,
-        createdAt: new Date().toISOString(),
-      };
-      await writeFile(join(tmp, STAMP), JSON.stringify(stamp, null, 2));
-      // A directory at the final path without a valid stamp is a leftover; replace it.
-      if (existsSync(envDir)) await removeTree(envDir);
-      await rename(tmp, envDir);
-    } catch (err) {
-      await removeTree(tmp);
-      throw err;
-    }
-  }
-
-  /** Makes the venv see the host's torch after its own packages, and makes uv see it as installed. */
-  async #shareTorch(site: string, tmp: string, installArgs: string[]): Promise<void> {
-    await mkdir(site, { recursive: true });
-    const lines = this.host.sitePackages.map((dir) => `import site; site.addsitedir(${JSON.stringify(dir)})`);
-    await writeFile(join(site, "_pyisolate_host.pth"), `${lines.join("\n")}\n`);
-    const pins: string[] = [];
-    for (const [name, version] of Object.entries(this.host.torchPackages)) {
-      const dist = join(site, `${name.replace(/-/g, "_")}-${version}.dist-info`);
-      await mkdir(dist, { recursive: true });
-      await writeFile(
-        join(dist, "METADATA"),
-        `Metadata-Version: 2.1\nName: ${name}\nVersion: ${version}\nSummary: Provided by the host environment (pyisolate share_torch).\n`,
-      );
-      await writeFile(join(dist, "INSTALLER"), "pyisolate\n");
-      await writeFile(join(dist, "RECORD"), "");
-      pins.push(`${name}==${version}`);
-    }
-    if (pins.length > 0) {
-      const overrides = join(tmp, "pyisolate-overrides.txt");
-      await writeFile(overrides, `${pins.join("\n")}\n`);
-      installArgs.push("--overrides", overrides);
     }
   }
 

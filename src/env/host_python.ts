@@ -11,6 +11,7 @@ import { readFileSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import process from "node:process";
 import { PyisolateError } from "../errors.ts";
+import { HOST_TORCH } from "../manifest/requirements.ts";
 import type { Runtime } from "../runtime/contract.ts";
 import { getRuntime } from "../runtime/detect.ts";
 import { atomicWriteFile, isExecutable, which } from "../util/fs.ts";
@@ -116,7 +117,7 @@ import importlib.metadata as md
 import importlib.util
 def canon(n):
     return re.sub(r"[-_.]+", "-", n).lower()
-eco = re.compile(r"^(torch|torchvision|torchaudio|triton|pytorch-triton(-.*)?|nvidia-.*)$")
+eco = re.compile(sys.argv[1])
 pkgs = {}
 for d in md.distributions():
     name = d.metadata["Name"] if d.metadata else None
@@ -185,7 +186,7 @@ async function probe(python: string, opts: ResolvePythonOptions): Promise<ProbeR
   }
   let res: ProcessResult;
   try {
-    res = await runProcess(python, ["-I", "-c", PROBE], { ...(opts.runtime ? { runtime: opts.runtime } : {}) });
+    res = await runProcess(python, ["-I", "-c", PROBE, HOST_TORCH.source], { ...(opts.runtime ? { runtime: opts.runtime } : {}) });
   } catch (err) {
     throw new PyisolateError("PYTHON_NOT_FOUND", `Could not start the host Python ${python}: ${(err as Error).message}.`, { cause: err });
   }

@@ -16,6 +16,7 @@ import { parse as parseToml, TomlError } from "smol-toml";
 import { z } from "zod";
 import { PyisolateError } from "../errors.ts";
 import { displayPath } from "../util/fs.ts";
+import { isHostTorchRequirement } from "./requirements.ts";
 
 /** Which file a manifest came from. */
 export type ManifestSource = "pyisolate.yaml" | "pyisolate.yml" | "pyproject.toml";
@@ -118,20 +119,6 @@ const KNOWN_KEYS = new Set([...Object.keys(commonShape), "dependencies"]);
 /** Keys stored as typed fields of {@link PackManifest} rather than in `extras`. */
 const TYPED_KEYS = new Set(["isolated", "can_isolate", "share_torch", "dependencies", "name", "share_cuda_ipc", "sandbox", "env"]);
 
-/** Torch-family distributions a share_torch pack takes from the host instead of installing. */
-const HOST_TORCH = /^(torch|torchvision|torchaudio|triton|pytorch-triton(-.*)?|nvidia-.*)$/;
-
-/** The canonical (PEP 503) distribution name a requirement names, or null for paths and URLs. */
-export function requirementName(req: string): string | null {
-  const m = /^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:$|[\[<>=!~;@ (])/.exec(req);
-  return m?.[1] ? m[1].toLowerCase().replace(/[-_.]+/g, "-") : null;
-}
-
-/** Whether a requirement names a torch-family distribution that share_torch takes from the host. */
-export function isHostTorchRequirement(req: string): boolean {
-  const name = requirementName(req);
-  return name !== null && HOST_TORCH.test(name);
-}
 
 function describeValue(v: unknown): string {
   if (v === undefined) return "nothing";
