@@ -4,7 +4,7 @@
  * @module
  */
 import { closeSync, openSync, readSync } from "node:fs";
-import type { MappedFile } from "../src/runtime/contract.ts";
+import type { ChildHandle, ExitStatus, MappedFile, SpawnOptions } from "../src/runtime/contract.ts";
 
 /** Reads `length` bytes of a file into a buffer of their own: the copying fallback of `mapFile`. */
 export function readCopy(path: string, length: number): MappedFile {
@@ -36,4 +36,54 @@ export async function pump(stream: ReadableStream<Uint8Array>, cb: (chunk: Uint8
     if (r.done) return;
     cb(r.value);
   }
+}
+
+/** A handle for a process that never started: `exited` rejects with the spawn error. */
+export function failedChild(err: unknown): ChildHandle {
+  const exited = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  exited.catch(() => {});
+  return { pid: -1, exited, kill() {} };
+}
+
+/** A started child as the web-stream runtimes (Deno, Bun) report it. */
+export interface StreamChild {
+  pid: number;
+  stdout: ReadableStream<Uint8Array> | null;
+  stderr: ReadableStream<Uint8Array> | null;
+  /** Resolves when the process has exited. */
+  status: Promise<ExitStatus>;
+  /** Signals the process itself. */
+  kill(signal: string): void;
+  /** Signals its process group. */
+  killGroup(signal: string): void;
+}
+
+/**
+ * The {@link ChildHandle} of a child whose output comes as web streams: `exited` waits for the
+ * exit and for both streams to drain; `kill` reaches the process group under `detachedGroup`
+ * and does nothing once the child has exited.
+ */
+export function streamChildHandle(opts: SpawnOptions, child: StreamChild): ChildHandle {
+  const drained = Promise.all([
+    opts.onStdout && child.stdout ? pump(child.stdout, opts.onStdout) : undefined,
+    opts.onStderr && child.stderr ? pump(child.stderr, opts.onStderr) : undefined,
+  ]);
+  let done = false;
+  const exited = Promise.all([child.status, drained]).then(([st]) => {
+    done = true;
+    return st;
+  });
+  return {
+    pid: child.pid,
+    exited,
+    kill(signal = "SIGTERM") {
+      if (done) return;
+      try {
+        if (opts.detachedGroup) child.killGroup(signal);
+        else child.kill(signal);
+      } catch {
+        // already gone
+      }
+    },
+  };
 }

@@ -14,7 +14,7 @@
 import { unlinkSync } from "node:fs";
 import { workerData } from "node:worker_threads";
 import { PyisolateError } from "../src/errors.ts";
-import { pump, readCopy } from "./_shared.ts";
+import { failedChild, readCopy, streamChildHandle } from "./_shared.ts";
 import { webWorkerEndpoint, wrapWebWorker } from "./_web_worker.ts";
 import type {
   ChildHandle,
@@ -75,10 +75,9 @@ const Bun = (globalThis as unknown as { Bun: BunNamespace }).Bun;
 
 // --- processes --------------------------------------------------------------------------------
 
-/** Reads a subprocess stream to its end, handing each chunk to `cb`. */
-function pumpOut(stream: BunSubprocess["stdout"], cb: (chunk: Uint8Array) => void): Promise<void> {
-  if (!stream || typeof stream === "number") return Promise.resolve();
-  return pump(stream as ReadableStream<Uint8Array>, cb);
+/** A subprocess stream as a web stream, or null where it was not piped. */
+function streamOf(stream: BunSubprocess["stdout"]): ReadableStream<Uint8Array> | null {
+  return !stream || typeof stream === "number" ? null : (stream as ReadableStream<Uint8Array>);
 }
 
 function spawn(opts: SpawnOptions): ChildHandle {
@@ -96,33 +95,17 @@ function spawn(opts: SpawnOptions): ChildHandle {
     });
   } catch (e) {
     // ENOENT and friends: the process never started (Bun sets Node's error codes).
-    const exited = Promise.reject(e instanceof Error ? e : new Error(String(e)));
-    exited.catch(() => {});
-    return { pid: -1, exited, kill() {} };
+    return failedChild(e);
   }
-  const drained = Promise.all([
-    opts.onStdout ? pumpOut(proc.stdout, opts.onStdout) : undefined,
-    opts.onStderr ? pumpOut(proc.stderr, opts.onStderr) : undefined,
-  ]);
-  let done = false;
-  const exited = Promise.all([proc.exited, drained]).then((): ExitStatus => {
-    done = true;
-    return proc.signalCode !== null ? { code: null, signal: proc.signalCode } : { code: proc.exitCode, signal: null };
-  });
   const pid = proc.pid;
-  return {
+  return streamChildHandle(opts, {
     pid,
-    exited,
-    kill(signal = "SIGTERM") {
-      if (done) return;
-      try {
-        if (opts.detachedGroup) process.kill(-pid, signal as NodeJS.Signals);
-        else proc.kill(signal);
-      } catch {
-        // already gone
-      }
-    },
-  };
+    stdout: streamOf(proc.stdout),
+    stderr: streamOf(proc.stderr),
+    status: proc.exited.then((): ExitStatus => (proc.signalCode !== null ? { code: null, signal: proc.signalCode } : { code: proc.exitCode, signal: null })),
+    kill: (signal) => proc.kill(signal),
+    killGroup: (signal) => process.kill(-pid, signal as NodeJS.Signals),
+  });
 }
 
 // --- Unix sockets -----------------------------------------------------------------------------

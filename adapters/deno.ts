@@ -17,12 +17,13 @@
  * @module
  */
 import { PyisolateError } from "../src/errors.ts";
-import { pump } from "./_shared.ts";
+import { failedChild, streamChildHandle } from "./_shared.ts";
+import { Deno, type DenoChild, type DenoConn } from "./_deno_api.ts";
+import { mapFile } from "./_deno_mmap.ts";
 import { webWorkerEndpoint, wrapWebWorker } from "./_web_worker.ts";
 import type {
   ChildHandle,
   ExitStatus,
-  MappedFile,
   MessageEndpoint,
   Runtime,
   SocketConn,
@@ -31,90 +32,11 @@ import type {
   WorkerHandle,
 } from "../src/runtime/contract.ts";
 
-// --- the slice of the Deno namespace this adapter uses ----------------------------------------
-
-type Pointer = object;
-
-interface DenoChild {
-  readonly pid: number;
-  readonly stdout: ReadableStream<Uint8Array>;
-  readonly stderr: ReadableStream<Uint8Array>;
-  readonly status: Promise<{ code: number; signal: string | null }>;
-  kill(signal?: string): void;
-}
-
-interface DenoConn {
-  read(p: Uint8Array): Promise<number | null>;
-  write(p: Uint8Array): Promise<number>;
-  close(): void;
-}
-
-interface DenoListener extends AsyncIterable<DenoConn> {
-  close(): void;
-  unref(): void;
-}
-
-interface DenoFile {
-  readSync(p: Uint8Array): number | null;
-  close(): void;
-}
-
-interface LibcSymbols {
-  mmap(addr: Pointer | null, length: bigint, prot: number, flags: number, fd: number, offset: bigint): Pointer | null;
-  munmap(addr: Pointer | null, length: bigint): number;
-  open(path: Uint8Array, flags: number): number;
-  close(fd: number): number;
-  __errno_location(): Pointer | null;
-}
-
-interface DenoNamespace {
-  Command: new (
-    cmd: string,
-    opts: {
-      args: string[];
-      env?: Record<string, string>;
-      clearEnv?: boolean;
-      cwd?: string;
-      stdin: "null";
-      stdout: "piped" | "null";
-      stderr: "piped" | "null";
-      detached?: boolean;
-    },
-  ) => { spawn(): DenoChild };
-  kill(pid: number, signal: string): void;
-  listen(opts: { transport: "unix"; path: string }): DenoListener;
-  connect(opts: { transport: "unix"; path: string }): Promise<DenoConn>;
-  removeSync(path: string): void;
-  statSync(path: string): { size: number };
-  openSync(path: string, opts: { read: true }): DenoFile;
-  env: { get(name: string): string | undefined };
-  build: { os: string };
-  permissions: { querySync(desc: { name: string; variable?: string }): { state: string } };
-  dlopen(path: string, symbols: Record<string, { parameters: string[]; result: string }>): { symbols: unknown };
-  UnsafePointer: { value(p: Pointer | null): bigint | number };
-  UnsafePointerView: {
-    new (p: Pointer): { getInt32(offset?: number): number };
-    getArrayBuffer(p: Pointer, byteLength: number, offset?: number): ArrayBuffer;
-  };
-  errors: Record<string, new (...args: never[]) => Error>;
-}
-
-const Deno = (globalThis as unknown as { Deno: DenoNamespace }).Deno;
 
 // --- processes --------------------------------------------------------------------------------
 
 /** Node-style error codes for the Deno error classes a failed spawn throws. */
 const ERROR_CODES: Record<string, string> = { NotFound: "ENOENT", PermissionDenied: "EACCES", NotCapable: "EACCES" };
-
-/** A handle for a process that never started: `exited` rejects with the spawn error. */
-function failedChild(err: unknown): ChildHandle {
-  const e = err instanceof Error ? err : new Error(String(err));
-  const code = ERROR_CODES[e.name];
-  if (code) (e as Error & { code?: string }).code = code;
-  const exited = Promise.reject(e);
-  exited.catch(() => {});
-  return { pid: -1, exited, kill() {} };
-}
 
 function spawn(opts: SpawnOptions): ChildHandle {
   let child: DenoChild;
@@ -129,32 +51,21 @@ function spawn(opts: SpawnOptions): ChildHandle {
       detached: opts.detachedGroup ?? false,
     }).spawn();
   } catch (e) {
-    return failedChild(e);
+    const err = e instanceof Error ? e : new Error(String(e));
+    const code = ERROR_CODES[err.name];
+    if (code) (err as Error & { code?: string }).code = code;
+    return failedChild(err);
   }
-  const drained = Promise.all([
-    opts.onStdout ? pump(child.stdout, opts.onStdout) : undefined,
-    opts.onStderr ? pump(child.stderr, opts.onStderr) : undefined,
-  ]);
-  let done = false;
-  const exited = Promise.all([child.status, drained]).then(([st]): ExitStatus => {
-    done = true;
-    // Deno reports a signal death as 128 + signal number together with the signal's name.
-    return st.signal !== null ? { code: null, signal: st.signal } : { code: st.code, signal: null };
-  });
   const pid = child.pid;
-  return {
+  return streamChildHandle(opts, {
     pid,
-    exited,
-    kill(signal = "SIGTERM") {
-      if (done) return;
-      try {
-        if (opts.detachedGroup) Deno.kill(-pid, signal);
-        else child.kill(signal);
-      } catch {
-        // already gone
-      }
-    },
-  };
+    stdout: opts.onStdout ? child.stdout : null,
+    stderr: opts.onStderr ? child.stderr : null,
+    // Deno reports a signal death as 128 + signal number together with the signal's name.
+    status: child.status.then((st): ExitStatus => (st.signal !== null ? { code: null, signal: st.signal } : { code: st.code, signal: null })),
+    kill: (signal) => child.kill(signal),
+    killGroup: (signal) => Deno.kill(-pid, signal),
+  });
 }
 
 // --- Unix sockets -----------------------------------------------------------------------------
@@ -315,124 +226,6 @@ function workerSelf(): { endpoint: MessageEndpoint; data: unknown } | null {
   const name = g.name ?? "";
   const data: unknown = name.startsWith(DATA_PREFIX) ? JSON.parse(name.slice(DATA_PREFIX.length)) : null;
   return { endpoint: webWorkerEndpoint(), data };
-}
-
-// --- shared-memory mapping --------------------------------------------------------------------
-
-let libc: LibcSymbols | null | undefined;
-
-function granted(desc: { name: string; variable?: string }): boolean {
-  try {
-    return Deno.permissions.querySync(desc).state === "granted";
-  } catch {
-    return false;
-  }
-}
-
-/** libc through FFI, or null where FFI is not permitted (no `--allow-ffi`) or not Linux. */
-function loadLibc(): LibcSymbols | null {
-  if (libc !== undefined) return libc;
-  libc = null;
-  // Query first: calling dlopen without the permission would prompt on a terminal.
-  if (Deno.build.os !== "linux" || !granted({ name: "ffi" })) return null;
-  try {
-    libc = Deno.dlopen("libc.so.6", {
-      mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
-      munmap: { parameters: ["pointer", "usize"], result: "i32" },
-      open: { parameters: ["buffer", "i32"], result: "i32" },
-      close: { parameters: ["i32"], result: "i32" },
-      __errno_location: { parameters: [], result: "pointer" },
-    }).symbols as LibcSymbols;
-  } catch {
-    libc = null;
-  }
-  return libc;
-}
-
-function errno(lib: LibcSymbols): number {
-  const p = lib.__errno_location();
-  return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
-}
-
-const O_RDONLY = 0;
-const O_CLOEXEC = 0o2000000;
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const MAP_PRIVATE = 2;
-const MAP_FAILED = 0xffffffffffffffffn;
-
-/** Unmaps mappings whose bytes were collected without an explicit `unmap()`. */
-const unmapOnCollect = new FinalizationRegistry<{ ptr: Pointer; length: number }>((m) => {
-  loadLibc()?.munmap(m.ptr, BigInt(m.length));
-});
-
-function readCopy(path: string, length: number): MappedFile {
-  const bytes = new Uint8Array(length);
-  const file = Deno.openSync(path, { read: true });
-  try {
-    let off = 0;
-    while (off < length) {
-      const n = file.readSync(bytes.subarray(off));
-      if (n === null || n === 0) break;
-      off += n;
-    }
-  } finally {
-    file.close();
-  }
-  return { bytes, zeroCopy: false, unmap() {} };
-}
-
-/**
- * Maps `length` bytes of a file without copying: libc `mmap` (private and writable, like the
- * Node adapter: reads share the file's pages, writes stay in this process) through FFI, viewed
- * with `Deno.UnsafePointerView.getArrayBuffer`. `unmap()` detaches the buffer (views read as
- * empty from then on instead of touching unmapped memory) and calls `munmap`; a mapping never
- * unmapped is released when its buffer is collected. Without `--allow-ffi`, or with
- * `PYISOLATE_MAPFILE=copy`, reads a copy (`zeroCopy: false`).
- */
-function mapFile(path: string, length: number): MappedFile {
-  const copyWanted = granted({ name: "env", variable: "PYISOLATE_MAPFILE" }) && Deno.env.get("PYISOLATE_MAPFILE") === "copy";
-  const lib = length > 0 && !copyWanted ? loadLibc() : null;
-  if (!lib) return readCopy(path, length);
-  const size = Deno.statSync(path).size;
-  if (size < length) {
-    throw new PyisolateError("USAGE", `Cannot map ${length} bytes of "${path}": the file holds only ${size}.`, { file: path });
-  }
-  const fd = lib.open(new TextEncoder().encode(`${path}\0`), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const code = errno(lib);
-    throw new PyisolateError("NOT_FOUND", `Could not open "${path}" to map it (errno ${code}). Check that the file exists and is readable.`, { file: path });
-  }
-  let ptr: Pointer | null;
-  try {
-    ptr = lib.mmap(null, BigInt(length), PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0n);
-    if (ptr === null || BigInt(Deno.UnsafePointer.value(ptr)) === MAP_FAILED) {
-      throw new PyisolateError("USAGE", `Could not map ${length} bytes of "${path}" (mmap errno ${errno(lib)}).`, { file: path });
-    }
-  } finally {
-    lib.close(fd);
-  }
-  const mapping = ptr;
-  let buffer: ArrayBuffer = Deno.UnsafePointerView.getArrayBuffer(mapping, length);
-  const token = {};
-  unmapOnCollect.register(buffer, { ptr: mapping, length }, token);
-  let mapped = true;
-  return {
-    bytes: new Uint8Array(buffer),
-    zeroCopy: true,
-    unmap() {
-      if (!mapped) return;
-      mapped = false;
-      unmapOnCollect.unregister(token);
-      try {
-        // Moves the (external) backing store away without copying and detaches `buffer`.
-        buffer = (buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
-      } catch {
-        // already detached (transferred elsewhere)
-      }
-      lib.munmap(mapping, BigInt(length));
-    },
-  };
 }
 
 /** The Deno {@link Runtime}. */

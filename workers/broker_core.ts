@@ -10,7 +10,10 @@
  * owner's job (it holds the services, callbacks and registered types).
  * @module
  */
-import { mkdtempSync, chmodSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, chmodSync, rmSync } from "node:fs";
+import { LineSplitter } from "./line_splitter.ts";
+import { SOCKET_DIR_PREFIX, sweepSocketDirs } from "./socket_dirs.ts";
+import { unref } from "../src/util/os.ts";
 import process from "node:process";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
@@ -20,38 +23,6 @@ import { FrameDecoder } from "../src/protocol/frames.ts";
 import type { ExceptionMap, HelloMsg, ProcessConfig } from "../src/protocol/messages.ts";
 import { decodeMessage, encodeMessage } from "../src/protocol/codec.ts";
 import type { PyisolateErrorCode } from "../src/errors.ts";
-
-/** Socket directories are `<tmpdir>/pyisolate-sock-<host pid>-<random>`. */
-export const SOCKET_DIR_PREFIX = "pyisolate-sock-";
-
-/**
- * Removes the socket directories of hosts that died without cleaning up (killed with
- * SIGKILL): those whose host pid no longer runs.
- */
-export function sweepSocketDirs(): void {
-  let names: string[];
-  try {
-    names = readdirSync(tmpdir());
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    if (!name.startsWith(SOCKET_DIR_PREFIX)) continue;
-    const pid = Number(name.slice(SOCKET_DIR_PREFIX.length).split("-")[0]);
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
-    try {
-      process.kill(pid, 0);
-      continue; // its host still runs
-    } catch (e) {
-      if ((e as { code?: string }).code === "EPERM") continue;
-    }
-    try {
-      rmSync(join(tmpdir(), name), { recursive: true, force: true });
-    } catch {
-      // another host swept it first
-    }
-  }
-}
 
 /** How many stderr lines a crash report carries. */
 export const STDERR_TAIL_LINES = 50;
@@ -111,22 +82,6 @@ export interface BrokerSink {
   exit(info: BrokerExit): void;
 }
 
-/** Splits a byte stream into text lines. */
-class LineSplitter {
-  #dec = new TextDecoder();
-  #rest = "";
-  push(chunk: Uint8Array): string[] {
-    const text = this.#rest + this.#dec.decode(chunk, { stream: true });
-    const parts = text.split("\n");
-    this.#rest = parts.pop()!;
-    return parts.map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));
-  }
-  flush(): string[] {
-    const last = this.#rest + this.#dec.decode();
-    this.#rest = "";
-    return last ? [last] : [];
-  }
-}
 
 type Phase = "new" | "hello" | "config" | "running" | "exited";
 
@@ -204,7 +159,7 @@ export class BrokerCore {
         this.#reason ??= "it did not start in time";
         this.kill("SIGKILL");
       }, opts.startTimeoutMs);
-      (this.#startTimer as { unref?: () => void }).unref?.();
+      unref(this.#startTimer);
     } catch (e) {
       this.#failStart("PROCESS_FAILED", `Could not prepare the process for "${opts.name}": ${(e as Error).message}`);
       this.#cleanup();
@@ -359,7 +314,7 @@ export class BrokerCore {
     this.#reason ??= "it closed its connection to the host";
     const child = this.#child;
     const t = setTimeout(() => child?.kill("SIGKILL"), 2000);
-    (t as { unref?: () => void }).unref?.();
+    unref(t);
     child?.exited.finally(() => clearTimeout(t)).catch(() => {});
   }
 

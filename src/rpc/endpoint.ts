@@ -9,6 +9,7 @@ import { PyisolateError, type PyisolateErrorCode } from "../errors.ts";
 import { RemoteError, exceptionMapOf } from "../protocol/remote_error.ts";
 import { decodeMessage, encodeMessage, type CodecContext } from "../protocol/codec.ts";
 import type { CallMsg, EventMsg, Message } from "../protocol/messages.ts";
+import { unref } from "../util/os.ts";
 
 /**
  * Time a call may take before it fails with `TIMEOUT`, unless the call or the endpoint says
@@ -69,10 +70,6 @@ interface Pending {
   timer: ReturnType<typeof setTimeout> | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
-}
-
-function unrefTimer(t: unknown): void {
-  (t as { unref?: () => void } | undefined)?.unref?.();
 }
 
 /**
@@ -165,7 +162,7 @@ export class RpcEndpoint implements CodecContext {
             );
           }
         }, timeoutMs);
-        unrefTimer(p.timer);
+        unref(p.timer);
       }
       if (signal) {
         p.onAbort = () => {

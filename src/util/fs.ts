@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { delimiter, dirname, isAbsolute, join, relative, sep } from "node:path";
 import process from "node:process";
+import { pidAlive, unref } from "./os.ts";
 
 /** A short random hex string (for temp names and lock tokens). */
 export function randomHex(bytes = 6): string {
@@ -112,15 +113,6 @@ function readHolder(path: string): LockHolder | null {
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code === "EPERM";
-  }
-}
-
 function mtimeAge(path: string): number {
   try {
     return Date.now() - statSync(path).mtimeMs;
@@ -205,7 +197,7 @@ export async function acquireLock(path: string, opts: LockOptions = {}): Promise
     const t = new Date();
     utimes(path, t, t).catch(() => {});
   }, HEARTBEAT_MS);
-  (beat as { unref?: () => void }).unref?.();
+  unref(beat);
   let released = false;
   return async () => {
     if (released) return;
