@@ -21,13 +21,14 @@ import threading
 import traceback
 from typing import Any, Callable
 
-from . import __version__, host, loader, rpc
-from .cbor import CBORDecodeError, dumps, loads
-from .frames import FrameError, read_frame, write_frame
+from . import __version__, host, rpc
+from .nodes import loader
+from .cbor import CBORDecodeError, CBOREncodeError, dumps, loads
+from .protocol.frames import FrameError, read_frame, write_frame
 
 __all__ = ["EXTENSIONS", "Runtime", "main"]
 
-EXTENSIONS = ("pyisolate_runtime.tensors", "pyisolate_runtime.nodes_service")
+EXTENSIONS = ("pyisolate_runtime.tensors", "pyisolate_runtime.nodes.service")
 """Optional extension modules, imported in this order when present; each may define
 ``setup(rt: Runtime)``."""
 
@@ -234,7 +235,7 @@ def main() -> int:
     }
     try:
         endpoint._send({"t": "ready", "info": info})
-    except rpc.CBOREncodeError as e:
+    except CBOREncodeError as e:
         _err(f"{name}: the ready info cannot be encoded: {e}")
         endpoint._try_send({"t": "fail", "error": rpc.exception_map(e)})
         _exit_now(1)

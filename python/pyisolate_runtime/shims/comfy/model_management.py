@@ -18,7 +18,7 @@ import threading
 from enum import Enum
 from typing import Any, Optional
 
-from pyisolate_runtime import comfy_bridge
+from pyisolate_runtime.nodes import comfy_bridge
 
 _SERVICE = "ModelManagement"
 

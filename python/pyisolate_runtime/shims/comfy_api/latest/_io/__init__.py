@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Dict, List, Optional
 
-from ._io_table import IO_TYPES
+from .table import IO_TYPES
 
 # ---------------------------------------------------------------------------------------------
 # small helpers

@@ -29,8 +29,8 @@ import types
 import weakref
 from typing import Any, Callable
 
-from .cbor import CBORDecodeError, CBOREncodeError, dumps, loads, register_encoder, register_tag
-from .frames import MAX_FRAME, FrameError, FrameReader, encode_header
+from ..cbor import CBORDecodeError, CBOREncodeError, dumps, loads, register_encoder, register_tag
+from ..protocol.frames import MAX_FRAME, FrameError, FrameReader, encode_header
 
 __all__ = [
     "Endpoint",

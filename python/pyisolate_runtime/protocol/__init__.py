@@ -1,0 +1,1 @@
+"""The wire: length-prefixed frames (:mod:`.frames`) carrying CBOR items."""
