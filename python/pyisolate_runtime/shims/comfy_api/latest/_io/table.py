@@ -1,77 +1,98 @@
-"""The one list of V3 ``io.*`` types that have no options of their own.
+"""The one table the ``io.*`` types are made from (by :mod:`.io_types`).
 
-Each row names the class (``io.<cls>``), its ComfyUI io_type string and what its values
-are. Types with their own widget options (Int, Float, String, Boolean, Combo, …) and the
-dynamic ones (MultiType, MatchType, Autogrow, DynamicCombo, DynamicSlot) are classes in
-``_io.py``; every other ``io.*`` class is made from this table.
+:data:`IO_TYPES` is the generated list of every V3 io type
+(``pyisolate_runtime.io_types_gen``, from ``codegen/io_types.ts``): the class name, its
+io_type string, what its values are. A row becomes a plain type (sockets with the common
+options, and for a widget type its options as keywords), unless :data:`WIDGETS` describes
+its input's own parameters, or its class is one of :data:`HAND_MADE` (in :mod:`.dynamic`).
 
-When the generated table ``pyisolate_runtime.io_types_gen.IO_TYPES`` exists, its rows come
-first and this list only fills the classes it lacks.
+A :data:`WIDGETS` entry:
+
+* ``type`` — what values of the type are (``io.Int.Type``); ``doc`` — the docstring of
+  the type's ``Input`` (``type_doc``: of the type itself);
+* ``params`` — the ``Input`` constructor's parameters in order; those named in ``required``
+  (default: ``id``) have no default, ``optional``, ``multiline`` and ``is_output_list``
+  default to ``False``, the others to ``None``;
+* ``base`` — the class whose ``Input`` this one extends (default: ``WidgetInput``); the
+  parameters the base takes are passed on to it, the others are kept as attributes of the
+  same name, and ``set`` gives further attributes fixed values;
+* ``convert`` — a parameter's value converted before use (see ``_CONVERT`` in
+  :mod:`.io_types`);
+* ``schema`` — what the input adds to its entry, in order: ``name`` (key and attribute
+  alike) or ``(key, attribute, conversion)``; a ``flag`` conversion adds the attribute's
+  value itself as a key set to ``True``;
+* ``input_type`` — ``Type`` of the ``Input`` class itself; ``output`` — an ``Output``
+  taking parameters of its own (``params``, ``convert``), as ``Input`` does.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Dict, List
 
-# kind: "tensor" | "dict" | "list" | "primitive" | "opaque" (stays in its process) | "any"
-_OWN: list[dict[str, Any]] = [
-    {"cls": "Image", "io_type": "IMAGE", "kind": "tensor", "widget": False, "serializable": True},
-    {"cls": "Mask", "io_type": "MASK", "kind": "tensor", "widget": False, "serializable": True},
-    {"cls": "Latent", "io_type": "LATENT", "kind": "dict", "widget": False, "serializable": True},
-    {"cls": "Conditioning", "io_type": "CONDITIONING", "kind": "list", "widget": False, "serializable": True},
-    {"cls": "WanCameraEmbedding", "io_type": "WAN_CAMERA_EMBEDDING", "kind": "tensor", "widget": False, "serializable": True},
-    {"cls": "Sampler", "io_type": "SAMPLER", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "Sigmas", "io_type": "SIGMAS", "kind": "tensor", "widget": False, "serializable": True},
-    {"cls": "Noise", "io_type": "NOISE", "kind": "opaque", "widget": False, "serializable": True},
-    {"cls": "Guider", "io_type": "GUIDER", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "Clip", "io_type": "CLIP", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "ControlNet", "io_type": "CONTROL_NET", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "Vae", "io_type": "VAE", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "Model", "io_type": "MODEL", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "ClipVision", "io_type": "CLIP_VISION", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "ClipVisionOutput", "io_type": "CLIP_VISION_OUTPUT", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "StyleModel", "io_type": "STYLE_MODEL", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "Gligen", "io_type": "GLIGEN", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "UpscaleModel", "io_type": "UPSCALE_MODEL", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "LatentUpscaleModel", "io_type": "LATENT_UPSCALE_MODEL", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "Audio", "io_type": "AUDIO", "kind": "dict", "widget": False, "serializable": True},
-    {"cls": "Video", "io_type": "VIDEO", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "SVG", "io_type": "SVG", "kind": "any", "widget": False, "serializable": True},
-    {"cls": "LoraModel", "io_type": "LORA_MODEL", "kind": "dict", "widget": False, "serializable": True},
-    {"cls": "LossMap", "io_type": "LOSS_MAP", "kind": "dict", "widget": False, "serializable": True},
-    {"cls": "Voxel", "io_type": "VOXEL", "kind": "any", "widget": False, "serializable": True},
-    {"cls": "Mesh", "io_type": "MESH", "kind": "any", "widget": False, "serializable": True},
-    {"cls": "Hooks", "io_type": "HOOKS", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "HookKeyframes", "io_type": "HOOK_KEYFRAMES", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "TimestepsRange", "io_type": "TIMESTEPS_RANGE", "kind": "primitive", "widget": False, "serializable": True},
-    {"cls": "LatentOperation", "io_type": "LATENT_OPERATION", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "FlowControl", "io_type": "FLOW_CONTROL", "kind": "any", "widget": False, "serializable": True},
-    {"cls": "Accumulation", "io_type": "ACCUMULATION", "kind": "dict", "widget": False, "serializable": True},
-    {"cls": "Load3DCamera", "io_type": "LOAD3D_CAMERA", "kind": "dict", "widget": False, "serializable": True},
-    {"cls": "Load3D", "io_type": "LOAD_3D", "kind": "dict", "widget": False, "serializable": True},
-    {"cls": "Load3DAnimation", "io_type": "LOAD_3D_ANIMATION", "kind": "dict", "widget": False, "serializable": True},
-    {"cls": "Photomaker", "io_type": "PHOTOMAKER", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "Point", "io_type": "POINT", "kind": "any", "widget": False, "serializable": True},
-    {"cls": "FaceAnalysis", "io_type": "FACE_ANALYSIS", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "BBOX", "io_type": "BBOX", "kind": "any", "widget": False, "serializable": True},
-    {"cls": "SEGS", "io_type": "SEGS", "kind": "any", "widget": False, "serializable": True},
-    {"cls": "AnyType", "io_type": "*", "kind": "any", "widget": False, "serializable": True},
-    {"cls": "MODEL_PATCH", "io_type": "MODEL_PATCH", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "AudioEncoder", "io_type": "AUDIO_ENCODER", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "AudioEncoderOutput", "io_type": "AUDIO_ENCODER_OUTPUT", "kind": "opaque", "widget": False, "serializable": False},
-    {"cls": "Tracks", "io_type": "TRACKS", "kind": "dict", "widget": False, "serializable": True},
-]
+from pyisolate_runtime.io_types_gen import IO_TYPES as _GENERATED
 
+IO_TYPES: List[Dict[str, Any]] = [dict(r) for r in _GENERATED]
+"""Every ``io.*`` type: ``{"cls", "io_type", "kind", "widget", "input_only", "serializable", "options", ...}``."""
 
-def _rows() -> list[dict[str, Any]]:
-    try:
-        from pyisolate_runtime.io_types_gen import IO_TYPES as generated  # type: ignore[import-not-found]
-    except Exception:
-        generated = []
-    rows = [dict(r) for r in generated if isinstance(r, dict) and r.get("cls") and r.get("io_type")]
-    seen = {r["cls"] for r in rows}
-    rows.extend(dict(r) for r in _OWN if r["cls"] not in seen)
-    return rows
+HAND_MADE = ("MultiType", "MatchType", "Autogrow", "DynamicCombo", "DynamicSlot")
+"""The types whose sockets are classes of their own, in :mod:`.dynamic`."""
 
+_NUMBER_TAIL = "display_mode socketless force_input extra_dict raw_link advanced"
 
-IO_TYPES: list[dict[str, Any]] = _rows()
-"""Every plain ``io.*`` type: ``{"cls", "io_type", "kind", "widget", "serializable", ...}``."""
+WIDGETS: Dict[str, Dict[str, Any]] = {
+    "Boolean": {
+        "type": bool,
+        "doc": "Boolean input (a toggle).",
+        "params": "id display_name optional tooltip lazy default label_on label_off socketless force_input extra_dict "
+                  "raw_link advanced",
+        "schema": ["label_on", "label_off"],
+    },
+    "Int": {
+        "type": int,
+        "doc": "Integer input.",
+        "params": f"id display_name optional tooltip lazy default min max step control_after_generate {_NUMBER_TAIL}",
+        "schema": ["min", "max", "step", "control_after_generate", ("display", "display_mode", "enum_if_set")],
+    },
+    "Float": {
+        "type": float,
+        "doc": "Float input.",
+        "params": f"id display_name optional tooltip lazy default min max step round {_NUMBER_TAIL}",
+        "schema": ["min", "max", "step", "round", ("display", "display_mode", "enum")],
+    },
+    "String": {
+        "type": str,
+        "doc": "String input (a text box).",
+        "params": "id display_name optional tooltip lazy multiline placeholder default dynamic_prompts socketless "
+                  "force_input extra_dict raw_link advanced",
+        "schema": ["multiline", "placeholder", ("dynamicPrompts", "dynamic_prompts", None)],
+    },
+    "Combo": {
+        "type": str,
+        "input_type": str,
+        "doc": "Combo input (a dropdown); ``options`` may be a list or an Enum class.",
+        "params": "id options display_name optional tooltip lazy default control_after_generate upload image_folder "
+                  "remote socketless extra_dict raw_link advanced",
+        "convert": {"options": "enum_members", "default": "enum"},
+        "set": {"multiselect": False},
+        "schema": ["multiselect", "options", "control_after_generate", (None, "upload", "flag"),
+                   ("image_folder", "image_folder", "enum_if_set"), ("remote", "remote", "dict_if_set")],
+        "output": {"params": "id display_name options tooltip is_output_list", "required": (),
+                   "convert": {"options": "list"}},
+    },
+    "MultiCombo": {
+        "type": List[str],
+        "type_doc": "A combo where several options may be chosen.",
+        "base": "Combo",
+        "params": "id options display_name optional tooltip lazy default placeholder chip control_after_generate "
+                  "socketless extra_dict raw_link advanced",
+        "required": ("id", "options"),
+        "set": {"multiselect": True},
+        "schema": [("multi_select", "multiselect", None), "placeholder", "chip"],
+    },
+    "Webcam": {
+        "type": str,
+        "input_type": str,
+        "doc": "Webcam capture input.",
+        "params": "id display_name optional tooltip lazy default socketless extra_dict raw_link advanced",
+    },
+}
+"""The widget types whose ``Input`` takes parameters of its own, by class name."""
