@@ -121,10 +121,15 @@ def _device_or_default(dev: Any) -> Any:
         return None
 
 
+def _in_system_memory(dev: Any) -> bool:
+    """Whether ``dev`` (``None``: no torch) computes in system memory: the CPU, or MPS."""
+    return dev is None or is_device_cpu(dev) or is_device_mps(dev)
+
+
 def get_total_memory(dev: Any = None, torch_total_too: bool = False) -> Any:
     """Total memory of ``dev`` (bytes); with ``torch_total_too``, also what torch reserved."""
     dev = _device_or_default(dev)
-    if dev is None or is_device_cpu(dev) or is_device_mps(dev):
+    if _in_system_memory(dev):
         total = _ram()[0]
         torch_total = total
     else:
@@ -137,7 +142,7 @@ def get_total_memory(dev: Any = None, torch_total_too: bool = False) -> Any:
 def get_free_memory(dev: Any = None, torch_free_too: bool = False) -> Any:
     """Free memory of ``dev`` (bytes); with ``torch_free_too``, also what torch holds but does not use."""
     dev = _device_or_default(dev)
-    if dev is None or is_device_cpu(dev) or is_device_mps(dev):
+    if _in_system_memory(dev):
         free_total = _ram()[1]
         free_torch = free_total
     else:
