@@ -350,9 +350,10 @@ function renderDocs(): string {
 Every V3 \`io.*\` type ComfyUI defines (\`comfy_api/latest/_io.py\`), and what happens to its
 values when they cross from one process to another (an isolated pack's process, the shared
 process, the host). One spec, \`codegen/io_types.ts\`, generates this page, the TS types and
-zod validators (\`src/values/io_types.gen.ts\`) and the Python validators
-(\`python/pyisolate_runtime/io_types_gen.py\`); \`test/codegen.test.ts\` fails when any of them
-is stale.
+zod validators (\`src/values/io_types.gen.ts\`, built with \`src/values/io_runtime.ts\`) and the
+Python table (\`python/pyisolate_runtime/io_types_gen.py\`, checked by
+\`python/pyisolate_runtime/values/io_check.py\`); \`test/codegen.test.ts\` fails when any of
+them is stale.
 
 How values cross:
 
