@@ -1,3 +1,3 @@
 """Node packs in this process: importing them (:mod:`.loader`), their ``/object_info``
-entries (:mod:`.info`), running their nodes (:mod:`.execute`) and the ``$nodes`` service
-(:mod:`.service`); :mod:`.comfy_bridge` is what the ComfyUI shims share."""
+entries (:mod:`.nodes_info`), running their nodes (:mod:`.nodes_exec`) and the ``$nodes``
+service (:mod:`.nodes_service`); :mod:`.comfy_bridge` is what the ComfyUI shims share."""
