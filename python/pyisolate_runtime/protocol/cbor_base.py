@@ -70,6 +70,12 @@ class Simple(int):
         return f"Simple({int(self)})"
 
 
+# The codec's types are imported, and errors reported, as pyisolate_runtime.cbor's.
+for _t in (CBORDecodeError, CBOREncodeError, Tagged, Simple):
+    _t.__module__ = "pyisolate_runtime.cbor"
+del _t
+
+
 # --------------------------------------------------------------------------- registries
 
 # Filled by the register_* functions below, read by the encoder and the decoder.

@@ -78,6 +78,10 @@ class OpaqueTypeError(TypeError):
         )
 
 
+# Reported (and found again by restore_exception) under the name they are imported by.
+IoTypeError.__module__ = OpaqueTypeError.__module__ = "pyisolate_runtime.io_types_gen"
+
+
 def _type_name(v: Any) -> str:
     return type_name(type(v))
 

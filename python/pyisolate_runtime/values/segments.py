@@ -40,6 +40,10 @@ class TensorCrossingError(TypeError):
     """A tensor or array that has no cross-process form (sparse, object dtype, meta device, …)."""
 
 
+# Reported (and found again by restore_exception) under the name they are imported by.
+SharedMemoryFullError.__module__ = TensorCrossingError.__module__ = "pyisolate_runtime.tensors"
+
+
 def shm_dir() -> str:
     """The directory segments live in: ``PYISOLATE_SHM_DIR``, default ``/dev/shm``."""
     return os.environ.get("PYISOLATE_SHM_DIR") or "/dev/shm"
