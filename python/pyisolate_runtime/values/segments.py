@@ -149,6 +149,8 @@ def _write_all(fd: int, addr: int, nbytes: int) -> None:
 
 
 def write_segment(addr: int, nbytes: int, what: str) -> str:
+    """A new segment holding the ``nbytes`` bytes at address ``addr``; returns its name.
+    ``what`` describes the value in the error when shared memory is full."""
     name, fd = _create_segment(nbytes, what)
     try:
         _write_all(fd, addr, nbytes)
