@@ -1,9 +1,11 @@
 /**
  * Writes the files generated from the io-type spec (`codegen/io_types.ts`):
  *
- * - `src/values/io_types.gen.ts`: TS value types, zod validators, codec hints, the crossing check;
- * - `python/pyisolate_runtime/io_types_gen.py`: the `IO_TYPES` table, `validate()` and
- *   `check_crossing()` (raises `OpaqueTypeError` naming the type);
+ * - `src/values/io_types.gen.ts`: TS value types, zod validators, codec hints, and the checks
+ *   bound to them (the code they are built with is `src/values/io_runtime.ts`);
+ * - `python/pyisolate_runtime/io_types_gen.py`: the `IO_TYPES` table, under which name it
+ *   re-exports `validate()` and `check_crossing()` (raises `OpaqueTypeError` naming the type)
+ *   from `python/pyisolate_runtime/values/io_check.py`;
  * - `docs/io-types.md`: the support table.
  *
  * Run `npx deno run -A codegen/generate.ts` (or `npx bun codegen/generate.ts`) to write
@@ -145,41 +147,14 @@ function renderTs(): string {
  * Every V3 io type ComfyUI defines: what its values look like on the TS side (tensors are
  * {@link TensorRef}s, ints above 2^53 are \`bigint\`, tuples stay tuples), zod validators for
  * them, how each crosses a process boundary, and the error for an opaque type that would.
+ * The code these tables are built with is \`io_runtime.ts\`.
  * @module
  */`);
   out.push(`import { z } from "zod";`);
-  out.push(`import { PyisolateError } from "../errors.ts";`);
-  out.push(`import { TensorRef } from "./tensors.ts";`);
+  out.push(`import { type IoChecks, type IoTypeInfo, indexIoTypes, ioChecks, zInt, zOpaque, zSeq, zTensor } from "./io_runtime.ts";`);
+  out.push(`import type { TensorRef } from "./tensors.ts";`);
   out.push("");
-  out.push(`/** How values of an io type are built. */`);
-  out.push(`export type IoKind = "primitive" | "tensor" | "dict" | "list" | "tuple" | "opaque" | "any" | "dynamic";`);
-  out.push("");
-  out.push(`/**
- * How values of an io type cross a process boundary: \`zero-copy\` (holds tensors, which cross
- * as shared-memory segments), \`value\` (plain data, copied), \`checked\` (no fixed shape: crosses
- * when the value is made of serializable parts), \`opaque\` (a Python object that stays in the
- * process that made it; crossing is an error naming the type).
- */`);
-  out.push(`export type IoCrossing = "zero-copy" | "value" | "checked" | "opaque";`);
-  out.push("");
-  out.push(`/** One io type, as the spec describes it. */
-export interface IoTypeInfo {
-  /** The class under \`comfy_api.latest.io\`. */
-  readonly cls: string;
-  /** The io_type string nodes declare. */
-  readonly ioType: string;
-  readonly kind: IoKind;
-  /** Whether the type has a widget. */
-  readonly widget: boolean;
-  /** Whether the type exists only as an input. */
-  readonly inputOnly: boolean;
-  /** Whether its values cross a process boundary. */
-  readonly serializable: boolean;
-  readonly crossing: IoCrossing;
-  /** Widget options beyond the common ones. */
-  readonly options: readonly string[];
-  readonly note: string;
-}`);
+  out.push(`export type { IoCrossing, IoInt, IoKind, IoTypeInfo, IoWhere } from "./io_runtime.ts";`);
   out.push("");
   out.push(`/** Options every input takes. */`);
   out.push(`export const COMMON_INPUT_OPTIONS: readonly string[] = ${JSON.stringify(COMMON_INPUT_OPTIONS)};`);
@@ -207,12 +182,7 @@ export interface IoTypeInfo {
   out.push(`];`);
   out.push("");
   out.push(`/** io_type string → its first definition (COMBO: \`Combo\`). */`);
-  out.push(`export const IO_TYPE_BY_NAME: ReadonlyMap<string, IoTypeInfo> = new Map(
-  [...IO_TYPES].reverse().map((t) => [t.ioType, t] as const),
-);`);
-  out.push("");
-  out.push(`/** An INT value: a number, or a bigint beyond 2^53. */
-export type IoInt = number | bigint;`);
+  out.push(`export const IO_TYPE_BY_NAME: ReadonlyMap<string, IoTypeInfo> = indexIoTypes(IO_TYPES);`);
   out.push("");
   const groups = byIoType();
   for (const [ioType, defs] of groups) {
@@ -226,39 +196,6 @@ export type IoInt = number | bigint;`);
   out.push(`export interface IoValues {`);
   for (const [ioType, defs] of groups) out.push(`  ${JSON.stringify(ioType)}: ${pascal(ioType, defs[0]!.cls)}Value;`);
   out.push(`}`);
-  out.push("");
-  out.push(`const FLOATING = new Set(["float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"]);
-const INTEGRAL = new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
-
-const zInt = z.union([z.number().int(), z.bigint()]);
-
-function zTensor(rank: number[] | null, dtype: "floating" | "integral" | "bool" | null) {
-  return z.custom<TensorRef>(
-    (v) =>
-      v instanceof TensorRef &&
-      (rank === null || rank.includes(v.shape.length)) &&
-      (dtype === null ||
-        (dtype === "floating" ? FLOATING.has(v.dtype) : dtype === "integral" ? INTEGRAL.has(v.dtype) : v.dtype === "bool")),
-    { message: \`expected a tensor\${rank ? \` of rank \${rank.join(" or ")}\` : ""}\${dtype ? \` with a \${dtype} dtype\` : ""}\` },
-  );
-}
-
-function zSeq(items: z.ZodType[]) {
-  return z.array(z.unknown()).superRefine((v, ctx) => {
-    if (v.length !== items.length) {
-      ctx.addIssue({ code: "custom", message: \`expected \${items.length} items, got \${v.length}\` });
-      return;
-    }
-    items.forEach((schema, i) => {
-      const r = schema.safeParse(v[i]);
-      if (!r.success) for (const issue of r.error.issues) ctx.addIssue({ ...issue, path: [i, ...issue.path] } as never);
-    });
-  });
-}
-
-function zOpaque(ioType: string) {
-  return z.custom<never>(() => false, { message: \`\${ioType} values are Python objects that stay in the process that made them\` });
-}`);
   out.push("");
   out.push(`/** io_type string → the zod validator of its values (types with several definitions accept any of them). */`);
   out.push(`export const IO_SCHEMAS: { readonly [K in keyof IoValues]: z.ZodType } = {`);
@@ -280,26 +217,10 @@ function zOpaque(ioType: string) {
   }
   out.push(`};`);
   out.push("");
-  out.push(`/** Whether an io type is opaque (its values cannot cross a process boundary). Unknown (custom) types are not. */
-export function isOpaqueIoType(ioType: string): boolean {
-  return IO_TYPE_BY_NAME.get(ioType)?.kind === "opaque";
-}
+  out.push(`const CHECKS: IoChecks = ioChecks(IO_TYPE_BY_NAME, IO_SCHEMAS);
 
-/** Where a value is, for error messages. */
-export interface IoWhere {
-  pack?: string;
-  node?: string;
-  /** The input or output name. */
-  slot?: string;
-}
-
-function whereText(w: IoWhere): string {
-  const parts: string[] = [];
-  if (w.node) parts.push(\`node \${JSON.stringify(w.node)}\`);
-  if (w.pack) parts.push(\`pack \${JSON.stringify(w.pack)}\`);
-  if (w.slot) parts.push(\`slot \${JSON.stringify(w.slot)}\`);
-  return parts.length ? \` (\${parts.join(", ")})\` : "";
-}
+/** Whether an io type is opaque (its values cannot cross a process boundary). Unknown (custom) types are not. */
+export const isOpaqueIoType: IoChecks["isOpaqueIoType"] = CHECKS.isOpaqueIoType;
 
 /**
  * The error for a value of an opaque io type (MODEL, CLIP, VAE, …) that would cross a process
@@ -307,35 +228,14 @@ function whereText(w: IoWhere): string {
  * @example
  * if (isOpaqueIoType("MODEL")) throw opaqueCrossingError("MODEL", { node: "KSampler" });
  */
-export function opaqueCrossingError(ioType: string, where: IoWhere = {}): PyisolateError {
-  const info = IO_TYPE_BY_NAME.get(ioType);
-  return new PyisolateError(
-    "TYPE",
-    \`\${ioType} value cannot cross a process boundary\${whereText(where)}: \${info ? info.note : "it is a Python object"}. \` +
-      "Run the nodes that produce and use it in the same process (one pack, or both not isolated), or pass tensors and plain values instead.",
-    { ...(where.pack !== undefined ? { pack: where.pack } : {}), ...(where.node !== undefined ? { node: where.node } : {}) },
-  );
-}
+export const opaqueCrossingError: IoChecks["opaqueCrossingError"] = CHECKS.opaqueCrossingError;
 
 /**
  * Checks a decoded value against its io type's validator. Unknown (custom) io types accept
  * anything; an opaque type always fails with {@link opaqueCrossingError}.
  * @throws {PyisolateError} code \`VALIDATION\` naming the type, the path and the problem.
  */
-export function validateIoValue(ioType: string, value: unknown, where: IoWhere = {}): void {
-  if (isOpaqueIoType(ioType)) throw opaqueCrossingError(ioType, where);
-  const schema = (IO_SCHEMAS as Record<string, z.ZodType | undefined>)[ioType];
-  if (!schema) return;
-  const r = schema.safeParse(value);
-  if (r.success) return;
-  const issue = r.error.issues[0]!;
-  const path = issue.path.map((p) => (typeof p === "number" ? \`[\${p}]\` : \`[\${JSON.stringify(String(p))}]\`)).join("");
-  throw new PyisolateError(
-    "VALIDATION",
-    \`\${ioType} value\${whereText(where)} is not valid: \${issue.message}\${path ? \` (at value\${path})\` : ""}.\`,
-    { ...(where.pack !== undefined ? { pack: where.pack } : {}), ...(where.node !== undefined ? { node: where.node } : {}) },
-  );
-}`);
+export const validateIoValue: IoChecks["validateIoValue"] = CHECKS.validateIoValue;`);
   return out.join("\n") + "\n";
 }
 
@@ -368,17 +268,28 @@ function renderPy(): string {
     }),
   );
   return `# ${HEADER}
-"""Every V3 io type ComfyUI defines: the \`IO_TYPES\` table, value validators, and the
-crossing check that refuses opaque values (MODEL, CLIP, VAE, ...) with an error naming the type.
+"""Every V3 io type ComfyUI defines: the \`IO_TYPES\` table, and the checks over it.
 
 \`check_crossing(io_type, value)\` runs where a value is about to leave its process (a node's
-outputs before they are sent to the host); \`validate(io_type, value)\` checks a value's shape.
-Standard library only; torch and numpy are looked up in \`sys.modules\`, never imported.
+outputs before they are sent to the host) and refuses opaque values (MODEL, CLIP, VAE, ...)
+with an error naming the type; \`validate(io_type, value)\` checks a value's shape. The checks
+are \`pyisolate_runtime/values/io_check.py\`; this module is their table and their import name.
 """
 from __future__ import annotations
 
-import sys
-from typing import Any, Callable
+from typing import Any
+
+from .values.io_check import (  # noqa: F401 (the checks, under this module's name)
+    ENCODABLE,
+    IoTypeError,
+    OpaqueTypeError,
+    check_crossing,
+    index_rows,
+    is_opaque,
+    is_serializable,
+    is_tensor,
+    validate,
+)
 
 COMMON_INPUT_OPTIONS: list[str] = ${py(COMMON_INPUT_OPTIONS)}
 WIDGET_INPUT_OPTIONS: list[str] = ${py(WIDGET_INPUT_OPTIONS)}
@@ -388,235 +299,8 @@ IO_TYPES: list[dict[str, Any]] = [
 ${rows.map((r) => `    ${r},`).join("\n")}
 ]
 
-BY_IO_TYPE: dict[str, dict[str, Any]] = {}
-for _t in IO_TYPES:
-    BY_IO_TYPE.setdefault(_t["io_type"], _t)
-BY_CLS: dict[str, dict[str, Any]] = {_t["cls"]: _t for _t in IO_TYPES}
-del _t
-
-# Predicates for further leaf values the process codec can encode (registered by runtime
-# modules, e.g. remote handles); a value passing one of them crosses.
-ENCODABLE: list[Callable[[Any], bool]] = []
-
-
-class IoTypeError(ValueError):
-    """A value does not have the shape its io type requires."""
-
-    def __init__(self, io_type: str, path: str, problem: str, where: str = "") -> None:
-        self.io_type = io_type
-        self.path = path
-        self.problem = problem
-        at = f" (at value{path})" if path else ""
-        super().__init__(f"{io_type} value{where} is not valid: {problem}{at}.")
-
-
-class OpaqueTypeError(TypeError):
-    """A value of an opaque io type (or an opaque part of a value) would cross a process boundary."""
-
-    def __init__(self, io_type: str, path: str, py_type: str, where: str = "") -> None:
-        self.io_type = io_type
-        self.path = path
-        self.py_type = py_type
-        entry = BY_IO_TYPE.get(io_type)
-        if entry is not None and entry["kind"] == "opaque":
-            what = f"it is a Python object ({py_type}) that stays in the process that made it"
-        else:
-            what = f"value{path} is a {py_type} object, which has no cross-process form"
-        super().__init__(
-            f"{io_type} value cannot cross a process boundary{where}: {what}. "
-            "Run the nodes that produce and use it in the same process (one pack, or both not isolated), "
-            "or pass tensors and plain values instead."
-        )
-
-
-def _type_name(v: Any) -> str:
-    t = type(v)
-    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-
-
-def _where(node: str | None, slot: str | None) -> str:
-    parts = []
-    if node:
-        parts.append(f"node {node!r}")
-    if slot:
-        parts.append(f"slot {slot!r}")
-    return f" ({', '.join(parts)})" if parts else ""
-
-
-def is_tensor(v: Any) -> bool:
-    """Whether \`v\` is a torch tensor or a numpy array (without importing either)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(v, torch.Tensor):
-        return True
-    np = sys.modules.get("numpy")
-    return np is not None and isinstance(v, np.ndarray)
-
-
-def _dtype_family(v: Any) -> str:
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(v, torch.Tensor):
-        if v.dtype == torch.bool:
-            return "bool"
-        if v.dtype.is_floating_point:
-            return "floating"
-        if v.dtype.is_complex:
-            return "complex"
-        return "integral"
-    kind = v.dtype.kind
-    return {"b": "bool", "f": "floating", "c": "complex", "i": "integral", "u": "integral"}.get(kind, "other")
-
-
-def _is_scalar(v: Any) -> bool:
-    np = sys.modules.get("numpy")
-    return np is not None and isinstance(v, np.generic)
-
-
-def _check(io_type: str, shape: dict[str, Any], v: Any, path: str, where: str) -> None:
-    t = shape["t"]
-
-    def fail(problem: str) -> None:
-        raise IoTypeError(io_type, path, problem, where)
-
-    if t == "bool":
-        if not isinstance(v, bool):
-            fail(f"expected a bool, got {_type_name(v)}")
-    elif t == "int":
-        if isinstance(v, bool) or not isinstance(v, int):
-            fail(f"expected an int, got {_type_name(v)}")
-    elif t in ("float", "number"):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            fail(f"expected a number, got {_type_name(v)}")
-    elif t == "str":
-        if not isinstance(v, str):
-            fail(f"expected a str, got {_type_name(v)}")
-    elif t == "none":
-        if v is not None:
-            fail(f"expected None, got {_type_name(v)}")
-    elif t == "tensor":
-        if not is_tensor(v):
-            fail(f"expected a tensor, got {_type_name(v)}")
-        rank = shape.get("rank")
-        if rank is not None and v.ndim not in rank:
-            fail(f"expected a tensor of rank {' or '.join(map(str, rank))}, got shape {list(v.shape)}")
-        dtype = shape.get("dtype")
-        if dtype is not None and _dtype_family(v) != dtype:
-            fail(f"expected a {dtype} tensor, got dtype {v.dtype}")
-    elif t == "dict":
-        if not isinstance(v, dict):
-            fail(f"expected a dict, got {_type_name(v)}")
-        for key, field in shape["fields"].items():
-            if key not in v:
-                if not field.get("optional"):
-                    fail(f"missing key {key!r}")
-                continue
-            _check(io_type, field["shape"], v[key], f"{path}[{key!r}]", where)
-        rest = shape.get("rest")
-        if rest is not None:
-            for key, item in v.items():
-                if key not in shape["fields"]:
-                    _check(io_type, rest, item, f"{path}[{key!r}]", where)
-    elif t == "map":
-        if not isinstance(v, dict):
-            fail(f"expected a dict, got {_type_name(v)}")
-        for key, item in v.items():
-            if not isinstance(key, str):
-                fail(f"expected str keys, got {_type_name(key)}")
-            _check(io_type, shape["value"], item, f"{path}[{key!r}]", where)
-    elif t == "list":
-        if not isinstance(v, (list, tuple)):
-            fail(f"expected a list, got {_type_name(v)}")
-        for i, item in enumerate(v):
-            _check(io_type, shape["item"], item, f"{path}[{i}]", where)
-    elif t == "seq":
-        items = shape["items"]
-        if not isinstance(v, (list, tuple)):
-            fail(f"expected a sequence of {len(items)} items, got {_type_name(v)}")
-        if len(v) != len(items):
-            fail(f"expected {len(items)} items, got {len(v)}")
-        for i, (s, item) in enumerate(zip(items, v)):
-            _check(io_type, s, item, f"{path}[{i}]", where)
-    elif t == "union":
-        errors = []
-        for s in shape["of"]:
-            try:
-                _check(io_type, s, v, path, where)
-                return
-            except IoTypeError as e:
-                errors.append(e.problem)
-        fail("; or ".join(errors))
-    elif t == "opaque":
-        pass
-
-
-def validate(io_type: str, value: Any, node: str | None = None, slot: str | None = None) -> None:
-    """Checks \`value\` against the shape of \`io_type\` (several definitions, as COMBO: any of them).
-
-    Unknown (custom) io types accept anything. Raises \`IoTypeError\` naming the type, the path
-    inside the value and the problem.
-    """
-    where = _where(node, slot)
-    defs = [t for t in IO_TYPES if t["io_type"] == io_type]
-    if not defs:
-        return
-    errors: list[IoTypeError] = []
-    for d in defs:
-        try:
-            _check(io_type, d["shape"], value, "", where)
-            return
-        except IoTypeError as e:
-            errors.append(e)
-    raise errors[0]
-
-
-def is_opaque(io_type: str) -> bool:
-    """Whether values of \`io_type\` are Python objects that cannot cross (unknown types are not)."""
-    entry = BY_IO_TYPE.get(io_type)
-    return entry is not None and entry["kind"] == "opaque"
-
-
-def is_serializable(io_type: str) -> bool:
-    """Whether values of \`io_type\` can cross a process boundary (unknown types: when their parts can)."""
-    return not is_opaque(io_type)
-
-
-_PLAIN = (type(None), bool, int, float, str, bytes, bytearray)
-
-
-def _walk(io_type: str, v: Any, path: str, where: str, seen: set[int]) -> None:
-    if isinstance(v, _PLAIN) or is_tensor(v) or _is_scalar(v):
-        return
-    if isinstance(v, (list, tuple, dict)):
-        if id(v) in seen:
-            return
-        seen.add(id(v))
-        if isinstance(v, dict):
-            for key, item in v.items():
-                _walk(io_type, key, f"{path}<key {key!r}>", where, seen)
-                _walk(io_type, item, f"{path}[{key!r}]", where, seen)
-        else:
-            for i, item in enumerate(v):
-                _walk(io_type, item, f"{path}[{i}]", where, seen)
-        return
-    for pred in ENCODABLE:
-        if pred(v):
-            return
-    raise OpaqueTypeError(io_type, path, _type_name(v), where)
-
-
-def check_crossing(io_type: str, value: Any, node: str | None = None, slot: str | None = None) -> None:
-    """Raises \`OpaqueTypeError\` naming \`io_type\` when \`value\` cannot leave this process.
-
-    A value of an opaque type (MODEL, CLIP, VAE, ...) never crosses (None, an absent optional
-    value, does). Any other value crosses when every part is None, bool, int, float, str, bytes,
-    a list, tuple or dict of such, a torch tensor, a numpy array or scalar, or passes one of the
-    \`ENCODABLE\` predicates.
-    """
-    where = _where(node, slot)
-    if is_opaque(io_type):
-        if value is None:
-            return
-        raise OpaqueTypeError(io_type, "", _type_name(value), where)
-    _walk(io_type, value, "", where, set())
+BY_IO_TYPE: dict[str, dict[str, Any]] = index_rows(IO_TYPES, "io_type")
+BY_CLS: dict[str, dict[str, Any]] = index_rows(IO_TYPES, "cls")
 `;
 }
 
@@ -666,9 +350,10 @@ function renderDocs(): string {
 Every V3 \`io.*\` type ComfyUI defines (\`comfy_api/latest/_io.py\`), and what happens to its
 values when they cross from one process to another (an isolated pack's process, the shared
 process, the host). One spec, \`codegen/io_types.ts\`, generates this page, the TS types and
-zod validators (\`src/values/io_types.gen.ts\`) and the Python validators
-(\`python/pyisolate_runtime/io_types_gen.py\`); \`test/codegen.test.ts\` fails when any of them
-is stale.
+zod validators (\`src/values/io_types.gen.ts\`, built with \`src/values/io_runtime.ts\`) and the
+Python table (\`python/pyisolate_runtime/io_types_gen.py\`, checked by
+\`python/pyisolate_runtime/values/io_check.py\`); \`test/codegen.test.ts\` fails when any of
+them is stale.
 
 How values cross:
 

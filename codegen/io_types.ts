@@ -3,7 +3,7 @@
  * its io_type string, the shape of its values, its widget options, and whether its values
  * cross a process boundary. This file is the single source of truth: `codegen/generate.ts`
  * turns it into `src/values/io_types.gen.ts` (TS types, zod validators, codec hints),
- * `python/pyisolate_runtime/io_types_gen.py` (Python validators and the `IO_TYPES` table)
+ * `python/pyisolate_runtime/io_types_gen.py` (the `IO_TYPES` table the Python checks read)
  * and `docs/io-types.md` (the support table).
  *
  * Edit this file, then run `npx deno run -A codegen/generate.ts` (or `npx bun

@@ -25,6 +25,7 @@ from typing import Any
 
 from pyisolate_runtime import host as _host
 from pyisolate_runtime.rpc import NotCallable
+from pyisolate_runtime.rpc.registry import is_method_like
 
 __all__ = ["ProxiedSingleton", "SingletonProxy", "SingletonService"]
 
@@ -81,14 +82,6 @@ class ProxiedSingleton(metaclass=_SingletonMeta):
     """
 
 
-def _is_method_like(attr: Any) -> bool:
-    if isinstance(attr, (staticmethod, classmethod)):
-        return True
-    if isinstance(attr, (property, type)):
-        return False
-    return callable(attr)
-
-
 class SingletonProxy:
     """Stands for a :class:`ProxiedSingleton` living in the shared process."""
 
@@ -109,7 +102,7 @@ class SingletonProxy:
         if fn is not None:
             return fn
         attr = inspect.getattr_static(cls, name, _MISSING)
-        if attr is _MISSING or not _is_method_like(attr):
+        if attr is _MISSING or not is_method_like(attr):
             if attr is not _MISSING and not isinstance(attr, property):
                 return getattr(cls, name)  # a plain class attribute: the same here
             raise AttributeError(
@@ -165,7 +158,7 @@ class SingletonService:
         awaiting it when it is a coroutine."""
         cls = _resolve_class(module, qualname)
         attr = inspect.getattr_static(cls, method, _MISSING) if isinstance(method, str) else _MISSING
-        if not isinstance(method, str) or method.startswith("_") or attr is _MISSING or not _is_method_like(attr):
+        if not isinstance(method, str) or method.startswith("_") or attr is _MISSING or not is_method_like(attr):
             raise NotCallable(f"{qualname}.{method} is not a public method of ProxiedSingleton {qualname}")
         inst = cls()
         result = getattr(inst, method)(*(args or ()), **(kwargs or {}))

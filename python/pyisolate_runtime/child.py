@@ -21,13 +21,15 @@ import threading
 import traceback
 from typing import Any, Callable
 
-from . import __version__, host, loader, rpc
-from .cbor import CBORDecodeError, dumps, loads
-from .frames import FrameError, read_frame, write_frame
+from . import __version__, host, rpc
+from .cbor import CBORDecodeError, CBOREncodeError, dumps, loads
+from .nodes import loader
+from .protocol.frames import FrameError, read_frame, write_frame
+from .rpc.log import log
 
 __all__ = ["EXTENSIONS", "Runtime", "main"]
 
-EXTENSIONS = ("pyisolate_runtime.tensors", "pyisolate_runtime.nodes_service")
+EXTENSIONS = ("pyisolate_runtime.tensors", "pyisolate_runtime.nodes.nodes_service")
 """Optional extension modules, imported in this order when present; each may define
 ``setup(rt: Runtime)``."""
 
@@ -76,15 +78,6 @@ class RuntimeService:
         self._endpoint.request_exit()
 
 
-def _err(line: str) -> None:
-    # Never raises: with the host gone, stderr is a broken pipe, and the exit must go on.
-    try:
-        sys.stderr.write(f"pyisolate: {line}\n")
-        sys.stderr.flush()
-    except Exception:
-        pass
-
-
 def _exit_now(code: int) -> None:
     """Flush, give atexit handlers a moment, and leave without waiting for node threads."""
     try:
@@ -104,7 +97,7 @@ def _exit_now(code: int) -> None:
 def _on_close(reason: str, code: int) -> None:
     try:
         if code != 0:
-            _err(f"closing the connection: {reason}")
+            log(f"closing the connection: {reason}")
     finally:
         _exit_now(code)
 
@@ -149,7 +142,7 @@ def _load_extensions(rt: Runtime) -> list[dict[str, Any]]:
         except Exception as e:
             entry["ok"] = False
             entry["error"] = rpc.exception_map(e)
-            _err(f"extension {name} failed to load:\n{traceback.format_exc().rstrip()}")
+            log(f"extension {name} failed to load:\n{traceback.format_exc().rstrip()}")
         report.append(entry)
     return report
 
@@ -161,7 +154,7 @@ def main() -> int:
     token = os.environ.get("PYISOLATE_TOKEN")
     name = os.environ.get("PYISOLATE_PACK") or "pyisolate"
     if not sock_path or not token:
-        _err(
+        log(
             "pyisolate_runtime is started by a pyisolate host; PYISOLATE_SOCKET and "
             "PYISOLATE_TOKEN are not set"
         )
@@ -183,17 +176,17 @@ def main() -> int:
         )
         frame = read_frame(sock)
     except (OSError, FrameError) as e:
-        _err(f"{name}: cannot reach the host at {sock_path}: {e}")
+        log(f"{name}: cannot reach the host at {sock_path}: {e}")
         return 3
     if frame is None:
-        _err(f"{name}: the host closed the connection during the handshake (token refused, or host gone)")
+        log(f"{name}: the host closed the connection during the handshake (token refused, or host gone)")
         return 3
     try:
         msg = loads(frame)
         if not isinstance(msg, dict) or msg.get("t") != "config":
             raise ValueError(f"expected a config message, got {msg!r:.200}")
     except (CBORDecodeError, ValueError) as e:
-        _err(f"{name}: protocol error during the handshake: {e}")
+        log(f"{name}: protocol error during the handshake: {e}")
         return 2
     cfg = msg.get("config")
     try:
@@ -203,7 +196,7 @@ def main() -> int:
             write_frame(sock, dumps({"t": "fail", "error": rpc.exception_map(e)}))
         except OSError:
             pass
-        _err(f"{name}: cannot start: {e}")
+        log(f"{name}: cannot start: {e}")
         return 1
     assert isinstance(cfg, dict)
 
@@ -225,7 +218,7 @@ def main() -> int:
     for entry in entries:
         if not entry["ok"]:
             err = entry.get("error") or {}
-            _err(f"pack {entry['name']} failed to load:\n{str(err.get('traceback', '')).rstrip()}")
+            log(f"pack {entry['name']} failed to load:\n{str(err.get('traceback', '')).rstrip()}")
     info = {
         "packs": entries,
         "python": platform.python_version(),
@@ -234,8 +227,8 @@ def main() -> int:
     }
     try:
         endpoint._send({"t": "ready", "info": info})
-    except rpc.CBOREncodeError as e:
-        _err(f"{name}: the ready info cannot be encoded: {e}")
+    except CBOREncodeError as e:
+        log(f"{name}: the ready info cannot be encoded: {e}")
         endpoint._try_send({"t": "fail", "error": rpc.exception_map(e)})
         _exit_now(1)
     except OSError:
@@ -246,7 +239,7 @@ def main() -> int:
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 0
     except BaseException as e:  # the node loop itself broke: say why, and exit non-zero
-        _err(f"{name}: the node loop stopped: {type(e).__name__}: {e}")
+        log(f"{name}: the node loop stopped: {type(e).__name__}: {e}")
         code = 1
     finally:
         _exit_now(code)

@@ -24,7 +24,7 @@ PYTHON_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PYTHON_DIR))
 
 from pyisolate_runtime.cbor import dumps, loads  # noqa: E402
-from pyisolate_runtime.frames import FrameReader, write_frame  # noqa: E402
+from pyisolate_runtime.protocol.frames import FrameReader, write_frame  # noqa: E402
 
 CALL = {"t": "call", "id": 12345, "s": "$rt", "m": "echo", "a": [{"i": 7, "name": "node", "v": 0.5}]}
 ANSWER = {"t": "ok", "id": 12345, "v": {"i": 7, "name": "node", "v": 0.5}}

@@ -32,7 +32,7 @@ if str(PYTHON_DIR) not in sys.path:
     sys.path.insert(0, str(PYTHON_DIR))
 
 from pyisolate_runtime.cbor import dumps, loads  # noqa: E402
-from pyisolate_runtime.frames import FrameReader, encode_header  # noqa: E402
+from pyisolate_runtime.protocol.frames import FrameReader, encode_header  # noqa: E402
 
 TAG_CALLABLE = 41503
 

@@ -9,7 +9,7 @@ import pytest
 
 from _comfy_paths import load_pack
 
-from pyisolate_runtime.nodes_service import NodeNotFound, NodesService
+from pyisolate_runtime.nodes.nodes_service import NodeNotFound, NodesService
 
 
 @pytest.fixture(scope="module")

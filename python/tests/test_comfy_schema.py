@@ -11,8 +11,8 @@ import pytest
 
 from _comfy_paths import FIXTURES, load_pack
 
-from pyisolate_runtime.nodes_service import NodesService
-from pyisolate_runtime.nodes_info import jsonable
+from pyisolate_runtime.nodes.nodes_service import NodesService
+from pyisolate_runtime.nodes.nodes_info import jsonable
 
 
 @pytest.fixture(scope="module")

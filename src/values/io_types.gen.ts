@@ -3,41 +3,14 @@
  * Every V3 io type ComfyUI defines: what its values look like on the TS side (tensors are
  * {@link TensorRef}s, ints above 2^53 are `bigint`, tuples stay tuples), zod validators for
  * them, how each crosses a process boundary, and the error for an opaque type that would.
+ * The code these tables are built with is `io_runtime.ts`.
  * @module
  */
 import { z } from "zod";
-import { PyisolateError } from "../errors.ts";
-import { TensorRef } from "./tensors.ts";
+import { type IoChecks, type IoTypeInfo, indexIoTypes, ioChecks, zInt, zOpaque, zSeq, zTensor } from "./io_runtime.ts";
+import type { TensorRef } from "./tensors.ts";
 
-/** How values of an io type are built. */
-export type IoKind = "primitive" | "tensor" | "dict" | "list" | "tuple" | "opaque" | "any" | "dynamic";
-
-/**
- * How values of an io type cross a process boundary: `zero-copy` (holds tensors, which cross
- * as shared-memory segments), `value` (plain data, copied), `checked` (no fixed shape: crosses
- * when the value is made of serializable parts), `opaque` (a Python object that stays in the
- * process that made it; crossing is an error naming the type).
- */
-export type IoCrossing = "zero-copy" | "value" | "checked" | "opaque";
-
-/** One io type, as the spec describes it. */
-export interface IoTypeInfo {
-  /** The class under `comfy_api.latest.io`. */
-  readonly cls: string;
-  /** The io_type string nodes declare. */
-  readonly ioType: string;
-  readonly kind: IoKind;
-  /** Whether the type has a widget. */
-  readonly widget: boolean;
-  /** Whether the type exists only as an input. */
-  readonly inputOnly: boolean;
-  /** Whether its values cross a process boundary. */
-  readonly serializable: boolean;
-  readonly crossing: IoCrossing;
-  /** Widget options beyond the common ones. */
-  readonly options: readonly string[];
-  readonly note: string;
-}
+export type { IoCrossing, IoInt, IoKind, IoTypeInfo, IoWhere } from "./io_runtime.ts";
 
 /** Options every input takes. */
 export const COMMON_INPUT_OPTIONS: readonly string[] = ["display_name","optional","tooltip","lazy","rawLink","advanced"];
@@ -120,12 +93,7 @@ export const IO_TYPES: readonly IoTypeInfo[] = [
 ];
 
 /** io_type string → its first definition (COMBO: `Combo`). */
-export const IO_TYPE_BY_NAME: ReadonlyMap<string, IoTypeInfo> = new Map(
-  [...IO_TYPES].reverse().map((t) => [t.ioType, t] as const),
-);
-
-/** An INT value: a number, or a bigint beyond 2^53. */
-export type IoInt = number | bigint;
+export const IO_TYPE_BY_NAME: ReadonlyMap<string, IoTypeInfo> = indexIoTypes(IO_TYPES);
 
 /** A BOOLEAN value: bool. */
 export type BooleanValue = boolean;
@@ -336,39 +304,6 @@ export interface IoValues {
   "COMFY_DYNAMICSLOT_V3": DynamicSlotValue;
 }
 
-const FLOATING = new Set(["float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"]);
-const INTEGRAL = new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
-
-const zInt = z.union([z.number().int(), z.bigint()]);
-
-function zTensor(rank: number[] | null, dtype: "floating" | "integral" | "bool" | null) {
-  return z.custom<TensorRef>(
-    (v) =>
-      v instanceof TensorRef &&
-      (rank === null || rank.includes(v.shape.length)) &&
-      (dtype === null ||
-        (dtype === "floating" ? FLOATING.has(v.dtype) : dtype === "integral" ? INTEGRAL.has(v.dtype) : v.dtype === "bool")),
-    { message: `expected a tensor${rank ? ` of rank ${rank.join(" or ")}` : ""}${dtype ? ` with a ${dtype} dtype` : ""}` },
-  );
-}
-
-function zSeq(items: z.ZodType[]) {
-  return z.array(z.unknown()).superRefine((v, ctx) => {
-    if (v.length !== items.length) {
-      ctx.addIssue({ code: "custom", message: `expected ${items.length} items, got ${v.length}` });
-      return;
-    }
-    items.forEach((schema, i) => {
-      const r = schema.safeParse(v[i]);
-      if (!r.success) for (const issue of r.error.issues) ctx.addIssue({ ...issue, path: [i, ...issue.path] } as never);
-    });
-  });
-}
-
-function zOpaque(ioType: string) {
-  return z.custom<never>(() => false, { message: `${ioType} values are Python objects that stay in the process that made them` });
-}
-
 /** io_type string → the zod validator of its values (types with several definitions accept any of them). */
 export const IO_SCHEMAS: { readonly [K in keyof IoValues]: z.ZodType } = {
   "BOOLEAN": z.boolean(),
@@ -516,26 +451,10 @@ export const IO_CODEC_HINTS: { readonly [K in keyof IoValues]: "tensor" | "tree"
   "COMFY_DYNAMICSLOT_V3": "tree",
 };
 
+const CHECKS: IoChecks = ioChecks(IO_TYPE_BY_NAME, IO_SCHEMAS);
+
 /** Whether an io type is opaque (its values cannot cross a process boundary). Unknown (custom) types are not. */
-export function isOpaqueIoType(ioType: string): boolean {
-  return IO_TYPE_BY_NAME.get(ioType)?.kind === "opaque";
-}
-
-/** Where a value is, for error messages. */
-export interface IoWhere {
-  pack?: string;
-  node?: string;
-  /** The input or output name. */
-  slot?: string;
-}
-
-function whereText(w: IoWhere): string {
-  const parts: string[] = [];
-  if (w.node) parts.push(`node ${JSON.stringify(w.node)}`);
-  if (w.pack) parts.push(`pack ${JSON.stringify(w.pack)}`);
-  if (w.slot) parts.push(`slot ${JSON.stringify(w.slot)}`);
-  return parts.length ? ` (${parts.join(", ")})` : "";
-}
+export const isOpaqueIoType: IoChecks["isOpaqueIoType"] = CHECKS.isOpaqueIoType;
 
 /**
  * The error for a value of an opaque io type (MODEL, CLIP, VAE, …) that would cross a process
@@ -543,32 +462,11 @@ function whereText(w: IoWhere): string {
  * @example
  * if (isOpaqueIoType("MODEL")) throw opaqueCrossingError("MODEL", { node: "KSampler" });
  */
-export function opaqueCrossingError(ioType: string, where: IoWhere = {}): PyisolateError {
-  const info = IO_TYPE_BY_NAME.get(ioType);
-  return new PyisolateError(
-    "TYPE",
-    `${ioType} value cannot cross a process boundary${whereText(where)}: ${info ? info.note : "it is a Python object"}. ` +
-      "Run the nodes that produce and use it in the same process (one pack, or both not isolated), or pass tensors and plain values instead.",
-    { ...(where.pack !== undefined ? { pack: where.pack } : {}), ...(where.node !== undefined ? { node: where.node } : {}) },
-  );
-}
+export const opaqueCrossingError: IoChecks["opaqueCrossingError"] = CHECKS.opaqueCrossingError;
 
 /**
  * Checks a decoded value against its io type's validator. Unknown (custom) io types accept
  * anything; an opaque type always fails with {@link opaqueCrossingError}.
  * @throws {PyisolateError} code `VALIDATION` naming the type, the path and the problem.
  */
-export function validateIoValue(ioType: string, value: unknown, where: IoWhere = {}): void {
-  if (isOpaqueIoType(ioType)) throw opaqueCrossingError(ioType, where);
-  const schema = (IO_SCHEMAS as Record<string, z.ZodType | undefined>)[ioType];
-  if (!schema) return;
-  const r = schema.safeParse(value);
-  if (r.success) return;
-  const issue = r.error.issues[0]!;
-  const path = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `[${JSON.stringify(String(p))}]`)).join("");
-  throw new PyisolateError(
-    "VALIDATION",
-    `${ioType} value${whereText(where)} is not valid: ${issue.message}${path ? ` (at value${path})` : ""}.`,
-    { ...(where.pack !== undefined ? { pack: where.pack } : {}), ...(where.node !== undefined ? { node: where.node } : {}) },
-  );
-}
+export const validateIoValue: IoChecks["validateIoValue"] = CHECKS.validateIoValue;

@@ -17,7 +17,7 @@ import time
 from collections.abc import MutableMapping
 from typing import Any, Iterable, Iterator, Optional
 
-from pyisolate_runtime import comfy_bridge
+from pyisolate_runtime.nodes import comfy_bridge
 
 _SERVICE = "FolderPaths"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from pyisolate_runtime import comfy_bridge
+from pyisolate_runtime.nodes import comfy_bridge
 
 _SERVICE = "PromptServer"
 

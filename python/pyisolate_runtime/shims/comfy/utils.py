@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from pyisolate_runtime import comfy_bridge
+from pyisolate_runtime.nodes import comfy_bridge
 
 PROGRESS_BAR_ENABLED = True
 

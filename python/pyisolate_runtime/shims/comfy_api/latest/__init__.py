@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pyisolate_runtime import comfy_bridge
+from pyisolate_runtime.nodes import comfy_bridge
 
 from . import _io as io
 from . import _ui as ui

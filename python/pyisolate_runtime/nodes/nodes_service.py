@@ -9,7 +9,7 @@
   ``nodes`` (``/object_info`` entries by class name), ``node_flags``, ``web_directory``
   and ``node_errors`` to the pack's entry of the ``ready`` info;
 - serves ``$nodes``: ``object_info()``, ``execute(...)``, ``is_changed(...)``,
-  ``validate_inputs(...)``, ``forget(node_id)`` (see :mod:`pyisolate_runtime.nodes_exec`
+  ``validate_inputs(...)``, ``forget(node_id)`` (see :mod:`pyisolate_runtime.nodes.nodes_exec`
   for the input representation).
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ import os
 import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
-from pyisolate_runtime.nodes_exec import NodeRunner, run_coroutine, set_node_loop
-from pyisolate_runtime.nodes_info import node_flags, node_info
+from pyisolate_runtime.nodes.nodes_exec import NodeRunner, run_coroutine, set_node_loop
+from pyisolate_runtime.nodes.nodes_info import node_flags, node_info
 
 log = logging.getLogger("pyisolate.nodes")
 
@@ -170,7 +170,7 @@ def _on_event(rt: Any, name: str, method: str, fn: Any) -> None:
 def setup(rt: Any) -> None:
     """Installs the node API into this process (called by the runtime before packs load)."""
     from comfy import model_management as mm
-    from pyisolate_runtime import loader
+    from pyisolate_runtime.nodes import loader
 
     set_node_loop(getattr(rt, "node_loop", None))
     _on_event(rt, "ModelManagement", "interrupt", lambda value=True, *_: mm._set_interrupt_flag(value))

@@ -19,7 +19,7 @@ import traceback
 import types
 from typing import Any, Callable
 
-from .rpc import type_name
+from ..rpc import type_name
 
 __all__ = ["load_pack", "load_packs", "loaded_packs", "register_collector"]
 

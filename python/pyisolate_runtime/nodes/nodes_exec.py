@@ -21,8 +21,8 @@ import inspect
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from pyisolate_runtime import comfy_bridge
-from pyisolate_runtime.nodes_info import is_v3
+from pyisolate_runtime.nodes import comfy_bridge
+from pyisolate_runtime.nodes.nodes_info import is_v3
 
 _HIDDEN_KINDS = {
     "UNIQUE_ID": "unique_id",
@@ -304,7 +304,7 @@ class NodeRunner:
         """``IS_CHANGED`` / ``fingerprint_inputs`` per list index; None when the class defines neither."""
         data = _check_lists(class_type, inputs)
         hidden_values = normalize_hidden(hidden, node_id)
-        from pyisolate_runtime.nodes_info import node_flags
+        from pyisolate_runtime.nodes.nodes_info import node_flags
 
         if not node_flags(cls)["is_changed"]:
             return None
@@ -322,7 +322,7 @@ class NodeRunner:
     def validate_inputs(self, class_type: str, cls: Any, inputs: Dict[str, Any], node_id: Optional[str] = None,
                         input_types: Optional[dict] = None) -> Any:
         """``VALIDATE_INPUTS`` / ``validate_inputs``: True, or the reason the inputs are refused."""
-        from pyisolate_runtime.nodes_info import node_flags
+        from pyisolate_runtime.nodes.nodes_info import node_flags
 
         if not node_flags(cls)["validate_inputs"]:
             return True

@@ -85,14 +85,10 @@ def node_info(name: str, cls: Any, display_name: Optional[str] = None) -> Dict[s
 
 
 def _defines(cls: Any, name: str) -> bool:
-    from comfy_api.latest._io import ComfyNode
+    """Whether a V3 class defines ``name`` itself (below ``io.ComfyNode``)."""
+    from comfy_api.latest._io import ComfyNode, _overrides
 
-    for klass in cls.__mro__:
-        if klass is ComfyNode:
-            return False
-        if name in klass.__dict__:
-            return True
-    return False
+    return _overrides(cls, name, ComfyNode)
 
 
 def node_flags(cls: Any) -> Dict[str, Any]:

@@ -1,0 +1,266 @@
+"""The connection endpoint: calls both ways over one socket (see docs/protocol.md).
+
+Threads of a pyisolate Python process:
+
+* the **I/O thread** reads frames, settles the answers to our own calls, answers runtime
+  calls (``$rt``) and runs :meth:`Endpoint.on_event` handlers at once, so an interrupt
+  never waits behind node code. It must never block on the host.
+* the **node loop** (an asyncio loop on the main thread, once the packs are imported)
+  runs served ``async def`` methods as tasks;
+* a **thread pool** runs served plain methods, so node code may itself call the host
+  and wait: nested calls both ways (host → child → host → child) do not deadlock.
+
+Any thread may write; a lock keeps frames whole. This module holds the connection
+itself (the I/O thread, sending, closing); outgoing calls are :mod:`.calls`, incoming
+ones :mod:`.serving`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import itertools
+import socket
+import threading
+import weakref
+from typing import Any, Callable
+
+from ..cbor import CBORDecodeError, CBOREncodeError, dumps, loads
+from ..protocol.frames import MAX_FRAME, FrameError, FrameReader, encode_header
+from . import registry
+from .callables import TAG_CALLABLE, RemoteCallable
+from .calls import Calls
+from .errors import exception_map
+from .log import log, log_exception
+from .serving import Serving, _Job
+
+__all__ = ["Endpoint"]
+
+_MAX_WORKERS = 256
+
+
+class Endpoint(Calls, Serving):
+    """One connection to the host.
+
+    Create it on a connected socket after the handshake, then :meth:`start` the I/O
+    thread. ``name`` names the process in error messages; ``on_close(reason, code)`` runs
+    on the I/O thread once the connection ends (``reason`` is ``"eof"``, ``"bye"``,
+    ``"shutdown"`` or a protocol error sentence).
+    """
+
+    def __init__(self, sock: socket.socket, name: str, on_close: Callable[[str, int], None] | None = None) -> None:
+        self.name = name
+        self.closed = False
+        self._sock = sock
+        self._wlock = threading.Lock()
+        self._on_close = on_close
+        self._pending: dict[int, Any] = {}
+        self._next_id = itertools.count(1).__next__
+        self._running: dict[int, _Job] = {}
+        self._callbacks: dict[str, Callable] = {}
+        self._next_cb = itertools.count(1).__next__
+        self._remote_cbs: "weakref.WeakValueDictionary[str, RemoteCallable]" = weakref.WeakValueDictionary()
+        self._releases: collections.deque[str] = collections.deque()
+        self._events: dict[tuple[str, str], list[Callable]] = {}
+        self._method_cache: dict[tuple[str, str], tuple[Callable, int]] = {}
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=_MAX_WORKERS, thread_name_prefix="pyisolate-call"
+        )
+        self._hooks = {TAG_CALLABLE: self._decode_callable}
+        self._reader: threading.Thread | None = None
+        self._reader_ident = -1
+        self._exit_requested = False
+        self.node_loop: asyncio.AbstractEventLoop | None = None
+        self._node_ident = -1
+        self._node_blocked = 0
+        registry.on_change(self._method_cache.clear)
+        self._dispatch = {
+            "ok": self._on_ok,
+            "err": self._on_err,
+            "call": self._on_call,
+            "event": self._on_event,
+            "cancel": self._on_cancel,
+            "bye": self._on_bye,
+        }
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Start the I/O thread (a daemon thread: it never keeps the process alive)."""
+        self._reader = threading.Thread(target=self._read_loop, name="pyisolate-io", daemon=True)
+        self._reader.start()
+
+    def set_node_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Use ``loop`` (run by the calling thread, from now on or later) for served
+        ``async def`` methods."""
+        self.node_loop = loop
+        self._node_ident = threading.get_ident()
+
+    def request_exit(self) -> None:
+        """Close the connection after the current message (``$rt.shutdown``)."""
+        self._exit_requested = True
+
+    def _read_loop(self) -> None:
+        self._reader_ident = threading.get_ident()
+        reader = FrameReader(self._sock)
+        reason, code = "eof", 0
+        dispatch = self._dispatch
+        hooks = self._hooks
+        try:
+            while True:
+                payload = reader.read()
+                if payload is None:
+                    break
+                try:
+                    msg = loads(payload, hooks)
+                except CBORDecodeError as e:
+                    reason, code = f"a frame from the host is not valid CBOR: {e}", 2
+                    break
+                except Exception as e:
+                    # a tag decoder failed (a tensor segment that is gone, say): fail that
+                    # one message, not the connection
+                    problem = self._undecodable(payload, e)
+                    if problem:
+                        reason, code = problem, 2
+                        break
+                    continue
+                handler = dispatch.get(msg.get("t")) if type(msg) is dict else None  # type: ignore[arg-type]
+                if handler is None:
+                    reason, code = "a frame from the host is not a message with a known kind (t)", 2
+                    break
+                try:
+                    handler(msg)
+                except (KeyError, TypeError, ValueError) as e:
+                    reason, code = f"a {msg.get('t')!r} message from the host is malformed ({e!r})", 2
+                    break
+                except Exception:
+                    log_exception(f"handling a {msg.get('t')!r} message failed")
+                if self._exit_requested:
+                    reason = "shutdown"
+                    break
+                if self.closed:
+                    reason = "bye"
+                    break
+        except FrameError as e:
+            reason, code = f"framing error: {e}", 2
+        except OSError as e:
+            reason = f"eof ({e})"
+        except BaseException:
+            log_exception("the I/O thread failed")
+            reason, code = "the I/O thread failed", 1
+        self._close(reason, code)
+
+    def _undecodable(self, payload: bytes | bytearray, e: Exception) -> str | None:
+        """Fail the one message whose content could not be decoded; returns a protocol
+        error sentence when even its envelope is unreadable."""
+        try:
+            raw = loads(payload, registered=False)
+        except Exception:
+            return f"a frame from the host could not be decoded ({type(e).__name__}: {e})"
+        if type(raw) is not dict or raw.get("t") not in self._dispatch:
+            return "a frame from the host is not a message with a known kind (t)"
+        t, cid = raw["t"], raw.get("id")
+        what = f"{raw.get('s')}.{raw.get('m')}" if t in ("call", "event") else f"the answer to call {cid}"
+        log(f"{what}: a value from the host could not be decoded here: {type(e).__name__}: {e}")
+        if t == "call" and isinstance(cid, int):
+            self._reply_err(cid, e)
+        elif t in ("ok", "err"):
+            w = self._pending.pop(cid, None)
+            if w is not None:
+                w.reject(e)
+        return None
+
+    def _close(self, reason: str, code: int) -> None:
+        self.closed = True
+        try:
+            err = ConnectionError(f"the connection to the host closed before the answer came ({reason})")
+            pending, self._pending = self._pending, {}
+            for w in list(pending.values()):
+                try:
+                    w.reject(err)
+                except Exception:
+                    log_exception("rejecting a pending call failed")
+            for job in list(self._running.values()):
+                try:
+                    job.cancel()
+                except Exception:
+                    log_exception("cancelling a running call failed")
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        finally:
+            # Whatever failed above, the process must still leave: a child whose host is
+            # gone may not linger.
+            if self._on_close is not None:
+                self._on_close(reason, code)
+
+    # ----------------------------------------------------------------- sending
+
+    def _default(self, obj: Any) -> tuple[int, Any] | None:
+        if callable(obj) and not isinstance(obj, type):
+            cid = str(self._next_cb())
+            self._callbacks[cid] = obj
+            return TAG_CALLABLE, {"id": cid}
+        return None
+
+    def _send(self, msg: dict) -> None:
+        payload = dumps(msg, self._default)
+        n = len(payload)
+        if n > MAX_FRAME:
+            raise FrameError(f"a message of {n} bytes exceeds the {MAX_FRAME}-byte frame limit")
+        releases = self._releases
+        with self._wlock:
+            if self.closed:
+                raise ConnectionError("the connection to the host is closed")
+            if releases:
+                ids = []
+                while releases:
+                    ids.append(releases.popleft())
+                rel = dumps({"t": "event", "s": "$cb", "m": "release", "a": ids})
+                self._sock.sendall(encode_header(len(rel)) + rel)
+            if n < 65536:
+                self._sock.sendall(encode_header(n) + payload)
+            else:
+                self._sock.sendall(encode_header(n))
+                self._sock.sendall(payload)
+
+    def _try_send(self, msg: dict) -> None:
+        try:
+            self._send(msg)
+        except (OSError, FrameError, CBOREncodeError):
+            pass
+
+    def _reply_ok(self, cid: int, v: Any, s: str, m: str) -> None:
+        try:
+            self._send({"t": "ok", "id": cid, "v": v})
+        except CBOREncodeError as e:
+            self._reply_err(cid, TypeError(f"the result of {s}.{m} in {self.name} could not be encoded: {e}"), tb=False)
+        except FrameError as e:
+            self._reply_err(cid, ValueError(f"the result of {s}.{m} in {self.name} is too large: {e}"), tb=False)
+        except OSError:
+            pass
+
+    def _reply_err(self, cid: int, e: BaseException, tb: bool = True) -> None:
+        try:
+            self._send({"t": "err", "id": cid, "e": exception_map(e, with_traceback=tb)})
+        except (OSError, FrameError, CBOREncodeError):
+            pass
+
+    # ----------------------------------------------------------------- incoming (I/O thread)
+
+    def _on_bye(self, msg: dict) -> None:
+        self.closed = True
+
+    def _decode_callable(self, content: Any) -> RemoteCallable:
+        cid = str(content["id"])
+        proxy = self._remote_cbs.get(cid)
+        if proxy is None:
+            proxy = RemoteCallable(self, cid)
+            self._remote_cbs[cid] = proxy
+        return proxy
+
+    def shutdown_executor(self) -> None:
+        """Stop the worker pool without waiting for the methods still running in it."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
