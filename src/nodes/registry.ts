@@ -128,6 +128,8 @@ export class NodeRegistry implements NodeBackend {
   #duplicates: DuplicateNode[] = [];
   #promptId: string | undefined;
   #interruptedPrompt: string | undefined;
+  // Pairs of processes an object crossed between in this prompt (the hint is said once).
+  #crossings = new Set<string>();
 
   constructor(opts: NodeRegistryOptions) {
     this.core = opts.core;
@@ -312,6 +314,7 @@ export class NodeRegistry implements NodeBackend {
     // A new prompt starts without the previous prompt's pending interrupt, as in ComfyUI.
     if (promptId !== undefined && promptId !== this.#promptId) {
       this.#promptId = promptId;
+      this.#crossings.clear();
       if (this.modelManagement.processingInterrupted() && this.#interruptedPrompt !== promptId) this.modelManagement.interrupt(false);
     }
   }
@@ -325,8 +328,28 @@ export class NodeRegistry implements NodeBackend {
   async execute(classType: string, inputs: Record<string, unknown[]>, hidden: Partial<HiddenValues> = {}, nodeId?: string): Promise<NodeRunResult> {
     const node = this.#node(classType);
     this.#beforeRun(hidden.prompt_id);
-    const r = (await this.#call(node, "execute", [classType, inputs, hidden, nodeId ?? hidden.unique_id ?? null])) as { result?: unknown[][]; ui?: Record<string, unknown> | null };
-    return { outputs: Array.isArray(r?.result) ? r.result : [], ui: r?.ui ?? null };
+    const id = nodeId ?? hidden.unique_id ?? null;
+    this.core.handles.assertUsable(inputs);
+    this.#hintCrossings(node, id, inputs);
+    const r = (await this.#call(node, "execute", [classType, inputs, hidden, id])) as { result?: unknown[][]; ui?: Record<string, unknown> | null };
+    const outputs = Array.isArray(r?.result) ? r.result : [];
+    this.core.handles.annotate(outputs, { nodeId: String(id ?? "?"), classType, pack: node.owner.pack });
+    return { outputs, ui: r?.ui ?? null };
+  }
+
+  /** Says once per prompt, per pair of processes, that a node uses an object of another process. */
+  #hintCrossings(node: RegisteredNode, nodeId: string | null, inputs: Record<string, unknown[]>): void {
+    for (const h of this.core.handles.crossing(inputs, node.owner.process)) {
+      const key = `${h.owner}\u0000${node.owner.process}`;
+      if (this.#crossings.has(key)) continue;
+      this.#crossings.add(key);
+      const from = h.producer ? `node ${h.producer.nodeId} (${h.producer.classType}, pack ${h.producer.pack})` : `process ${h.owner}`;
+      this.#log.pack(
+        node.owner.pack,
+        `- node ${nodeId ?? "?"} (${node.classType}) uses a ${h.type} object made by ${from} in another process: ` +
+          "every call on it crosses processes; run both nodes in one process to avoid that (docs/handles.md)",
+      );
+    }
   }
 
   /** Runs a node once with plain values (each wrapped as a one-item list); returns each output's first value. */
@@ -352,14 +375,21 @@ export class NodeRegistry implements NodeBackend {
     return r === true ? true : String(r);
   }
 
-  /** Keeps the tensor segments a value refers to alive (the executor's output cache holds it). */
+  /** Keeps the tensor segments and remote objects a value refers to alive (the executor's output cache holds it). */
   retain(value: unknown): void {
     this.#opts.segments?.retain(value);
+    this.core.handles.retain(value);
   }
 
-  /** Lets go of what {@link NodeRegistry.retain} kept; segments nobody holds are unlinked. */
+  /** Lets go of what {@link NodeRegistry.retain} kept; segments nobody holds are unlinked, objects nobody holds dropped. */
   release(value: unknown): void {
     this.#opts.segments?.release(value);
+    this.core.handles.release(value);
+  }
+
+  /** Whether a cached value can still be used: false when an object it holds is gone (its process exited). */
+  usable(value: unknown): boolean {
+    return !this.core.handles.stale(value);
   }
 
   /** Interrupts the running prompt: every live process's running node stops at its next check. */

@@ -18,6 +18,7 @@ import type { PackRef, ProcessConfig, ReadyInfo } from "../protocol/messages.ts"
 import type { BrokerExit, BrokerSink, BrokerStartFailed, BrokerStartOptions, BrokerStarted } from "../../workers/broker_core.ts";
 import { inlineLink, workerLink, type BrokerLink, type BrokerMode } from "./broker_link.ts";
 import { KeepAlive } from "../util/os.ts";
+import type { HandleHooks } from "../values/handles.ts";
 
 /** Time a process has to send `ready` after it is spawned (imports can be slow). */
 export const DEFAULT_START_TIMEOUT_MS = 120_000;
@@ -59,6 +60,8 @@ export interface PythonProcessOptions {
   broker?: BrokerMode;
   /** Called after every exit of the process (crash or close). */
   onExit?: (info: BrokerExit) => void;
+  /** Told of every remote object handle that crosses to or from the process (the host's `HandleTable`). */
+  handles?: HandleHooks;
 }
 
 /**
@@ -273,6 +276,7 @@ export class PythonProcess {
         name: this.name,
         send: (frame) => link.send(frame),
         ...(this.#opts.handler ? { handler: this.#opts.handler } : {}),
+        ...(this.#opts.handles ? { handles: this.#opts.handles } : {}),
         defaultTimeoutMs: this.#opts.defaultTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
         onProtocolError: (err) => {
           this.#log.pack(this.name, `- ${err.message}; stopping the process`, "error");
