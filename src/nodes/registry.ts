@@ -16,7 +16,7 @@ import { PyisolateError } from "../errors.ts";
 import { plainNumbers } from "../protocol/py_types.ts";
 import type { HiddenValues, NodeBackend, NodeInfo, NodeOwner, NodeRunResult } from "../executor/types.ts";
 import { SHARED_PROCESS_NAME, type HostCore } from "../process/host_core.ts";
-import { log as defaultLog, type Logger } from "../log.ts";
+import { asLogger, type Logger, type LoggerLike } from "../log.ts";
 import type { ReadyInfo, ReadyPack } from "../protocol/messages.ts";
 import type { MetadataCache } from "./metadata_cache.ts";
 import type { SegmentRegistry } from "../values/segments.ts";
@@ -85,7 +85,7 @@ export interface NodeRegistryOptions {
   /** Interrupts go through it. @default the core's `ModelManagement` service (one bound to `core` when it has none) */
   modelManagement?: ModelManagement;
   /** @default the shared `log` */
-  logger?: Logger;
+  logger?: Logger | LoggerLike;
 }
 
 function isPackNodes(x: unknown): x is PackNodes {
@@ -132,7 +132,7 @@ export class NodeRegistry implements NodeBackend {
   constructor(opts: NodeRegistryOptions) {
     this.core = opts.core;
     this.#opts = opts;
-    this.#log = opts.logger ?? defaultLog;
+    this.#log = asLogger(opts.logger);
     this.modelManagement =
       opts.modelManagement ??
       (opts.core.services.has("ModelManagement") ? (opts.core.services.instance("ModelManagement") as ModelManagement) : new ModelManagement(opts.core));

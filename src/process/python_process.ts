@@ -10,7 +10,7 @@ import process from "node:process";
 import { rmSync } from "node:fs";
 import { PyisolateError } from "../errors.ts";
 import { pythonRoot } from "../paths.ts";
-import { log as defaultLog, type Logger } from "../log.ts";
+import { asLogger, type Logger, type LoggerLike } from "../log.ts";
 import { getRuntime } from "../runtime/detect.ts";
 import { RpcEndpoint, DEFAULT_CALL_TIMEOUT_MS, type CallOptions, type IncomingHandler } from "../rpc/endpoint.ts";
 import { decodeMessage } from "../protocol/codec.ts";
@@ -54,7 +54,7 @@ export interface PythonProcessOptions {
   /** @default {@link DEFAULT_START_TIMEOUT_MS} */
   startTimeoutMs?: number;
   /** @default the shared `log` */
-  logger?: Logger;
+  logger?: Logger | LoggerLike;
   /** @default `PYISOLATE_BROKER` from the environment, else `"worker"` */
   broker?: BrokerMode;
   /** Called after every exit of the process (crash or close). */
@@ -96,7 +96,7 @@ export class PythonProcess {
     this.kind = opts.kind;
     this.packs = opts.packs ?? [];
     this.#opts = opts;
-    this.#log = opts.logger ?? defaultLog;
+    this.#log = asLogger(opts.logger);
     const envMode = (process.env?.PYISOLATE_BROKER ?? "") as string;
     this.#mode = opts.broker ?? (envMode === "inline" ? "inline" : "worker");
   }
