@@ -20,7 +20,9 @@
 // Manifests and environments.
 export { discoverPacks, loadPack, type ManifestError, type PackInfo, type PackManifest } from "./manifest/manifest.ts";
 export { EnvManager, type BuildOptions, type BuildProgress, type BuildResult } from "./env/env_manager.ts";
-export { resolveHostPython, resolveUv, type HostPython } from "./env/host_python.ts";
+export { resolveHostPython, resolveUv, type HostPython, type HostPythonSource } from "./env/host_python.ts";
+export { setupHostEnv, type SetupOptions, type SetupProgress, type SetupResult } from "./env/setup_env.ts";
+export { ensurePackageFiles } from "./paths.ts";
 
 // Processes and their router.
 export { HostCore, type HostCoreOptions, type HostPack } from "./process/host_core.ts";
@@ -50,6 +52,7 @@ export {
   type NodeApiEvent,
   type FolderPathsOptions,
 } from "./node_api/mod.ts";
+export { applyComfyStartupPaths, readExtraModelPaths, type ExtraModelPath } from "./node_api/extra_model_paths.ts";
 export { NodeRegistry } from "./nodes/registry.ts";
 export { MetadataCache, logCacheHit } from "./nodes/metadata_cache.ts";
 

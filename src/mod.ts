@@ -51,5 +51,5 @@ export { viewTensor, tensorValues, type TensorView } from "./values/view.ts";
 // Errors and logs.
 export { PyisolateError, type PyisolateErrorCode, type PyisolateErrorDetails } from "./errors.ts";
 export { RemoteError } from "./protocol/remote_error.ts";
-export { Logger, stderrSink, streamSink, type LogLevel, type LogSink } from "./log.ts";
+export { Logger, stderrSink, streamSink, type LoggerLike, type LogLevel, type LogSink } from "./log.ts";
 export { RUNTIME_VERSION } from "./version.ts";

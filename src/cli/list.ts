@@ -14,7 +14,7 @@ import { formatTable } from "./view.ts";
 /** The environment manager, or why the environments' state cannot be known. */
 async function tryEnvManager(ctx: CommandContext): Promise<{ envs: EnvManager | null; problem: string | null }> {
   try {
-    const envs = await EnvManager.create({ cacheDir: ctx.opts.cacheDir, ...(ctx.opts.python ? { python: ctx.opts.python } : {}) });
+    const envs = await EnvManager.create({ cacheDir: ctx.opts.cacheDir, customNodes: ctx.opts.customNodes, ...(ctx.opts.python ? { python: ctx.opts.python } : {}) });
     return { envs, problem: null };
   } catch (err) {
     return { envs: null, problem: (err as Error).message };
