@@ -5,19 +5,24 @@
  * prompts over the packs' processes.
  * @module
  */
-import { resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { MetadataCache } from "./nodes/metadata_cache.ts";
 import { EnvManager, type BuildProgress, type BuildResult } from "./env/env_manager.ts";
-import { PyisolateError } from "./errors.ts";
+import { asPyisolateError, PyisolateError } from "./errors.ts";
+import { comfyInstallOf } from "./env/host_python.ts";
 import { PromptExecutor, type NodeRecord, type RunResult } from "./executor/executor.ts";
 import type { ExecutionEvent, NodeInfo, Prompt } from "./executor/types.ts";
 import { HostCore, type HostPack } from "./process/host_core.ts";
-import { log as defaultLog, type Logger } from "./log.ts";
+import { asLogger, type Logger, type LoggerLike } from "./log.ts";
 import { discoverPacks, type PackInfo } from "./manifest/manifest.ts";
+import { unmetRequirements } from "./manifest/requirements.ts";
+import { applyComfyStartupPaths, EXTRA_MODEL_PATHS_FILE, readExtraModelPaths, type ExtraModelPath } from "./node_api/extra_model_paths.ts";
 import { installNodeApi, type NodeApi } from "./node_api/mod.ts";
 import { NodeRegistry, type PackLoad } from "./nodes/registry.ts";
 import { ServiceRegistry } from "./rpc/services.ts";
 import { SegmentRegistry } from "./values/segments.ts";
+import { ensurePackageFiles } from "./paths.ts";
 
 /** Options of {@link createHost}. */
 export interface HostOptions {
@@ -25,7 +30,11 @@ export interface HostOptions {
   customNodes?: string;
   /** Environments, metadata cache and probes. One per `customNodes` folder. @default ".pyisolate" */
   cacheDir?: string;
-  /** The host Python, whose environment holds torch. @default `$PYISOLATE_PYTHON`, `./.venv/bin/python`, else `python3` with torch */
+  /**
+   * The host Python, whose environment holds torch. @default `$PYISOLATE_PYTHON`, else the
+   * Python of the ComfyUI install around `customNodes`, `./.venv/bin/python`, the environment
+   * `pyisolate setup` made, or `python3` on PATH when it has torch
+   */
   python?: string;
   /** ComfyUI's base directory for `folder_paths` (models/, input/, output/, temp/). @default the current directory */
   baseDir?: string;
@@ -33,6 +42,16 @@ export interface HostOptions {
   outputDir?: string;
   /** Where `folder_paths.get_input_directory()` points. @default `<baseDir>/input` */
   inputDir?: string;
+  /** `folder_paths.get_temp_directory()`. @default `<baseDir>/temp` */
+  tempDir?: string;
+  /** `folder_paths.get_user_directory()`. @default `<baseDir>/user` */
+  userDir?: string;
+  /**
+   * ComfyUI `extra_model_paths.yaml` files, read (as ComfyUI reads them) after the default one:
+   * `extra_model_paths.yaml` in the ComfyUI install around `customNodes`, else in `baseDir`,
+   * when it exists. @default []
+   */
+  extraModelPaths?: string[];
   /** Only these packs (by name). @default every pack found */
   packs?: string[];
   /** How many environments build at once. @default min(4, CPUs) */
@@ -41,8 +60,8 @@ export interface HostOptions {
   onBuildProgress?: (p: BuildProgress) => void;
   /** Folders every Python process puts on `sys.path`: where shared modules (ProxiedSingletons) live. @default [] */
   sharedModules?: string[];
-  /** @default the shared `log` (stderr) */
-  logger?: Logger;
+  /** Where log lines go: a {@link Logger}, or any `{ debug, info, warn, error }` object (`console`, pino). @default the shared `log` (stderr) */
+  logger?: Logger | LoggerLike;
 }
 
 /** What happened to one pack while the host started. */
@@ -105,10 +124,24 @@ export interface Host {
  * ```
  */
 export async function createHost(opts: HostOptions = {}): Promise<Host> {
-  const logger = opts.logger ?? defaultLog;
+  try {
+    return await startHost(opts);
+  } catch (e) {
+    throw asPyisolateError(e, "starting the host");
+  }
+}
+
+async function startHost(opts: HostOptions): Promise<Host> {
+  await ensurePackageFiles();
+  const logger = asLogger(opts.logger);
   const customNodes = resolve(opts.customNodes ?? "custom_nodes");
   const cacheDir = resolve(opts.cacheDir ?? ".pyisolate");
   const baseDir = resolve(opts.baseDir ?? ".");
+  // ComfyUI's extra_model_paths.yaml files, read first: a broken one fails before anything starts.
+  const defaultConfig = join(comfyInstallOf(customNodes) ?? baseDir, EXTRA_MODEL_PATHS_FILE);
+  const extraPaths: ExtraModelPath[] = [defaultConfig, ...(opts.extraModelPaths ?? [])]
+    .filter((f, i) => i > 0 || existsSync(f))
+    .flatMap((f) => readExtraModelPaths(f));
 
   const found = await discoverPacks(customNodes);
   const statuses = new Map<string, PackStatus>();
@@ -129,7 +162,18 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
   }
   for (const p of packs) for (const w of p.warnings) logger.pack(p.name, `warning: ${w}`, "warn");
 
-  const envs = await EnvManager.create({ cacheDir, ...(opts.python ? { python: opts.python } : {}) });
+  const envs = await EnvManager.create({ cacheDir, customNodes, ...(opts.python ? { python: opts.python } : {}) });
+  // A pack without a manifest runs on the host environment, where nothing installs its requirements.
+  for (const p of packs) {
+    const missing = p.kind === "shared" && p.layout === "package" ? unmetRequirements(p.path, envs.host.distributions) : [];
+    if (missing.length > 0) {
+      logger.pack(
+        p.name,
+        `warning: its requirements.txt lists ${missing.join(", ")}, which the host environment (${envs.host.python}) lacks. A pack without a manifest runs there and pyisolate installs nothing for it: run \`pyisolate init ${p.path}\` to give it a manifest (and its own environment), or install them into the host environment.`,
+        "warn",
+      );
+    }
+  }
   const builds = await envs.build(packs, {
     ...(opts.buildConcurrency ? { concurrency: opts.buildConcurrency } : {}),
     ...(opts.onBuildProgress ? { onProgress: opts.onBuildProgress } : {}),
@@ -165,8 +209,11 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
       customNodesDir: customNodes,
       ...(opts.outputDir ? { outputDir: resolve(opts.outputDir) } : {}),
       ...(opts.inputDir ? { inputDir: resolve(opts.inputDir) } : {}),
+      ...(opts.tempDir ? { tempDir: resolve(opts.tempDir) } : {}),
+      ...(opts.userDir ? { userDir: resolve(opts.userDir) } : {}),
     },
   });
+  applyComfyStartupPaths(api.folderPaths, extraPaths, (line) => logger.info(line));
   const cache = new MetadataCache(cacheDir);
   const registry = new NodeRegistry({
     core,
@@ -213,6 +260,8 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
           ...(runOpts.onEvent ? { onEvent: runOpts.onEvent } : {}),
           ...(runOpts.onNode ? { onNode: runOpts.onNode } : {}),
         });
+      } catch (e) {
+        throw asPyisolateError(e, "running the prompt");
       } finally {
         off?.();
       }

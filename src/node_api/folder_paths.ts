@@ -192,6 +192,9 @@ export class FolderPaths {
     this.#table.set("custom_nodes", { paths: [resolve(opts.customNodesDir ?? join(this.#base, "custom_nodes"))], extensions: [] });
   };
 
+  /** The output directory, without creating it. Host-side only (an instance property). */
+  readonly outputDirectory = (): string => this.#dirs.output;
+
   // --- directories ---------------------------------------------------------------------------
 
   #dir(kind: "input" | "output" | "temp" | "user"): string {
