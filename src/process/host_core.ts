@@ -9,7 +9,7 @@
  */
 import process from "node:process";
 import { PyisolateError } from "../errors.ts";
-import { log as defaultLog, type Logger } from "../log.ts";
+import { asLogger, type Logger, type LoggerLike } from "../log.ts";
 import { PythonProcess } from "./python_process.ts";
 import type { BrokerMode } from "./broker_link.ts";
 import { defaultRegistry, type ServiceRegistry } from "../rpc/services.ts";
@@ -31,12 +31,13 @@ const hooks = {
     for (const core of liveCores) core.killAllNow();
   },
   onSignal(signal: NodeJS.Signals): void {
+    // Someone else handles the signal (a CLI that interrupts the prompt first): it decides, and
+    // the exit hook still kills the children when the program exits.
+    if (process.listenerCount(signal) > 1) return;
+    // Otherwise keep the default behaviour: the children die, then the host.
     hooks.onExit();
-    // Keep the default behaviour (the host exits) unless someone else handles the signal.
-    if (process.listenerCount(signal) === 1) {
-      hooks.remove();
-      process.kill(process.pid, signal);
-    }
+    hooks.remove();
+    process.kill(process.pid, signal);
   },
   install(): void {
     process.on("exit", hooks.onExit);
@@ -71,7 +72,7 @@ export interface HostCoreOptions {
   /** Host services children may call. @default the default registry of `@service` */
   services?: ServiceRegistry;
   /** @default the shared `log` */
-  logger?: Logger;
+  logger?: Logger | LoggerLike;
   /** Passed to every process as `config.options.cache_dir`. */
   cacheDir?: string;
   /** Extra `config.options` for every process. */
@@ -86,7 +87,7 @@ export interface HostCoreOptions {
   startTimeoutMs?: number;
   /** @default `"worker"` (or `PYISOLATE_BROKER`) */
   broker?: BrokerMode;
-  /** Kill the children when the host exits or gets SIGINT/SIGTERM. @default true */
+  /** Kill the children when the host exits, or gets SIGINT/SIGTERM that nothing else handles. @default true */
   exitHooks?: boolean;
 }
 
@@ -113,7 +114,7 @@ export class HostCore {
 
   constructor(opts: HostCoreOptions) {
     this.#opts = opts;
-    this.#log = opts.logger ?? defaultLog;
+    this.#log = asLogger(opts.logger);
     this.services = opts.services ?? defaultRegistry;
     for (const p of opts.packs) {
       if (this.#packs.has(p.name)) throw new PyisolateError("USAGE", `Two packs are named "${p.name}"; pack names must be unique.`, { pack: p.name });
