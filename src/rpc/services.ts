@@ -202,7 +202,7 @@ export const defaultRegistry: ServiceRegistry = new ServiceRegistry();
  * }
  * ```
  */
-export function service(name: string, registry: ServiceRegistry = defaultRegistry) {
+export function service(name: string, registry: ServiceRegistry = defaultRegistry): <C extends Ctor>(cls: C, context: ClassDecoratorContext<C>) => void {
   return function <C extends Ctor>(cls: C, context: ClassDecoratorContext<C>): void {
     if (context.kind !== "class") throw new PyisolateError("USAGE", `@service("${name}") decorates classes only.`);
     registry.register(name, cls);
