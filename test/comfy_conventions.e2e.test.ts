@@ -257,6 +257,9 @@ describe("a pack without a manifest", () => {
       `][ FolderProbe warning: its requirements.txt lists pyisolate-test-not-installed, which the host environment (`,
     );
     expect(err).toContain(`run \`pyisolate init ${pack}\` to give it a manifest (and its own environment), or install them into the host environment.`);
+    // `pyisolate list` says so too.
+    const list = await cli("list", "--custom-nodes", join(base, "custom_nodes"), "--cache-dir", join(base, ".cache"), "--python", hostPython);
+    expect(list.err).toContain("warning: FolderProbe: its requirements.txt lists pyisolate-test-not-installed, which the host environment lacks; run `pyisolate init ");
     // Nothing to say when the host has them all.
     writeFileSync(join(pack, "requirements.txt"), "numpy\n");
     expect((await probe(base, "--base-directory", base)).err).not.toContain("requirements.txt lists");
