@@ -3,13 +3,18 @@
  * web streams). Private to `adapters/`.
  * @module
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { PyisolateError } from "../src/errors.ts";
 import type { ChildHandle, ExitStatus, MappedFile, SpawnOptions } from "../src/runtime/contract.ts";
 
 /** Reads `length` bytes of a file into a buffer of their own: the copying fallback of `mapFile`. */
 export function readCopy(path: string, length: number): MappedFile {
   const fd = openSync(path, "r");
   try {
+    const size = fstatSync(fd).size;
+    if (size < length) {
+      throw new PyisolateError("USAGE", `Cannot read ${length} bytes of "${path}": the file holds only ${size}.`, { file: path });
+    }
     const bytes = new Uint8Array(length);
     let off = 0;
     while (off < length) {

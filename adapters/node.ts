@@ -4,11 +4,12 @@
  */
 import { spawn as nodeSpawn } from "node:child_process";
 import { createConnection, createServer, type Socket } from "node:net";
-import { openSync, closeSync } from "node:fs";
+import { openSync, closeSync, fstatSync } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { Worker, parentPort, workerData, isMainThread } from "node:worker_threads";
 import { readCopy } from "./_shared.ts";
+import { PyisolateError } from "../src/errors.ts";
 import type {
   ChildHandle,
   ExitStatus,
@@ -233,6 +234,11 @@ function mapFile(path: string, length: number): MappedFile {
   const fd = openSync(path, "r");
   let mapping: { ptr: unknown; buffer: ArrayBuffer };
   try {
+    // A mapping past the end of the file would kill the process with SIGBUS on first touch.
+    const size = fstatSync(fd).size;
+    if (size < length) {
+      throw new PyisolateError("USAGE", `Cannot map ${length} bytes of "${path}": the file holds only ${size}.`, { file: path });
+    }
     mapping = lib.map(fd, length);
   } finally {
     closeSync(fd);

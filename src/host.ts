@@ -17,7 +17,7 @@ import { discoverPacks, type PackInfo } from "./manifest/manifest.ts";
 import { installNodeApi, type NodeApi } from "./node_api/mod.ts";
 import { NodeRegistry, type PackLoad } from "./nodes/registry.ts";
 import { ServiceRegistry } from "./rpc/services.ts";
-import { SegmentRegistry } from "./values/segments.ts";
+import { SegmentRegistry, newHostId } from "./values/segments.ts";
 
 /** Options of {@link createHost}. */
 export interface HostOptions {
@@ -80,6 +80,8 @@ export interface Host {
   readonly core: HostCore;
   /** The node classes. */
   readonly registry: NodeRegistry;
+  /** The host's shared-memory segments (its folder `/dev/shm/pyisolate-<id>/`, removed by `close()`). */
+  readonly segments: SegmentRegistry;
   /** Every node's `/object_info` entry. */
   nodes(): Record<string, NodeInfo>;
   /** Validates and runs an API-format prompt. */
@@ -147,8 +149,9 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
   }
 
   const byName = new Map(usable.map((p) => [p.name, p]));
-  const segments = new SegmentRegistry();
-  segments.sweepDeadHosts();
+  const segments = new SegmentRegistry({ hostId: newHostId() });
+  await segments.claim();
+  await segments.sweepDeadHosts();
   const hostPacks: HostPack[] = usable.map((p) => ({ name: p.name, path: p.path, kind: p.kind, ...(p.kind === "isolated" && p.manifest?.env ? { env: p.manifest.env } : {}) }));
   const core = new HostCore({
     hostPython: envs.host.python,
@@ -158,6 +161,8 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     logger,
     cacheDir,
     sysPath: (opts.sharedModules ?? []).map((d) => resolve(d)),
+    hostId: segments.hostId,
+    onExitSync: () => segments.removeNow(),
   });
   const api = installNodeApi(core, {
     folders: {
@@ -184,7 +189,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     loads = await registry.load();
   } catch (e) {
     await core.close();
-    segments.releaseAll();
+    await segments.close();
     throw e;
   }
   for (const l of loads) {
@@ -201,6 +206,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     api,
     core,
     registry,
+    segments,
     nodes: () => registry.objectInfo(),
     async run(prompt, runOpts = {}) {
       if (closed) throw new PyisolateError("USAGE", "This host is closed; create a new one with createHost().");
@@ -223,7 +229,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
       closed = true;
       executor.clearCache();
       await core.close();
-      segments.releaseAll();
+      await segments.close();
     },
   };
 }

@@ -28,7 +28,10 @@ const liveCores = new Set<HostCore>();
 
 const hooks = {
   onExit(): void {
-    for (const core of liveCores) core.killAllNow();
+    for (const core of liveCores) {
+      core.killAllNow();
+      core.cleanupNow();
+    }
   },
   onSignal(signal: NodeJS.Signals): void {
     hooks.onExit();
@@ -88,6 +91,10 @@ export interface HostCoreOptions {
   broker?: BrokerMode;
   /** Kill the children when the host exits or gets SIGINT/SIGTERM. @default true */
   exitHooks?: boolean;
+  /** The id the children's segment names carry (see `SegmentRegistry`). @default this process's pid */
+  hostId?: string;
+  /** Runs synchronously when the host exits or gets SIGINT/SIGTERM, after the children are killed (the segment folder's removal). */
+  onExitSync?: () => void;
 }
 
 /**
@@ -212,6 +219,18 @@ export class HostCore {
     for (const p of this.processes()) p.killNow();
   }
 
+  /** Runs the `onExitSync` cleanup once (what the exit hooks do after killing the children). */
+  cleanupNow(): void {
+    const fn = this.#opts.onExitSync;
+    if (!fn) return;
+    this.#opts = { ...this.#opts, onExitSync: undefined };
+    try {
+      fn();
+    } catch {
+      // the host is going away; nothing more can be done
+    }
+  }
+
   // --- internals ----------------------------------------------------------------------------
 
   #assertOpen(): void {
@@ -237,6 +256,7 @@ export class HostCore {
       ...(o.defaultTimeoutMs !== undefined ? { defaultTimeoutMs: o.defaultTimeoutMs } : {}),
       ...(o.startTimeoutMs !== undefined ? { startTimeoutMs: o.startTimeoutMs } : {}),
       ...(o.broker ? { broker: o.broker } : {}),
+      ...(o.hostId !== undefined ? { hostId: o.hostId } : {}),
     });
     return proc;
   }

@@ -59,6 +59,8 @@ export interface PythonProcessOptions {
   broker?: BrokerMode;
   /** Called after every exit of the process (crash or close). */
   onExit?: (info: BrokerExit) => void;
+  /** The id the child's segment names carry (`PYISOLATE_HOST_ID`). @default this process's pid */
+  hostId?: string;
 }
 
 /**
@@ -347,6 +349,7 @@ export class PythonProcess {
     env.PYTHONPATH = extra ? `${pythonRoot()}:${extra}` : pythonRoot();
     env.PYTHONUNBUFFERED = "1";
     env.PYISOLATE_HOST_PID = String(process.pid);
+    env.PYISOLATE_HOST_ID = this.#opts.hostId ?? String(process.pid);
     env.PYISOLATE_PACK = this.name;
     return env;
   }
