@@ -27,6 +27,9 @@ import type { PyisolateErrorCode } from "../src/errors.ts";
 /** How many stderr lines a crash report carries. */
 export const STDERR_TAIL_LINES = 50;
 
+/** How long a line without its end (a progress bar, a prompt) waits before it is logged anyway. */
+export const PARTIAL_LINE_FLUSH_MS = 1_000;
+
 /** What the owner gives the broker to start a process. */
 export interface BrokerStartOptions {
   /** Process name (the pack name for an isolated process). */
@@ -105,6 +108,8 @@ export class BrokerCore {
   #startTimer: ReturnType<typeof setTimeout> | undefined;
   #hello: Omit<HelloMsg, "t" | "token"> | undefined;
   #config: ProcessConfig | undefined;
+  #splitters: { stdout: LineSplitter; stderr: LineSplitter } | undefined;
+  #flushTimers: { stdout?: ReturnType<typeof setTimeout> | undefined; stderr?: ReturnType<typeof setTimeout> | undefined } = {};
 
   constructor(rt: Runtime, sink: BrokerSink) {
     this.#rt = rt;
@@ -133,17 +138,19 @@ export class BrokerCore {
       this.#phase = "hello";
       const out = new LineSplitter();
       const err = new LineSplitter();
+      this.#splitters = { stdout: out, stderr: err };
       this.#child = this.#rt.spawn({
         cmd: opts.python,
         args: ["-m", "pyisolate_runtime"],
         env: { ...opts.env, PYISOLATE_SOCKET: path, PYISOLATE_TOKEN: this.#token },
         cwd: opts.cwd,
         detachedGroup: true,
-        onStdout: (c) => this.#emit("stdout", out.push(c)),
-        onStderr: (c) => this.#emit("stderr", err.push(c)),
+        onStdout: (c) => this.#output("stdout", c),
+        onStderr: (c) => this.#output("stderr", c),
       });
       this.#child.exited.then(
         (status) => {
+          this.#clearFlushTimers();
           this.#emit("stdout", out.flush());
           this.#emit("stderr", err.flush());
           this.#onExit(status);
@@ -203,6 +210,30 @@ export class BrokerCore {
   }
 
   // --- internals ----------------------------------------------------------------------------
+
+  #output(stream: "stdout" | "stderr", chunk: Uint8Array): void {
+    const splitter = this.#splitters![stream];
+    this.#emit(stream, splitter.push(chunk));
+    // A line without its end yet is logged after a while even if it never ends.
+    if (splitter.pending > 0 && !this.#flushTimers[stream]) {
+      const t = setTimeout(() => {
+        this.#flushTimers[stream] = undefined;
+        this.#emit(stream, splitter.flushPartial());
+      }, PARTIAL_LINE_FLUSH_MS);
+      unref(t);
+      this.#flushTimers[stream] = t;
+    } else if (splitter.pending === 0 && this.#flushTimers[stream]) {
+      clearTimeout(this.#flushTimers[stream]);
+      this.#flushTimers[stream] = undefined;
+    }
+  }
+
+  #clearFlushTimers(): void {
+    for (const k of ["stdout", "stderr"] as const) {
+      if (this.#flushTimers[k]) clearTimeout(this.#flushTimers[k]);
+      this.#flushTimers[k] = undefined;
+    }
+  }
 
   #emit(stream: "stdout" | "stderr", lines: string[]): void {
     if (lines.length === 0) return;
