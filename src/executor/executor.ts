@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { PyisolateError } from "../errors.ts";
 import { isLink, validatePrompt } from "./validate.ts";
-import type { ExecutionEvent, HiddenValues, NodeBackend, Prompt, ValidationResult } from "./types.ts";
+import type { ExecutionEvent, HiddenValues, NodeBackend, NodeInfo, Prompt, ValidationResult } from "./types.ts";
 
 /** Options of one {@link PromptExecutor.run}. */
 export interface RunOptions {
@@ -90,6 +90,9 @@ export class PromptExecutor {
   #cache = new Map<string, CacheEntry>();
   #interrupted = false;
   #running = false;
+  /** Settles when the last queued run has finished: runs go one after another, in call order. */
+  #tail: Promise<void> = Promise.resolve();
+  #queued = 0;
 
   readonly backend: NodeBackend;
 
@@ -115,15 +118,34 @@ export class PromptExecutor {
     return [...this.#cache.keys()];
   }
 
-  /** Validates and runs a prompt. Resolves with the outcome; throws only for misuse. */
+  /** Prompts waiting for the running one to finish. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /**
+   * Validates and runs a prompt. A prompt given while another runs waits for it: prompts run
+   * one at a time, in the order `run` was called. Resolves with the outcome; throws only for
+   * misuse. {@link PromptExecutor.interrupt} stops the running prompt, not the queued ones.
+   */
   async run(prompt: Prompt, opts: RunOptions = {}): Promise<RunResult> {
-    if (this.#running) throw new PyisolateError("USAGE", "A prompt is already running on this host; wait for it to finish before starting another.");
+    const own = structuredClone(prompt);
+    const before = this.#tail;
+    let done!: () => void;
+    this.#tail = new Promise<void>((r) => (done = r));
+    this.#queued++;
+    try {
+      await before;
+    } finally {
+      this.#queued--;
+    }
     this.#running = true;
     this.#interrupted = false;
     try {
-      return await this.#run(structuredClone(prompt), opts);
+      return await this.#run(own, opts);
     } finally {
       this.#running = false;
+      done();
     }
   }
 
@@ -137,14 +159,27 @@ export class PromptExecutor {
     const backend = this.backend;
     emit("execution_start", { prompt_id: promptId, timestamp: Date.now() });
 
+    // Every link once: node → the nodes it reads from. Everything below is O(nodes + links).
+    const depsOf = new Map<string, string[]>();
+    const linksOf = (id: string): string[] => {
+      let d = depsOf.get(id);
+      if (!d) {
+        d = [];
+        for (const v of Object.values(prompt[id]!.inputs)) if (isLink(v)) d.push(String(v[0]));
+        depsOf.set(id, d);
+      }
+      return d;
+    };
+
     // Everything the outputs need.
     const needed = new Set<string>();
-    const visit = (id: string) => {
-      if (needed.has(id)) return;
+    const todo = [...validation.outputs];
+    while (todo.length > 0) {
+      const id = todo.pop()!;
+      if (needed.has(id)) continue;
       needed.add(id);
-      for (const v of Object.values(prompt[id]!.inputs)) if (isLink(v)) visit(String(v[0]));
-    };
-    for (const o of validation.outputs) visit(o);
+      for (const d of linksOf(id)) if (!needed.has(d)) todo.push(d);
+    }
 
     // Drop cached outputs of nodes no longer in the prompt.
     for (const [id, e] of this.#cache) {
@@ -154,11 +189,18 @@ export class PromptExecutor {
       }
     }
 
-    const hiddenFor = (id: string): HiddenValues => ({ prompt, extra_pnginfo: opts.extraPngInfo, unique_id: id, prompt_id: promptId });
+    // Hidden inputs go only to the nodes that declare them: the whole prompt is no small thing.
+    const hiddenFor = (id: string): HiddenValues => {
+      const kinds = hiddenKinds(backend.info(prompt[id]!.class_type));
+      const h: HiddenValues = { unique_id: id, prompt_id: promptId };
+      if (kinds.has("PROMPT") || kinds.has("DYNPROMPT")) h.prompt = prompt;
+      if (kinds.has("EXTRA_PNGINFO")) h.extra_pnginfo = opts.extraPngInfo;
+      return h;
+    };
 
     // Input signatures, from the leaves up; a node whose IS_CHANGED answers NaN is never cached.
     const signatures = new Map<string, string | null>();
-    const order = topoOrder(prompt, needed);
+    const order = topoOrder(needed, (id) => linksOf(id).filter((d) => needed.has(d)));
     for (const id of order) {
       const node = prompt[id]!;
       const parts: unknown[] = [node.class_type];
@@ -202,8 +244,10 @@ export class PromptExecutor {
       const owner = backend.owner(prompt[id]!.class_type);
       return { id, classType: prompt[id]!.class_type, status: "cached" as const, ms: 0, pack: owner?.pack, isolated: owner?.isolated };
     });
+    const recorded = new Set<string>(cached);
     const finish = (r: NodeRecord) => {
       records.push(r);
+      recorded.add(r.id);
       opts.onNode?.(r);
     };
     const uiOutputs: Record<string, Record<string, unknown>> = {};
@@ -212,16 +256,47 @@ export class PromptExecutor {
       if (ui && Object.keys(ui).length > 0) uiOutputs[id] = ui;
     }
 
-    // Schedule: a node starts when its inputs are ready and its process is free.
+    // Schedule: a node starts when its inputs are ready and its process is free. Each node
+    // counts the inputs it still waits for; a ready node waits in its process's queue, in
+    // dependency order.
     const done = new Set<string>(cached);
     const busy = new Set<string>();
     const running = new Map<string, Promise<void>>();
     const executed: string[] = [...cached];
     let failure: { data: Record<string, unknown>; interrupted: boolean } | undefined;
 
-    const depsOf = (id: string) => Object.values(prompt[id]!.inputs).filter(isLink).map((l) => String(l[0]));
-    const ready = () =>
-      [...toRun].filter((id) => !done.has(id) && !running.has(id) && depsOf(id).every((d) => done.has(d)));
+    const rank = new Map<string, number>();
+    order.forEach((id, i) => rank.set(id, i));
+    const processOf = (id: string) => backend.owner(prompt[id]!.class_type)?.process ?? "?";
+    const waiting = new Map<string, number>();
+    const dependents = new Map<string, string[]>();
+    const queues = new Map<string, MinHeap>();
+    const enqueue = (id: string) => {
+      const proc = processOf(id);
+      let q = queues.get(proc);
+      if (!q) queues.set(proc, (q = new MinHeap()));
+      q.push(rank.get(id)!, id);
+    };
+    for (const id of toRun) {
+      let n = 0;
+      for (const d of new Set(linksOf(id))) {
+        if (done.has(d)) continue;
+        n++;
+        let list = dependents.get(d);
+        if (!list) dependents.set(d, (list = []));
+        list.push(id);
+      }
+      waiting.set(id, n);
+      if (n === 0) enqueue(id);
+    }
+    const markDone = (id: string) => {
+      done.add(id);
+      for (const dep of dependents.get(id) ?? []) {
+        const n = waiting.get(dep)! - 1;
+        waiting.set(dep, n);
+        if (n === 0) enqueue(dep);
+      }
+    };
 
     const start = (id: string) => {
       const node = prompt[id]!;
@@ -243,7 +318,7 @@ export class PromptExecutor {
           backend.retain?.(r.outputs);
           const sig = signatures.get(id);
           this.#cache.set(id, { signature: sig ?? `uncachable:${crypto.randomUUID()}`, outputs: r.outputs, ui: r.ui });
-          done.add(id);
+          markDone(id);
           executed.push(id);
           finish({ id, classType: node.class_type, status: "executed", ms: performance.now() - t0, pack: owner?.pack, isolated: owner?.isolated });
           if (r.ui && Object.keys(r.ui).length > 0) {
@@ -298,9 +373,12 @@ export class PromptExecutor {
 
     for (;;) {
       if (!failure && !this.#interrupted) {
-        for (const id of ready()) {
-          const proc = backend.owner(prompt[id]!.class_type)?.process ?? "?";
-          if (busy.has(proc)) continue;
+        // The first ready node of every free process, in dependency order.
+        const heads: string[] = [];
+        for (const [proc, q] of queues) if (!busy.has(proc) && q.size > 0) heads.push(q.peek()!);
+        heads.sort((a, b) => rank.get(a)! - rank.get(b)!);
+        for (const id of heads) {
+          queues.get(processOf(id))!.pop();
           start(id);
         }
       }
@@ -312,7 +390,7 @@ export class PromptExecutor {
       failure = { interrupted: true, data: { prompt_id: promptId, node_id: null, node_type: null, executed: [...executed], timestamp: Date.now() } };
     }
     for (const id of toRun) {
-      if (!done.has(id) && !records.some((r) => r.id === id)) {
+      if (!done.has(id) && !recorded.has(id)) {
         const owner = backend.owner(prompt[id]!.class_type);
         records.push({ id, classType: prompt[id]!.class_type, status: "skipped", ms: 0, pack: owner?.pack, isolated: owner?.isolated });
       }
@@ -327,6 +405,73 @@ export class PromptExecutor {
   }
 }
 
+/** The hidden input kinds a class declares (`PROMPT`, `EXTRA_PNGINFO`, `UNIQUE_ID`, …). */
+function hiddenKinds(info: NodeInfo | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const v of Object.values(info?.input.hidden ?? {})) {
+    const kind = Array.isArray(v) ? v[0] : v;
+    if (typeof kind === "string") out.add(kind);
+  }
+  return out;
+}
+
+/** A binary min-heap of ids by rank. */
+class MinHeap {
+  #ranks: number[] = [];
+  #ids: string[] = [];
+
+  get size(): number {
+    return this.#ids.length;
+  }
+
+  peek(): string | undefined {
+    return this.#ids[0];
+  }
+
+  push(rank: number, id: string): void {
+    const r = this.#ranks;
+    const ids = this.#ids;
+    let i = ids.length;
+    r.push(rank);
+    ids.push(id);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (r[parent]! <= rank) break;
+      r[i] = r[parent]!;
+      ids[i] = ids[parent]!;
+      i = parent;
+    }
+    r[i] = rank;
+    ids[i] = id;
+  }
+
+  pop(): string | undefined {
+    const r = this.#ranks;
+    const ids = this.#ids;
+    if (ids.length === 0) return undefined;
+    const top = ids[0];
+    const lastRank = r.pop()!;
+    const lastId = ids.pop()!;
+    const n = ids.length;
+    if (n > 0) {
+      let i = 0;
+      for (;;) {
+        const left = 2 * i + 1;
+        if (left >= n) break;
+        const right = left + 1;
+        const child = right < n && r[right]! < r[left]! ? right : left;
+        if (r[child]! >= lastRank) break;
+        r[i] = r[child]!;
+        ids[i] = ids[child]!;
+        i = child;
+      }
+      r[i] = lastRank;
+      ids[i] = lastId;
+    }
+    return top;
+  }
+}
+
 /** Python's traceback text as ComfyUI's list of frames (`traceback.format_tb` style lines). */
 function splitTraceback(tb: string): string[] {
   const lines = tb.split("\n");
@@ -338,16 +483,30 @@ function splitTraceback(tb: string): string[] {
   return out.length > 0 ? out : [tb];
 }
 
-/** Needed nodes in dependency order (inputs before the nodes that use them). */
-function topoOrder(prompt: Prompt, needed: Set<string>): string[] {
+/**
+ * Needed nodes in dependency order (inputs before the nodes that use them): a depth-first
+ * post-order from the ids in sorted order, with an explicit stack.
+ */
+function topoOrder(needed: Set<string>, deps: (id: string) => string[]): string[] {
   const out: string[] = [];
   const seen = new Set<string>();
-  const visit = (id: string) => {
-    if (seen.has(id)) return;
-    seen.add(id);
-    for (const v of Object.values(prompt[id]!.inputs)) if (isLink(v) && needed.has(String(v[0]))) visit(String(v[0]));
-    out.push(id);
-  };
-  for (const id of [...needed].sort()) visit(id);
+  for (const root of [...needed].sort()) {
+    if (seen.has(root)) continue;
+    seen.add(root);
+    const stack: { id: string; deps: string[]; next: number }[] = [{ id: root, deps: deps(root), next: 0 }];
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      if (top.next < top.deps.length) {
+        const d = top.deps[top.next++]!;
+        if (!seen.has(d)) {
+          seen.add(d);
+          stack.push({ id: d, deps: deps(d), next: 0 });
+        }
+        continue;
+      }
+      stack.pop();
+      out.push(top.id);
+    }
+  }
   return out;
 }
