@@ -22,7 +22,9 @@ export type PyisolateErrorCode =
   | "VALIDATION"
   | "NOT_FOUND"
   | "INTERRUPTED"
-  | "TYPE";
+  | "TYPE"
+  | "SANDBOX"
+  | "DENIED";
 
 /** Fields an error may carry beyond its message. */
 export interface PyisolateErrorDetails {
