@@ -50,6 +50,9 @@ export function failedChild(err: unknown): ChildHandle {
   return { pid: -1, exited, kill() {} };
 }
 
+/** How long output may keep flowing after a child exited before its exit is reported anyway. */
+export const DRAIN_AFTER_EXIT_MS = 2_000;
+
 /** A started child as the web-stream runtimes (Deno, Bun) report it. */
 export interface StreamChild {
   pid: number;
@@ -74,7 +77,13 @@ export function streamChildHandle(opts: SpawnOptions, child: StreamChild): Child
     opts.onStderr && child.stderr ? pump(child.stderr, opts.onStderr) : undefined,
   ]);
   let done = false;
-  const exited = Promise.all([child.status, drained]).then(([st]) => {
+  // A process of its own that outlives the child may hold the output pipes open: the exit
+  // counts once they drain, or shortly after the exit whatever they do.
+  const drainedOrLate = child.status.then(() => Promise.race([drained, new Promise<void>((r) => {
+    const t = setTimeout(r, DRAIN_AFTER_EXIT_MS);
+    (t as { unref?: () => void }).unref?.();
+  })]));
+  const exited = Promise.all([child.status, drainedOrLate]).then(([st]) => {
     done = true;
     return st;
   });

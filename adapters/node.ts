@@ -52,6 +52,9 @@ function wrapSocket(sock: Socket): SocketConn {
   };
 }
 
+/** How long output may keep flowing after the process exited before the exit is reported anyway. */
+const DRAIN_AFTER_EXIT_MS = 2_000;
+
 function spawn(opts: SpawnOptions): ChildHandle {
   const child = nodeSpawn(opts.cmd, [...opts.args], {
     env: opts.env ?? (process.env as Record<string, string>),
@@ -69,6 +72,17 @@ function spawn(opts: SpawnOptions): ChildHandle {
       if (child.pid === undefined) reject(err);
     });
     child.once("close", (code, signal) => resolve({ code, signal }));
+    // A process of its own that outlives it may hold the output pipes open: the exit counts
+    // once they drain, or shortly after the exit whatever they do.
+    child.once("exit", (code, signal) => {
+      const t = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        resolve({ code, signal });
+      }, DRAIN_AFTER_EXIT_MS);
+      t.unref();
+      child.once("close", () => clearTimeout(t));
+    });
   });
   // A spawn error is delivered through `exited`; keep it from surfacing as unhandled.
   exited.catch(() => {});

@@ -5,13 +5,17 @@
  * prompts over the packs' processes.
  * @module
  */
-import { resolve } from "node:path";
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import process from "node:process";
 import { MetadataCache } from "./nodes/metadata_cache.ts";
 import { EnvManager, type BuildProgress, type BuildResult } from "./env/env_manager.ts";
 import { PyisolateError } from "./errors.ts";
 import { PromptExecutor, type NodeRecord, type RunResult } from "./executor/executor.ts";
 import type { ExecutionEvent, NodeInfo, Prompt } from "./executor/types.ts";
 import { HostCore, type HostPack } from "./process/host_core.ts";
+import type { HealthCheckOptions } from "./process/python_process.ts";
+import { planSandbox, sandboxAvailability, type SandboxMode, type SandboxPlan } from "./process/sandbox.ts";
 import { log as defaultLog, type Logger } from "./log.ts";
 import { discoverPacks, type PackInfo } from "./manifest/manifest.ts";
 import { installNodeApi, type NodeApi } from "./node_api/mod.ts";
@@ -43,6 +47,21 @@ export interface HostOptions {
   sharedModules?: string[];
   /** @default the shared `log` (stderr) */
   logger?: Logger;
+  /**
+   * Bubblewrap sandboxes: `"off"` runs no pack sandboxed (a pack that requires one fails to
+   * load), `"auto"` sandboxes the packs whose manifest asks for it, `"required"` every pack,
+   * the shared process included (see the README's "Reliability and security").
+   * @default `PYISOLATE_SANDBOX`, else "auto"
+   */
+  sandbox?: SandboxMode;
+  /** Each node's time limit (ms) in packs whose manifest sets no `node_timeout`; `0` for none. @default 0 */
+  nodeTimeoutMs?: number;
+  /** How long a node has to stop after an interrupt or its time limit before its process is killed (and restarted on the next call). @default 10000 */
+  interruptGraceMs?: number;
+  /** Memory limit (MiB) of each isolated pack's process whose manifest sets no `memory_limit`. @default none */
+  memoryLimitMb?: number;
+  /** The health check of running processes (a ping the child's I/O thread answers), or `false`. @default every 5 s, failed after 30 s */
+  healthCheck?: HealthCheckOptions | false;
 }
 
 /** What happened to one pack while the host started. */
@@ -90,6 +109,21 @@ export interface Host {
   interrupt(): void;
   /** Stops every process and removes every tensor segment. */
   close(): Promise<void>;
+}
+
+function sandboxModeFromEnv(): SandboxMode {
+  const v = process.env.PYISOLATE_SANDBOX;
+  if (v === undefined || v === "") return "auto";
+  if (v === "off" || v === "auto" || v === "required") return v;
+  throw new PyisolateError("USAGE", `PYISOLATE_SANDBOX is ${JSON.stringify(v)}; use "off", "auto" or "required".`);
+}
+
+/** The folders sandboxed packs may write (created, so that they can be bound). */
+function hostDirs(baseDir: string, opts: HostOptions): { output: string; temp: string; user: string } {
+  const output = resolve(opts.outputDir ?? join(baseDir, "output"));
+  const temp = join(baseDir, "temp");
+  for (const d of [output, temp]) mkdirSync(d, { recursive: true });
+  return { output, temp, user: join(baseDir, "user") };
 }
 
 /**
@@ -148,11 +182,57 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     statuses.set(pack.name, { name: pack.name, kind: pack.kind, source: "failed", nodes: 0, env: b.status });
   }
 
-  const byName = new Map(usable.map((p) => [p.name, p]));
   const segments = new SegmentRegistry({ hostId: newHostId() });
   await segments.claim();
   await segments.sweepDeadHosts();
-  const hostPacks: HostPack[] = usable.map((p) => ({ name: p.name, path: p.path, kind: p.kind, ...(p.kind === "isolated" && p.manifest?.env ? { env: p.manifest.env } : {}) }));
+
+  // Sandboxes: decided per pack before anything starts; a pack that cannot have the sandbox it
+  // needs is skipped with the reason, never run without it.
+  const sandboxMode = opts.sandbox ?? sandboxModeFromEnv();
+  const dirs = hostDirs(baseDir, opts);
+  const writable = [dirs.output, dirs.temp, dirs.user];
+  const hostPacks: HostPack[] = [];
+  for (const p of [...usable]) {
+    const m = p.manifest;
+    const hp: HostPack = { name: p.name, path: p.path, kind: p.kind };
+    if (p.kind === "isolated") {
+      if (m?.env) hp.env = m.env;
+      const memory = m?.memoryLimitBytes ?? (opts.memoryLimitMb ? opts.memoryLimitMb * 2 ** 20 : undefined);
+      if (memory) hp.memoryLimitBytes = memory;
+      const d = planSandbox(p.name, p.path, m ?? {}, sandboxMode, writable);
+      if (d.error) {
+        usable.splice(usable.indexOf(p), 1);
+        statuses.set(p.name, { ...statuses.get(p.name)!, error: d.error });
+        logger.pack(p.name, `skipped: ${d.error.message}`, "error");
+        continue;
+      }
+      if (d.warning) logger.pack(p.name, `warning: ${d.warning}`, "warn");
+      if (d.plan) {
+        hp.sandbox = d.plan;
+        logger.pack(p.name, `- runs sandboxed (bubblewrap; network ${d.plan.network ? "allowed" : "off"})`, "debug");
+      }
+    }
+    const timeout = m?.nodeTimeoutMs ?? opts.nodeTimeoutMs;
+    if (timeout) hp.nodeTimeoutMs = timeout;
+    hostPacks.push(hp);
+  }
+  let sharedSandbox: SandboxPlan | undefined;
+  if (sandboxMode === "required" && hostPacks.some((p) => p.kind === "shared")) {
+    const shared = hostPacks.filter((p) => p.kind === "shared");
+    const avail = sandboxAvailability();
+    if (!avail.ok) {
+      for (const p of shared) {
+        const error = new PyisolateError("SANDBOX", `Pack "${p.name}" cannot run: this host requires a sandbox for every pack (sandbox: "required"), and ${avail.reason}.`, { pack: p.name });
+        statuses.set(p.name, { ...statuses.get(p.name)!, error });
+        logger.pack(p.name, `skipped: ${error.message}`, "error");
+        hostPacks.splice(hostPacks.indexOf(p), 1);
+        usable.splice(usable.findIndex((u) => u.name === p.name), 1);
+      }
+    } else {
+      sharedSandbox = { network: false, writable: [...shared.map((p) => p.path), ...writable] };
+    }
+  }
+  const byName = new Map(usable.map((p) => [p.name, p]));
   const core = new HostCore({
     hostPython: envs.host.python,
     packs: hostPacks,
@@ -162,9 +242,13 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     cacheDir,
     sysPath: (opts.sharedModules ?? []).map((d) => resolve(d)),
     hostId: segments.hostId,
+    segmentDir: segments.hostDir,
     onExitSync: () => segments.removeNow(),
+    ...(sharedSandbox ? { sharedSandbox } : {}),
+    ...(opts.healthCheck !== undefined ? { healthCheck: opts.healthCheck } : {}),
   });
   const api = installNodeApi(core, {
+    logger,
     folders: {
       baseDir,
       customNodesDir: customNodes,
@@ -182,6 +266,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     },
     segments,
     logger,
+    ...(opts.interruptGraceMs !== undefined ? { interruptGraceMs: opts.interruptGraceMs } : {}),
   });
 
   let loads: PackLoad[];

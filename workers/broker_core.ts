@@ -10,7 +10,7 @@
  * owner's job (it holds the services, callbacks and registered types).
  * @module
  */
-import { mkdtempSync, chmodSync, rmSync } from "node:fs";
+import { mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { LineSplitter } from "./line_splitter.ts";
 import { SOCKET_DIR_PREFIX, sweepSocketDirs } from "./socket_dirs.ts";
 import { unref } from "../src/util/os.ts";
@@ -43,7 +43,20 @@ export interface BrokerStartOptions {
   cwd?: string;
   /** Milliseconds to wait for `ready`. */
   startTimeoutMs: number;
+  /** A command the Python command runs under (the sandbox: `bwrap …`); the Python command follows its arguments. */
+  wrapper?: { cmd: string; args: string[] };
+  /** Kill the process when its memory (resident, its descendants' included) exceeds this many bytes. */
+  memoryLimitBytes?: number;
 }
+
+/** In a wrapper's arguments, stands for the process's private socket folder (which the sandbox must bind). */
+export const SOCKET_DIR_TOKEN = "$PYISOLATE_SOCKET_DIR";
+
+/** How often a process with a memory limit is measured. */
+export const MEMORY_POLL_MS = 200;
+
+/** How long `stop` waits for the process to go after SIGKILL before it reports it as gone anyway. */
+export const KILL_WAIT_MS = 5_000;
 
 /** The process is ready. */
 export interface BrokerStarted {
@@ -109,6 +122,7 @@ export class BrokerCore {
   #hello: Omit<HelloMsg, "t" | "token"> | undefined;
   #config: ProcessConfig | undefined;
   #splitters: { stdout: LineSplitter; stderr: LineSplitter } | undefined;
+  #memoryTimer: ReturnType<typeof setInterval> | undefined;
   #flushTimers: { stdout?: ReturnType<typeof setTimeout> | undefined; stderr?: ReturnType<typeof setTimeout> | undefined } = {};
 
   constructor(rt: Runtime, sink: BrokerSink) {
@@ -139,9 +153,10 @@ export class BrokerCore {
       const out = new LineSplitter();
       const err = new LineSplitter();
       this.#splitters = { stdout: out, stderr: err };
+      const command = ["-m", "pyisolate_runtime"];
       this.#child = this.#rt.spawn({
-        cmd: opts.python,
-        args: ["-m", "pyisolate_runtime"],
+        cmd: opts.wrapper ? opts.wrapper.cmd : opts.python,
+        args: opts.wrapper ? [...opts.wrapper.args.map((a) => (a === SOCKET_DIR_TOKEN ? this.#dir : a)), opts.python, ...command] : command,
         env: { ...opts.env, PYISOLATE_SOCKET: path, PYISOLATE_TOKEN: this.#token },
         cwd: opts.cwd,
         detachedGroup: true,
@@ -161,6 +176,7 @@ export class BrokerCore {
         },
       );
       this.#sink.spawned(this.#child.pid, this.#dir);
+      if (opts.memoryLimitBytes && opts.memoryLimitBytes > 0) this.#watchMemory(opts.memoryLimitBytes);
       this.#startTimer = setTimeout(() => {
         this.#failStart("PROCESS_FAILED", `"${opts.name}" did not become ready within ${opts.startTimeoutMs} ms${this.#tailText()}`);
         this.#reason ??= "it did not start in time";
@@ -199,11 +215,26 @@ export class BrokerCore {
     } catch {
       // the socket is gone already
     }
-    const waitFor = (ms: number) =>
-      Promise.race([child.exited.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+    const waitFor = (ms: number) => {
+      let t: ReturnType<typeof setTimeout> | undefined;
+      return Promise.race([
+        child.exited.then(() => true, () => true),
+        new Promise<boolean>((r) => {
+          t = setTimeout(() => r(false), ms);
+          unref(t);
+        }),
+      ]).finally(() => clearTimeout(t));
+    };
     if (!(await waitFor(graceMs))) {
       child.kill("SIGTERM");
-      if (!(await waitFor(graceMs))) child.kill("SIGKILL");
+      if (!(await waitFor(graceMs))) {
+        child.kill("SIGKILL");
+        if (!(await waitFor(KILL_WAIT_MS))) {
+          // Gone as far as signals go (a stuck exit, or output pipes held open elsewhere).
+          this.#reason = `${this.#reason} and did not exit within ${KILL_WAIT_MS} ms of SIGKILL`;
+          return this.#exitInfo(this.#exit ?? { code: null, signal: "SIGKILL" });
+        }
+      }
     }
     const status = await child.exited.catch(() => ({ code: null, signal: null }) as ExitStatus);
     return this.#exitInfo(status);
@@ -226,6 +257,24 @@ export class BrokerCore {
       clearTimeout(this.#flushTimers[stream]);
       this.#flushTimers[stream] = undefined;
     }
+  }
+
+  #watchMemory(limit: number): void {
+    const pid = this.#child!.pid;
+    const timer = setInterval(() => {
+      if (this.#exit) {
+        clearInterval(timer);
+        return;
+      }
+      const used = treeRss(pid);
+      if (used > limit) {
+        clearInterval(timer);
+        this.#reason ??= `it used ${mib(used)} of memory, more than its limit of ${mib(limit)}`;
+        this.kill("SIGKILL");
+      }
+    }, MEMORY_POLL_MS);
+    unref(timer);
+    this.#memoryTimer = timer;
   }
 
   #clearFlushTimers(): void {
@@ -379,6 +428,7 @@ export class BrokerCore {
 
   #cleanup(): void {
     if (this.#startTimer) clearTimeout(this.#startTimer);
+    if (this.#memoryTimer) clearInterval(this.#memoryTimer);
     this.#conn?.close();
     // Synchronously: the owner may end this thread right after the exit report.
     if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
@@ -387,3 +437,42 @@ export class BrokerCore {
     void server?.close().catch(() => {});
   }
 }
+
+/** `n` bytes in MiB, for messages. */
+function mib(n: number): string {
+  return `${(n / 2 ** 20).toFixed(0)} MiB`;
+}
+
+/** Resident memory of a process and its descendants, from /proc (0 where /proc cannot tell). */
+export function treeRss(pid: number): number {
+  let total = 0;
+  const todo = [pid];
+  const seen = new Set<number>();
+  while (todo.length > 0) {
+    const p = todo.pop()!;
+    if (seen.has(p)) continue;
+    seen.add(p);
+    try {
+      const statm = readFileSync(`/proc/${p}/statm`, "utf8").split(" ");
+      total += Number(statm[1]) * PAGE_SIZE;
+    } catch {
+      continue; // gone meanwhile
+    }
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tasks) {
+      try {
+        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, "utf8").split(" ")) if (c.trim()) todo.push(Number(c));
+      } catch {
+        // no such task any more
+      }
+    }
+  }
+  return total;
+}
+
+const PAGE_SIZE = 4096;

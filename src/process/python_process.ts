@@ -17,13 +17,30 @@ import { decodeMessage } from "../protocol/codec.ts";
 import type { PackRef, ProcessConfig, ReadyInfo } from "../protocol/messages.ts";
 import type { BrokerExit, BrokerSink, BrokerStartFailed, BrokerStartOptions, BrokerStarted } from "../../workers/broker_core.ts";
 import { inlineLink, workerLink, type BrokerLink, type BrokerMode } from "./broker_link.ts";
-import { KeepAlive } from "../util/os.ts";
+import { KeepAlive, unref } from "../util/os.ts";
 
 /** Time a process has to send `ready` after it is spawned (imports can be slow). */
 export const DEFAULT_START_TIMEOUT_MS = 120_000;
 
 /** Time `close()` waits after `bye`, and again after SIGTERM, before escalating. */
 export const DEFAULT_CLOSE_GRACE_MS = 2_000;
+
+/** How often a running process is pinged (`$rt.ping`, answered by its I/O thread). */
+export const DEFAULT_HEALTH_INTERVAL_MS = 5_000;
+
+/** How long a ping may go unanswered before the process is declared stopped or deadlocked and killed. */
+export const DEFAULT_HEALTH_TIMEOUT_MS = 30_000;
+
+/** How long `close()` waits beyond its grace periods before it gives up on the broker. */
+export const CLOSE_MARGIN_MS = 10_000;
+
+/** The health check of a running process: a ping every `intervalMs`, failed after `timeoutMs` without an answer. */
+export interface HealthCheckOptions {
+  /** @default {@link DEFAULT_HEALTH_INTERVAL_MS} */
+  intervalMs?: number;
+  /** @default {@link DEFAULT_HEALTH_TIMEOUT_MS} */
+  timeoutMs?: number;
+}
 
 /** Life of a {@link PythonProcess}: `idle` until the first call, `exited` after a crash (restarts on the next call), `closed` for good. */
 export type ProcessState = "idle" | "starting" | "ready" | "stopping" | "exited" | "closed";
@@ -61,6 +78,12 @@ export interface PythonProcessOptions {
   onExit?: (info: BrokerExit) => void;
   /** The id the child's segment names carry (`PYISOLATE_HOST_ID`). @default this process's pid */
   hostId?: string;
+  /** Pings the running process; `false` turns the check off. @default on, with the defaults */
+  healthCheck?: HealthCheckOptions | false;
+  /** Kill the process when its memory (with its children's) exceeds this many bytes. @default no limit */
+  memoryLimitBytes?: number;
+  /** The command the Python command runs under, and its arguments (the sandbox, see `sandbox.ts`). @default none */
+  sandbox?: (python: string) => { cmd: string; args: string[] };
 }
 
 /**
@@ -92,6 +115,8 @@ export class PythonProcess {
   #closing: Promise<void> | undefined;
   #starts = 0;
   #keepAlive = new KeepAlive();
+  #killReason: string | undefined;
+  #health: ReturnType<typeof setInterval> | undefined;
 
   constructor(opts: PythonProcessOptions) {
     this.name = opts.name;
@@ -190,6 +215,17 @@ export class PythonProcess {
   }
 
   /**
+   * Kills the process group now (SIGKILL) because of `reason`, which every pending call's
+   * error then names ("… was killed by SIGKILL (reason)"). The next call starts it again.
+   */
+  terminate(reason: string): void {
+    if (this.#state !== "ready" && this.#state !== "starting") return;
+    this.#killReason ??= reason;
+    this.#log.pack(this.name, `- stopping the ${this.#what()}: ${reason}`, "warn");
+    this.#link?.kill("SIGKILL");
+  }
+
+  /**
    * Kills the process group synchronously (for the host's exit hook, where nothing async runs).
    */
   killNow(): void {
@@ -219,10 +255,26 @@ export class PythonProcess {
   async #close(graceMs: number): Promise<void> {
     const wasState = this.#state;
     this.#state = "stopping";
-    if (this.#starting) await this.#starting.catch(() => {});
+    this.#stopHealth();
+    if (this.#starting) {
+      // A process still starting is not worth waiting for: end it.
+      this.#link?.kill("SIGKILL");
+      await this.#starting.catch(() => {});
+    }
     const link = this.#link;
     if (link && wasState !== "exited") {
-      const info = await link.stop(graceMs).catch(() => null);
+      // Every stop has a deadline, whatever the broker does.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<null>((r) => {
+        timer = setTimeout(() => r(null), 2 * graceMs + CLOSE_MARGIN_MS);
+        unref(timer);
+      });
+      const info = await Promise.race([link.stop(graceMs).catch(() => null), deadline]);
+      clearTimeout(timer);
+      if (info === null) {
+        link.kill("SIGKILL");
+        if (this.#pid !== undefined) this.killNow();
+      }
       // The exit report normally arrives through the sink; make sure the endpoint is closed.
       this.#ep?.close("PROCESS_EXITED", this.#exitCause(info ?? { code: null, signal: null, stderr: [] }, "was closed by the host"));
       await link.dispose().catch(() => {});
@@ -297,8 +349,19 @@ export class PythonProcess {
       };
       // The broker enforces the start timeout itself; a broker that never answers, or whose
       // worker dies, ends the start the same way as a failed one.
+      this.#killReason = undefined;
+      const wrapped = this.#opts.sandbox?.(python);
       const r = await link
-        .start({ name: this.name, python, config, env: this.#childEnv(), ...(this.#opts.cwd ? { cwd: this.#opts.cwd } : {}), startTimeoutMs })
+        .start({
+          name: this.name,
+          python,
+          config,
+          env: this.#childEnv(),
+          ...(this.#opts.cwd ? { cwd: this.#opts.cwd } : {}),
+          startTimeoutMs,
+          ...(wrapped ? { wrapper: wrapped } : {}),
+          ...(this.#opts.memoryLimitBytes ? { memoryLimitBytes: this.#opts.memoryLimitBytes } : {}),
+        })
         .catch((err: unknown): BrokerStartFailed => {
           const e = err instanceof PyisolateError ? err : new PyisolateError("PROCESS_FAILED", String(err));
           return { ok: false, code: e.code === "TIMEOUT" || e.code === "USAGE" ? "PROCESS_FAILED" : e.code, message: e.message };
@@ -324,7 +387,10 @@ export class PythonProcess {
           this.#log.pack(String(p.name), `- failed to import${e ? `: ${e.type}: ${e.message}` : ""}`, "debug");
         }
       }
-      if (this.#state === "starting") this.#state = "ready";
+      if (this.#state === "starting") {
+        this.#state = "ready";
+        this.#startHealth(gen);
+      }
       return info;
     } catch (err) {
       // Not started (no Python, no environment, a failed handshake): the next call tries again.
@@ -333,6 +399,35 @@ export class PythonProcess {
     } finally {
       this.#keepAlive.release();
     }
+  }
+
+  #startHealth(gen: number): void {
+    const opts = this.#opts.healthCheck;
+    if (opts === false) return;
+    const interval = opts?.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS;
+    const timeout = opts?.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
+    let inFlight = false;
+    this.#stopHealth();
+    this.#health = setInterval(() => {
+      const ep = this.#ep;
+      if (gen !== this.#starts || this.#state !== "ready" || !ep || inFlight) return;
+      inFlight = true;
+      ep.call("$rt", "ping", [], { timeoutMs: timeout }).then(
+        () => (inFlight = false),
+        (err: unknown) => {
+          inFlight = false;
+          if (err instanceof PyisolateError && err.code === "TIMEOUT" && gen === this.#starts) {
+            this.terminate(`it did not answer the health check within ${timeout / 1000} s: it is stopped or deadlocked`);
+          }
+        },
+      );
+    }, interval);
+    unref(this.#health);
+  }
+
+  #stopHealth(): void {
+    if (this.#health !== undefined) clearInterval(this.#health);
+    this.#health = undefined;
   }
 
   #what(): string {
@@ -350,20 +445,23 @@ export class PythonProcess {
     env.PYTHONUNBUFFERED = "1";
     env.PYISOLATE_HOST_PID = String(process.pid);
     env.PYISOLATE_HOST_ID = this.#opts.hostId ?? String(process.pid);
+    if (this.#opts.sandbox) env.PYISOLATE_SANDBOXED = "1";
     env.PYISOLATE_PACK = this.name;
     return env;
   }
 
   #exitCause(info: BrokerExit, fallback: string): string {
     const how = info.signal ? `was killed by ${info.signal}` : info.code !== null ? `exited with code ${info.code}` : fallback;
-    const why = info.reason && !how.includes(info.reason) ? ` (${info.reason})` : "";
+    const reason = this.#killReason ?? info.reason;
+    const why = reason && !how.includes(reason) ? ` (${reason})` : "";
     const tail = info.stderr.length ? `. Last stderr lines:\n${info.stderr.join("\n")}` : ".";
     return `the Python process${this.#pid ? ` (pid ${this.#pid})` : ""} ${how}${why}${tail}`;
   }
 
   #onExit(gen: number, info: BrokerExit): void {
     if (gen !== this.#starts) return;
-    this.#lastExit = info;
+    this.#stopHealth();
+    this.#lastExit = this.#killReason ? { ...info, reason: this.#killReason } : info;
     const stopping = this.#state === "stopping" || this.#state === "closed";
     const cause = this.#exitCause(info, "exited");
     this.#ep?.close("PROCESS_EXITED", cause);
