@@ -32,7 +32,7 @@ export interface GuardedCall {
   pack: string;
   classType: string;
   nodeId: string;
-  /** The node's time limit; `0` for none. */
+  /** The node's time limit; `0` for none. It starts once the process is ready (its start-up does not count). */
   timeoutMs: number;
 }
 
@@ -63,6 +63,15 @@ export class RunGuard {
   async run<T>(c: GuardedCall, call: () => Promise<T>): Promise<T> {
     const r: Running = { proc: c.proc, pack: c.pack, classType: c.classType, nodeId: c.nodeId, timedOut: false, timers: [] };
     this.#running.add(r);
+    try {
+      if (c.proc.state !== "ready") await c.proc.start();
+    } catch (e) {
+      this.#running.delete(r);
+      if (e instanceof PyisolateError && !(e instanceof RemoteError)) {
+        throw new PyisolateError(e.code, `Node #${c.nodeId} (${c.classType}) in pack "${c.pack}" failed: ${e.message}`, { pack: c.pack, node: c.classType, cause: e });
+      }
+      throw e;
+    }
     if (c.timeoutMs > 0) {
       r.timers.push(
         unrefTimer(() => {

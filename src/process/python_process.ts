@@ -116,6 +116,8 @@ export class PythonProcess {
   #starts = 0;
   #keepAlive = new KeepAlive();
   #killReason: string | undefined;
+  #sent = 0;
+  #received = 0;
   #health: ReturnType<typeof setInterval> | undefined;
 
   constructor(opts: PythonProcessOptions) {
@@ -156,6 +158,11 @@ export class PythonProcess {
   /** How many times the process was started. */
   get starts(): number {
     return this.#starts;
+  }
+
+  /** Bytes of frames sent to and received from the process, over all its starts. */
+  get traffic(): { sent: number; received: number } {
+    return { sent: this.#sent, received: this.#received };
   }
 
   /** Where its broker runs. */
@@ -309,7 +316,10 @@ export class PythonProcess {
         frames: (payloads) => {
           const ep = this.#ep;
           if (!ep || gen !== this.#starts) return;
-          for (let i = 0; i < payloads.length; i++) ep.receive(payloads[i]!);
+          for (let i = 0; i < payloads.length; i++) {
+            this.#received += payloads[i]!.byteLength + 4;
+            ep.receive(payloads[i]!);
+          }
         },
         lines: (stream, lines) => {
           for (const line of lines) this.#log.child(this.name, stream, line);
@@ -325,7 +335,10 @@ export class PythonProcess {
       this.#link = link;
       const ep = new RpcEndpoint({
         name: this.name,
-        send: (frame) => link.send(frame),
+        send: (frame) => {
+          this.#sent += frame.byteLength;
+          link.send(frame);
+        },
         ...(this.#opts.handler ? { handler: this.#opts.handler } : {}),
         defaultTimeoutMs: this.#opts.defaultTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
         onProtocolError: (err) => {

@@ -176,7 +176,8 @@ class NodesEndpoint:
                 node_id: Optional[str] = None) -> Dict[str, Any]:
         nodes = self._nodes
         cls = nodes._class(class_type)
-        return encode_outputs(class_type, cls, node_id, nodes.runner.execute(class_type, cls, inputs, hidden, node_id))
+        pack = nodes.classes[class_type][0]
+        return encode_outputs(class_type, cls, node_id, nodes.runner.execute(class_type, cls, inputs, hidden, node_id), pack)
 
     def is_changed(self, class_type: str, inputs: Dict[str, Any], hidden: Optional[dict] = None,
                    node_id: Optional[str] = None) -> Optional[list]:

@@ -47,11 +47,11 @@ def _same_kind(e: BaseException, message: str) -> BaseException:
         return TypeError(message)
 
 
-def encode_outputs(class_type: str, cls: Any, node_id: Optional[str], result: Dict[str, Any]) -> Dict[str, Any]:
+def encode_outputs(class_type: str, cls: Any, node_id: Optional[str], result: Dict[str, Any], pack: Optional[str] = None) -> Dict[str, Any]:
     """``{"result": [Raw per output], "ui": Raw | None}`` for a node's ``execute`` answer.
-    Raises an error naming the node and the output that cannot be sent."""
+    Raises an error naming the node, its pack and the output that cannot be sent."""
     default = _default()
-    node = f"Node {class_type}" + (f" (#{node_id})" if node_id is not None else "")
+    node = f"Node {class_type}" + (f" (#{node_id})" if node_id is not None else "") + (f" of pack {pack}" if pack else "")
     with unlink_on_error():
         outputs = []
         for i, values in enumerate(result.get("result") or []):
