@@ -119,11 +119,11 @@ function sandboxModeFromEnv(): SandboxMode {
 }
 
 /** The folders sandboxed packs may write (created, so that they can be bound). */
-function hostDirs(baseDir: string, opts: HostOptions): { output: string; temp: string; user: string } {
+function hostDirs(baseDir: string, opts: HostOptions): { output: string; temp: string; user: string; input: string } {
   const output = resolve(opts.outputDir ?? join(baseDir, "output"));
   const temp = join(baseDir, "temp");
   for (const d of [output, temp]) mkdirSync(d, { recursive: true });
-  return { output, temp, user: join(baseDir, "user") };
+  return { output, temp, user: join(baseDir, "user"), input: resolve(opts.inputDir ?? join(baseDir, "input")) };
 }
 
 /**
@@ -191,6 +191,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
   const sandboxMode = opts.sandbox ?? sandboxModeFromEnv();
   const dirs = hostDirs(baseDir, opts);
   const writable = [dirs.output, dirs.temp, dirs.user];
+  const readable = [customNodes, cacheDir, dirs.input, ...(opts.sharedModules ?? []).map((d) => resolve(d))];
   const hostPacks: HostPack[] = [];
   for (const p of [...usable]) {
     const m = p.manifest;
@@ -199,7 +200,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
       if (m?.env) hp.env = m.env;
       const memory = m?.memoryLimitBytes ?? (opts.memoryLimitMb ? opts.memoryLimitMb * 2 ** 20 : undefined);
       if (memory) hp.memoryLimitBytes = memory;
-      const d = planSandbox(p.name, p.path, m ?? {}, sandboxMode, writable);
+      const d = planSandbox(p.name, p.path, m ?? {}, sandboxMode, writable, readable);
       if (d.error) {
         usable.splice(usable.indexOf(p), 1);
         statuses.set(p.name, { ...statuses.get(p.name)!, error: d.error });
@@ -229,7 +230,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
         usable.splice(usable.findIndex((u) => u.name === p.name), 1);
       }
     } else {
-      sharedSandbox = { network: false, writable: [...shared.map((p) => p.path), ...writable] };
+      sharedSandbox = { network: false, writable: [...shared.map((p) => p.path), ...writable], readable };
     }
   }
   const byName = new Map(usable.map((p) => [p.name, p]));

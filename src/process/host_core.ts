@@ -10,7 +10,8 @@
 import process from "node:process";
 import { PyisolateError } from "../errors.ts";
 import { log as defaultLog, type Logger } from "../log.ts";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { pythonRoot } from "../paths.ts";
 import { PythonProcess, type HealthCheckOptions } from "./python_process.ts";
 import { bwrapArgs, type SandboxPlan } from "./sandbox.ts";
 import { defaultShmDir } from "../values/segments.ts";
@@ -283,7 +284,7 @@ export class HostCore {
       ...(o.hostId !== undefined ? { hostId: o.hostId } : {}),
       ...(o.healthCheck !== undefined ? { healthCheck: o.healthCheck } : {}),
       ...(limits.memoryLimitBytes ? { memoryLimitBytes: limits.memoryLimitBytes } : {}),
-      ...(plan ? { sandbox: () => ({ cmd: "bwrap", args: bwrapArgs(plan, segmentDir) }) } : {}),
+      ...(plan ? { sandbox: (py: string) => ({ cmd: "bwrap", args: bwrapArgs(plan, segmentDir, [dirname(dirname(py)), pythonRoot(), ...(o.sysPath ?? []), ...(o.cacheDir ? [o.cacheDir] : [])]) }) } : {}),
     });
     return proc;
   }

@@ -28,6 +28,8 @@ export interface SandboxPlan {
   network: boolean;
   /** Folders it may write (existing ones are bound; the rest of the filesystem is read-only). */
   writable: string[];
+  /** Folders it reads that may lie under the private `/tmp` (environments, inputs, shared modules): bound read-only. @default [] */
+  readable?: string[];
 }
 
 /** Whether bubblewrap works here. */
@@ -68,10 +70,13 @@ function namespaceArgs(network: boolean): string[] {
  * The `bwrap` arguments that come before the Python command. `shmDir` is the host's segment
  * folder; the socket folder is bound through {@link SOCKET_DIR_TOKEN}.
  */
-export function bwrapArgs(plan: SandboxPlan, shmDir: string): string[] {
+export function bwrapArgs(plan: SandboxPlan, shmDir: string, readable: string[] = []): string[] {
   const args = [...namespaceArgs(plan.network), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"];
   // GPUs stay usable: their device nodes are bound into the new /dev.
   for (const dev of gpuDevices()) args.push("--dev-bind", dev, dev);
+  // What the private /tmp would hide but the process must read.
+  const tmp = (p: string) => p === "/tmp" || p.startsWith("/tmp/");
+  for (const p of [...readable, ...(plan.readable ?? [])].filter((p, i, all) => tmp(p) && all.indexOf(p) === i && existsSync(p))) args.push("--ro-bind", p, p);
   const binds = [shmDir, ...plan.writable].filter((p, i, all) => all.indexOf(p) === i && existsSync(p));
   for (const p of binds) args.push("--bind", p, p);
   args.push("--bind", SOCKET_DIR_TOKEN, SOCKET_DIR_TOKEN, "--setenv", "PYISOLATE_SANDBOXED", "1");
@@ -114,7 +119,15 @@ export interface SandboxDecision {
  * sandboxed when it can, else unsandboxed with a warning. Under `required` every pack runs
  * sandboxed, and one that says `sandbox_mode: disabled` is refused.
  */
-export function planSandbox(pack: string, packDir: string, req: SandboxRequest, mode: SandboxMode, hostWritable: string[], available: () => SandboxAvailability = sandboxAvailability): SandboxDecision {
+export function planSandbox(
+  pack: string,
+  packDir: string,
+  req: SandboxRequest,
+  mode: SandboxMode,
+  hostWritable: string[],
+  hostReadable: string[] = [],
+  available: () => SandboxAvailability = sandboxAvailability,
+): SandboxDecision {
   const settings = typeof req.sandbox === "object" && req.sandbox !== null ? req.sandbox : {};
   const requires = req.sandbox === true || typeof req.sandbox === "object" || req.sandboxMode === "required";
   const optOut = req.sandboxMode === "disabled" || (req.sandbox === false && req.sandboxMode !== "required");
@@ -135,5 +148,5 @@ export function planSandbox(pack: string, packDir: string, req: SandboxRequest, 
     return { error: new PyisolateError("SANDBOX", `Pack "${pack}" cannot run: ${because}, and ${a.reason}.`, { pack }) };
   }
   const own = (list: unknown) => (Array.isArray(list) ? list.filter((x): x is string => typeof x === "string").map((p) => (isAbsolute(p) ? p : resolve(packDir, p))) : []);
-  return { plan: { network: settings.network === true, writable: [packDir, ...hostWritable, ...own(settings.writable_paths)] } };
+  return { plan: { network: settings.network === true, writable: [packDir, ...hostWritable, ...own(settings.writable_paths)], readable: [...hostReadable, ...own(settings.readonly_paths)] } };
 }
