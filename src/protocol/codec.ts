@@ -11,7 +11,8 @@
  * Maps with number keys (a Python `dict` with int keys) decode to objects whose keys are the
  * keys' text form; a map tagged 259 (the Python runtime tags a `dict` with tuple, bytes or
  * other non-scalar keys) decodes to a JS `Map` that keeps them. Send a JS `Map` to produce a
- * CBOR map with non-text keys. Values nest at most {@link MAX_DEPTH} levels.
+ * CBOR map with non-text keys (tagged 259 when a key is not a scalar). Values nest at most
+ * {@link MAX_DEPTH} levels.
  * @module
  */
 import { Decoder, Encoder, Tag, addExtension } from "cbor-x";
@@ -200,13 +201,17 @@ function prepare(v: unknown, depth = 0): unknown {
       if (v instanceof Map) {
         let changed = false;
         const out = new Map();
+        let scalarKeys = true;
         for (const [k, x] of v) {
           const k2 = prepare(k, d);
           const x2 = prepare(x, d);
           if (k2 !== k || x2 !== x) changed = true;
+          if (k2 !== null && typeof k2 === "object") scalarKeys = false;
           out.set(k2, x2);
         }
-        return changed ? out : v;
+        const map = changed ? out : v;
+        // Tuple, bytes or other non-scalar keys: tag 259, so that any peer decodes a Map again.
+        return scalarKeys ? map : new Tag(map, 259);
       }
       if (passesThrough(v)) return v;
       if (v instanceof Set) return prepare(Array.from(v), depth);
