@@ -10,8 +10,8 @@
  * owner's job (it holds the services, callbacks and registered types).
  * @module
  */
-import { mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { LineSplitter } from "./line_splitter.ts";
+import { mkdtempSync, chmodSync, rmSync } from "node:fs";
+import { OutputLines, mib, watchMemory } from "./child_watch.ts";
 import { SOCKET_DIR_PREFIX, sweepSocketDirs } from "./socket_dirs.ts";
 import { unref } from "../src/util/os.ts";
 import process from "node:process";
@@ -27,8 +27,6 @@ import type { PyisolateErrorCode } from "../src/errors.ts";
 /** How many stderr lines a crash report carries. */
 export const STDERR_TAIL_LINES = 50;
 
-/** How long a line without its end (a progress bar, a prompt) waits before it is logged anyway. */
-export const PARTIAL_LINE_FLUSH_MS = 1_000;
 
 /** What the owner gives the broker to start a process. */
 export interface BrokerStartOptions {
@@ -52,8 +50,6 @@ export interface BrokerStartOptions {
 /** In a wrapper's arguments, stands for the process's private socket folder (which the sandbox must bind). */
 export const SOCKET_DIR_TOKEN = "$PYISOLATE_SOCKET_DIR";
 
-/** How often a process with a memory limit is measured. */
-export const MEMORY_POLL_MS = 200;
 
 /** How long `stop` waits for the process to go after SIGKILL before it reports it as gone anyway. */
 export const KILL_WAIT_MS = 5_000;
@@ -121,9 +117,8 @@ export class BrokerCore {
   #startTimer: ReturnType<typeof setTimeout> | undefined;
   #hello: Omit<HelloMsg, "t" | "token"> | undefined;
   #config: ProcessConfig | undefined;
-  #splitters: { stdout: LineSplitter; stderr: LineSplitter } | undefined;
-  #memoryTimer: ReturnType<typeof setInterval> | undefined;
-  #flushTimers: { stdout?: ReturnType<typeof setTimeout> | undefined; stderr?: ReturnType<typeof setTimeout> | undefined } = {};
+  #output = new OutputLines((stream, lines) => this.#emit(stream, lines));
+  #stopMemoryWatch: (() => void) | undefined;
 
   constructor(rt: Runtime, sink: BrokerSink) {
     this.#rt = rt;
@@ -150,9 +145,6 @@ export class BrokerCore {
       this.#server = await this.#rt.listenUnix(path, (conn) => this.#accept(conn));
       chmodSync(path, 0o600);
       this.#phase = "hello";
-      const out = new LineSplitter();
-      const err = new LineSplitter();
-      this.#splitters = { stdout: out, stderr: err };
       const command = ["-m", "pyisolate_runtime"];
       this.#child = this.#rt.spawn({
         cmd: opts.wrapper ? opts.wrapper.cmd : opts.python,
@@ -160,14 +152,12 @@ export class BrokerCore {
         env: { ...opts.env, PYISOLATE_SOCKET: path, PYISOLATE_TOKEN: this.#token },
         cwd: opts.cwd,
         detachedGroup: true,
-        onStdout: (c) => this.#output("stdout", c),
-        onStderr: (c) => this.#output("stderr", c),
+        onStdout: (c) => this.#output.push("stdout", c),
+        onStderr: (c) => this.#output.push("stderr", c),
       });
       this.#child.exited.then(
         (status) => {
-          this.#clearFlushTimers();
-          this.#emit("stdout", out.flush());
-          this.#emit("stderr", err.flush());
+          this.#output.end();
           this.#onExit(status);
         },
         (e: Error) => {
@@ -176,7 +166,13 @@ export class BrokerCore {
         },
       );
       this.#sink.spawned(this.#child.pid, this.#dir);
-      if (opts.memoryLimitBytes && opts.memoryLimitBytes > 0) this.#watchMemory(opts.memoryLimitBytes);
+      if (opts.memoryLimitBytes && opts.memoryLimitBytes > 0) {
+        const limit = opts.memoryLimitBytes;
+        this.#stopMemoryWatch = watchMemory(this.#child.pid, limit, (used) => {
+          this.#reason ??= `it used ${mib(used)} of memory, more than its limit of ${mib(limit)}`;
+          this.kill("SIGKILL");
+        });
+      }
       this.#startTimer = setTimeout(() => {
         this.#failStart("PROCESS_FAILED", `"${opts.name}" did not become ready within ${opts.startTimeoutMs} ms${this.#tailText()}`);
         this.#reason ??= "it did not start in time";
@@ -241,48 +237,6 @@ export class BrokerCore {
   }
 
   // --- internals ----------------------------------------------------------------------------
-
-  #output(stream: "stdout" | "stderr", chunk: Uint8Array): void {
-    const splitter = this.#splitters![stream];
-    this.#emit(stream, splitter.push(chunk));
-    // A line without its end yet is logged after a while even if it never ends.
-    if (splitter.pending > 0 && !this.#flushTimers[stream]) {
-      const t = setTimeout(() => {
-        this.#flushTimers[stream] = undefined;
-        this.#emit(stream, splitter.flushPartial());
-      }, PARTIAL_LINE_FLUSH_MS);
-      unref(t);
-      this.#flushTimers[stream] = t;
-    } else if (splitter.pending === 0 && this.#flushTimers[stream]) {
-      clearTimeout(this.#flushTimers[stream]);
-      this.#flushTimers[stream] = undefined;
-    }
-  }
-
-  #watchMemory(limit: number): void {
-    const pid = this.#child!.pid;
-    const timer = setInterval(() => {
-      if (this.#exit) {
-        clearInterval(timer);
-        return;
-      }
-      const used = treeRss(pid);
-      if (used > limit) {
-        clearInterval(timer);
-        this.#reason ??= `it used ${mib(used)} of memory, more than its limit of ${mib(limit)}`;
-        this.kill("SIGKILL");
-      }
-    }, MEMORY_POLL_MS);
-    unref(timer);
-    this.#memoryTimer = timer;
-  }
-
-  #clearFlushTimers(): void {
-    for (const k of ["stdout", "stderr"] as const) {
-      if (this.#flushTimers[k]) clearTimeout(this.#flushTimers[k]);
-      this.#flushTimers[k] = undefined;
-    }
-  }
 
   #emit(stream: "stdout" | "stderr", lines: string[]): void {
     if (lines.length === 0) return;
@@ -428,7 +382,7 @@ export class BrokerCore {
 
   #cleanup(): void {
     if (this.#startTimer) clearTimeout(this.#startTimer);
-    if (this.#memoryTimer) clearInterval(this.#memoryTimer);
+    this.#stopMemoryWatch?.();
     this.#conn?.close();
     // Synchronously: the owner may end this thread right after the exit report.
     if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
@@ -437,42 +391,3 @@ export class BrokerCore {
     void server?.close().catch(() => {});
   }
 }
-
-/** `n` bytes in MiB, for messages. */
-function mib(n: number): string {
-  return `${(n / 2 ** 20).toFixed(0)} MiB`;
-}
-
-/** Resident memory of a process and its descendants, from /proc (0 where /proc cannot tell). */
-export function treeRss(pid: number): number {
-  let total = 0;
-  const todo = [pid];
-  const seen = new Set<number>();
-  while (todo.length > 0) {
-    const p = todo.pop()!;
-    if (seen.has(p)) continue;
-    seen.add(p);
-    try {
-      const statm = readFileSync(`/proc/${p}/statm`, "utf8").split(" ");
-      total += Number(statm[1]) * PAGE_SIZE;
-    } catch {
-      continue; // gone meanwhile
-    }
-    let tasks: string[];
-    try {
-      tasks = readdirSync(`/proc/${p}/task`);
-    } catch {
-      continue;
-    }
-    for (const t of tasks) {
-      try {
-        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, "utf8").split(" ")) if (c.trim()) todo.push(Number(c));
-      } catch {
-        // no such task any more
-      }
-    }
-  }
-  return total;
-}
-
-const PAGE_SIZE = 4096;

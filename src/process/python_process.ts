@@ -18,73 +18,11 @@ import type { PackRef, ProcessConfig, ReadyInfo } from "../protocol/messages.ts"
 import type { BrokerExit, BrokerSink, BrokerStartFailed, BrokerStartOptions, BrokerStarted } from "../../workers/broker_core.ts";
 import { inlineLink, workerLink, type BrokerLink, type BrokerMode } from "./broker_link.ts";
 import { KeepAlive, unref } from "../util/os.ts";
+import { startHealthCheck } from "./health.ts";
+import { CLOSE_MARGIN_MS, DEFAULT_CLOSE_GRACE_MS, DEFAULT_START_TIMEOUT_MS, type ProcessState, type PythonProcessOptions } from "./process_options.ts";
 
-/** Time a process has to send `ready` after it is spawned (imports can be slow). */
-export const DEFAULT_START_TIMEOUT_MS = 120_000;
-
-/** Time `close()` waits after `bye`, and again after SIGTERM, before escalating. */
-export const DEFAULT_CLOSE_GRACE_MS = 2_000;
-
-/** How often a running process is pinged (`$rt.ping`, answered by its I/O thread). */
-export const DEFAULT_HEALTH_INTERVAL_MS = 5_000;
-
-/** How long a ping may go unanswered before the process is declared stopped or deadlocked and killed. */
-export const DEFAULT_HEALTH_TIMEOUT_MS = 30_000;
-
-/** How long `close()` waits beyond its grace periods before it gives up on the broker. */
-export const CLOSE_MARGIN_MS = 10_000;
-
-/** The health check of a running process: a ping every `intervalMs`, failed after `timeoutMs` without an answer. */
-export interface HealthCheckOptions {
-  /** @default {@link DEFAULT_HEALTH_INTERVAL_MS} */
-  intervalMs?: number;
-  /** @default {@link DEFAULT_HEALTH_TIMEOUT_MS} */
-  timeoutMs?: number;
-}
-
-/** Life of a {@link PythonProcess}: `idle` until the first call, `exited` after a crash (restarts on the next call), `closed` for good. */
-export type ProcessState = "idle" | "starting" | "ready" | "stopping" | "exited" | "closed";
-
-/** Options of {@link PythonProcess}. */
-export interface PythonProcessOptions {
-  /** Process name: the pack name for an isolated process. Log lines and errors carry it. */
-  name: string;
-  kind: "isolated" | "shared";
-  /** The Python executable, or a function resolving it when the process first starts. */
-  python: string | (() => Promise<string>);
-  /** Packs the process imports. @default [] */
-  packs?: PackRef[];
-  /** Answers the child's calls to the host. @default every call fails with `NOT_CALLABLE` */
-  handler?: IncomingHandler;
-  /** Host service names the child may call (sent in `config.services`). @default [] */
-  services?: string[] | (() => string[]);
-  /** `config.options`. @default {} */
-  options?: Record<string, unknown>;
-  /** `config.sys_path`. @default [] */
-  sysPath?: string[];
-  /** Extra environment variables for the child. */
-  env?: Record<string, string>;
-  /** Working directory of the child. @default the host's */
-  cwd?: string;
-  /** @default {@link DEFAULT_CALL_TIMEOUT_MS} */
-  defaultTimeoutMs?: number;
-  /** @default {@link DEFAULT_START_TIMEOUT_MS} */
-  startTimeoutMs?: number;
-  /** @default the shared `log` */
-  logger?: Logger;
-  /** @default `PYISOLATE_BROKER` from the environment, else `"worker"` */
-  broker?: BrokerMode;
-  /** Called after every exit of the process (crash or close). */
-  onExit?: (info: BrokerExit) => void;
-  /** The id the child's segment names carry (`PYISOLATE_HOST_ID`). @default this process's pid */
-  hostId?: string;
-  /** Pings the running process; `false` turns the check off. @default on, with the defaults */
-  healthCheck?: HealthCheckOptions | false;
-  /** Kill the process when its memory (with its children's) exceeds this many bytes. @default no limit */
-  memoryLimitBytes?: number;
-  /** The command the Python command runs under, and its arguments (the sandbox, see `sandbox.ts`). @default none */
-  sandbox?: (python: string) => { cmd: string; args: string[] };
-}
+export { DEFAULT_HEALTH_INTERVAL_MS, DEFAULT_HEALTH_TIMEOUT_MS, type HealthCheckOptions } from "./health.ts";
+export { CLOSE_MARGIN_MS, DEFAULT_CLOSE_GRACE_MS, DEFAULT_START_TIMEOUT_MS, type ProcessState, type PythonProcessOptions } from "./process_options.ts";
 
 /**
  * One Python process, started on first use.
@@ -118,7 +56,7 @@ export class PythonProcess {
   #killReason: string | undefined;
   #sent = 0;
   #received = 0;
-  #health: ReturnType<typeof setInterval> | undefined;
+  #health: (() => void) | undefined;
 
   constructor(opts: PythonProcessOptions) {
     this.name = opts.name;
@@ -402,7 +340,11 @@ export class PythonProcess {
       }
       if (this.#state === "starting") {
         this.#state = "ready";
-        this.#startHealth(gen);
+        this.#stopHealth();
+        const ep2 = this.#ep;
+        if (this.#opts.healthCheck !== false && ep2) {
+          this.#health = startHealthCheck(ep2, this.#opts.healthCheck || {}, () => gen === this.#starts && this.#state === "ready", (why) => this.terminate(why));
+        }
       }
       return info;
     } catch (err) {
@@ -414,32 +356,8 @@ export class PythonProcess {
     }
   }
 
-  #startHealth(gen: number): void {
-    const opts = this.#opts.healthCheck;
-    if (opts === false) return;
-    const interval = opts?.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS;
-    const timeout = opts?.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
-    let inFlight = false;
-    this.#stopHealth();
-    this.#health = setInterval(() => {
-      const ep = this.#ep;
-      if (gen !== this.#starts || this.#state !== "ready" || !ep || inFlight) return;
-      inFlight = true;
-      ep.call("$rt", "ping", [], { timeoutMs: timeout }).then(
-        () => (inFlight = false),
-        (err: unknown) => {
-          inFlight = false;
-          if (err instanceof PyisolateError && err.code === "TIMEOUT" && gen === this.#starts) {
-            this.terminate(`it did not answer the health check within ${timeout / 1000} s: it is stopped or deadlocked`);
-          }
-        },
-      );
-    }, interval);
-    unref(this.#health);
-  }
-
   #stopHealth(): void {
-    if (this.#health !== undefined) clearInterval(this.#health);
+    this.#health?.();
     this.#health = undefined;
   }
 
