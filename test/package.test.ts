@@ -67,9 +67,12 @@ describe("the package's entries", () => {
       "loadPack",
       "log",
       "logCacheHit",
+      "newHostId",
+      "planSandbox",
       "registerTag",
       "resolveHostPython",
       "resolveUv",
+      "sandboxAvailability",
       "validateIoValue",
       "validatePrompt",
     ]);
