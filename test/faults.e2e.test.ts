@@ -189,6 +189,16 @@ describe("every failure is an error, named, in bounded time", () => {
     await recovered();
   });
 
+  it("a pack that breaks the protocol is stopped; the next prompt to it starts it again at once", async () => {
+    const pid = faultPid();
+    const e = failedIn((await run(one("FaultProtocol", { seed: 1 }))).r);
+    expect(e.exception_type).toBe("pyisolate.PROTOCOL");
+    expect(e.exception_message).toMatch(/^Node #1 \(FaultProtocol\) in pack "FaultPack" failed: \$nodes\.execute in pack "FaultPack" failed: Pack "FaultPack" sent a frame that breaks the protocol/);
+    // No stale error for the next node of that pack: it waits for the exit and starts again.
+    await recovered();
+    expect(faultPid()).not.toBe(pid);
+  });
+
   it("a close with a stopped child ends in bounded time", async () => {
     const second = await start();
     try {

@@ -24,6 +24,21 @@ import { CLOSE_MARGIN_MS, DEFAULT_CLOSE_GRACE_MS, DEFAULT_START_TIMEOUT_MS, type
 export { DEFAULT_HEALTH_INTERVAL_MS, DEFAULT_HEALTH_TIMEOUT_MS, type HealthCheckOptions } from "./health.ts";
 export { CLOSE_MARGIN_MS, DEFAULT_CLOSE_GRACE_MS, DEFAULT_START_TIMEOUT_MS, type ProcessState, type PythonProcessOptions } from "./process_options.ts";
 
+/** How long a call waits for the exit of a process whose connection was just closed. */
+const EXIT_WAIT_MS = 5_000;
+
+function exitSignal(): { wait(ms: number): Promise<void>; done(): void } {
+  let done!: () => void;
+  const p = new Promise<void>((r) => (done = r));
+  return {
+    wait: (ms) => {
+      let t: ReturnType<typeof setTimeout> | undefined;
+      return Promise.race([p, new Promise<void>((r) => ((t = setTimeout(r, ms)), unref(t)))]).finally(() => clearTimeout(t));
+    },
+    done,
+  };
+}
+
 /**
  * One Python process, started on first use.
  *
@@ -57,6 +72,7 @@ export class PythonProcess {
   #sent = 0;
   #received = 0;
   #health: (() => void) | undefined;
+  #exit: { wait(ms: number): Promise<void>; done(): void } | undefined;
 
   constructor(opts: PythonProcessOptions) {
     this.name = opts.name;
@@ -137,6 +153,10 @@ export class PythonProcess {
   async call(service: string, method: string, args: readonly unknown[] = [], opts: CallOptions = {}): Promise<unknown> {
     this.#keepAlive.hold();
     try {
+      // A connection closed by a protocol error or a kill: its exit is on its way. Waiting for
+      // it (briefly) lets this call start the process again instead of failing with the
+      // previous call's error.
+      if (this.#state === "ready" && this.#ep?.closed) await this.#exit?.wait(EXIT_WAIT_MS);
       if (this.#state !== "ready") await this.start();
       return await this.#ep!.call(service, method, args, opts);
     } finally {
@@ -246,6 +266,7 @@ export class PythonProcess {
       } else {
         this.#log.pack(this.name, "- starting the shared Python process", "debug");
       }
+      this.#exit = exitSignal();
       const python = typeof this.#opts.python === "function" ? await this.#opts.python() : this.#opts.python;
       this.#python = python;
       const rt = await getRuntime();
@@ -391,6 +412,7 @@ export class PythonProcess {
 
   #onExit(gen: number, info: BrokerExit): void {
     if (gen !== this.#starts) return;
+    this.#exit?.done();
     this.#stopHealth();
     this.#lastExit = this.#killReason ? { ...info, reason: this.#killReason } : info;
     const stopping = this.#state === "stopping" || this.#state === "closed";
