@@ -25,7 +25,9 @@ export type PyisolateErrorCode =
   | "TYPE"
   | "PERMISSION_DENIED"
   | "IO_FAILED"
-  | "INTERNAL";
+  | "INTERNAL"
+  | "SANDBOX"
+  | "DENIED";
 
 /** Fields an error may carry beyond its message. */
 export interface PyisolateErrorDetails {

@@ -5,8 +5,9 @@
  * prompts over the packs' processes.
  * @module
  */
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
+import process from "node:process";
 import { MetadataCache } from "./nodes/metadata_cache.ts";
 import { EnvManager, type BuildProgress, type BuildResult } from "./env/env_manager.ts";
 import { asPyisolateError, PyisolateError } from "./errors.ts";
@@ -15,13 +16,15 @@ import { PromptExecutor, type NodeRecord, type RunResult } from "./executor/exec
 import type { ExecutionEvent, NodeInfo, Prompt } from "./executor/types.ts";
 import { HostCore, type HostPack } from "./process/host_core.ts";
 import { asLogger, type Logger, type LoggerLike } from "./log.ts";
+import type { HealthCheckOptions } from "./process/python_process.ts";
+import { planSandbox, sandboxAvailability, type SandboxMode, type SandboxPlan } from "./process/sandbox.ts";
 import { discoverPacks, type PackInfo } from "./manifest/manifest.ts";
 import { unmetRequirements } from "./manifest/requirements.ts";
 import { applyComfyStartupPaths, EXTRA_MODEL_PATHS_FILE, readExtraModelPaths, type ExtraModelPath } from "./node_api/extra_model_paths.ts";
 import { installNodeApi, type NodeApi } from "./node_api/mod.ts";
 import { NodeRegistry, type PackLoad } from "./nodes/registry.ts";
 import { ServiceRegistry } from "./rpc/services.ts";
-import { SegmentRegistry } from "./values/segments.ts";
+import { SegmentRegistry, newHostId } from "./values/segments.ts";
 import { ensurePackageFiles } from "./paths.ts";
 
 /** Options of {@link createHost}. */
@@ -62,6 +65,21 @@ export interface HostOptions {
   sharedModules?: string[];
   /** Where log lines go: a {@link Logger}, or any `{ debug, info, warn, error }` object (`console`, pino). @default the shared `log` (stderr) */
   logger?: Logger | LoggerLike;
+  /**
+   * Bubblewrap sandboxes: `"off"` runs no pack sandboxed (a pack that requires one fails to
+   * load), `"auto"` sandboxes the packs whose manifest asks for it, `"required"` every pack,
+   * the shared process included (see the README's "Reliability and security").
+   * @default `PYISOLATE_SANDBOX`, else "auto"
+   */
+  sandbox?: SandboxMode;
+  /** Each node's time limit (ms) in packs whose manifest sets no `node_timeout`; `0` for none. @default 0 */
+  nodeTimeoutMs?: number;
+  /** How long a node has to stop after an interrupt or its time limit before its process is killed (and restarted on the next call). @default 10000 */
+  interruptGraceMs?: number;
+  /** Memory limit (MiB) of each isolated pack's process whose manifest sets no `memory_limit`. @default none */
+  memoryLimitMb?: number;
+  /** The health check of running processes (a ping the child's I/O thread answers), or `false`. @default every 5 s, failed after 30 s */
+  healthCheck?: HealthCheckOptions | false;
 }
 
 /** What happened to one pack while the host started. */
@@ -99,6 +117,8 @@ export interface Host {
   readonly core: HostCore;
   /** The node classes. */
   readonly registry: NodeRegistry;
+  /** The host's shared-memory segments (its folder `/dev/shm/pyisolate-<id>/`, removed by `close()`). */
+  readonly segments: SegmentRegistry;
   /** Every node's `/object_info` entry. */
   nodes(): Record<string, NodeInfo>;
   /** Validates and runs an API-format prompt. */
@@ -107,6 +127,21 @@ export interface Host {
   interrupt(): void;
   /** Stops every process and removes every tensor segment. */
   close(): Promise<void>;
+}
+
+function sandboxModeFromEnv(): SandboxMode {
+  const v = process.env.PYISOLATE_SANDBOX;
+  if (v === undefined || v === "") return "auto";
+  if (v === "off" || v === "auto" || v === "required") return v;
+  throw new PyisolateError("USAGE", `PYISOLATE_SANDBOX is ${JSON.stringify(v)}; use "off", "auto" or "required".`);
+}
+
+/** The folders sandboxed packs may write (created, so that they can be bound). */
+function hostDirs(baseDir: string, opts: HostOptions): { output: string; temp: string; user: string; input: string } {
+  const output = resolve(opts.outputDir ?? join(baseDir, "output"));
+  const temp = join(baseDir, "temp");
+  for (const d of [output, temp]) mkdirSync(d, { recursive: true });
+  return { output, temp, user: join(baseDir, "user"), input: resolve(opts.inputDir ?? join(baseDir, "input")) };
 }
 
 /**
@@ -190,10 +225,58 @@ async function startHost(opts: HostOptions): Promise<Host> {
     statuses.set(pack.name, { name: pack.name, kind: pack.kind, source: "failed", nodes: 0, env: b.status });
   }
 
+  const segments = new SegmentRegistry({ hostId: newHostId() });
+  await segments.claim();
+  await segments.sweepDeadHosts();
+
+  // Sandboxes: decided per pack before anything starts; a pack that cannot have the sandbox it
+  // needs is skipped with the reason, never run without it.
+  const sandboxMode = opts.sandbox ?? sandboxModeFromEnv();
+  const dirs = hostDirs(baseDir, opts);
+  const writable = [dirs.output, dirs.temp, dirs.user];
+  const readable = [customNodes, cacheDir, dirs.input, ...(opts.sharedModules ?? []).map((d) => resolve(d))];
+  const hostPacks: HostPack[] = [];
+  for (const p of [...usable]) {
+    const m = p.manifest;
+    const hp: HostPack = { name: p.name, path: p.path, kind: p.kind };
+    if (p.kind === "isolated") {
+      if (m?.env) hp.env = m.env;
+      const memory = m?.memoryLimitBytes ?? (opts.memoryLimitMb ? opts.memoryLimitMb * 2 ** 20 : undefined);
+      if (memory) hp.memoryLimitBytes = memory;
+      const d = planSandbox(p.name, p.path, m ?? {}, sandboxMode, writable, readable);
+      if (d.error) {
+        usable.splice(usable.indexOf(p), 1);
+        statuses.set(p.name, { ...statuses.get(p.name)!, error: d.error });
+        logger.pack(p.name, `skipped: ${d.error.message}`, "error");
+        continue;
+      }
+      if (d.warning) logger.pack(p.name, `warning: ${d.warning}`, "warn");
+      if (d.plan) {
+        hp.sandbox = d.plan;
+        logger.pack(p.name, `- runs sandboxed (bubblewrap; network ${d.plan.network ? "allowed" : "off"})`, "debug");
+      }
+    }
+    const timeout = m?.nodeTimeoutMs ?? opts.nodeTimeoutMs;
+    if (timeout) hp.nodeTimeoutMs = timeout;
+    hostPacks.push(hp);
+  }
+  let sharedSandbox: SandboxPlan | undefined;
+  if (sandboxMode === "required" && hostPacks.some((p) => p.kind === "shared")) {
+    const shared = hostPacks.filter((p) => p.kind === "shared");
+    const avail = sandboxAvailability();
+    if (!avail.ok) {
+      for (const p of shared) {
+        const error = new PyisolateError("SANDBOX", `Pack "${p.name}" cannot run: this host requires a sandbox for every pack (sandbox: "required"), and ${avail.reason}.`, { pack: p.name });
+        statuses.set(p.name, { ...statuses.get(p.name)!, error });
+        logger.pack(p.name, `skipped: ${error.message}`, "error");
+        hostPacks.splice(hostPacks.indexOf(p), 1);
+        usable.splice(usable.findIndex((u) => u.name === p.name), 1);
+      }
+    } else {
+      sharedSandbox = { network: false, writable: [...shared.map((p) => p.path), ...writable], readable };
+    }
+  }
   const byName = new Map(usable.map((p) => [p.name, p]));
-  const segments = new SegmentRegistry();
-  segments.sweepDeadHosts();
-  const hostPacks: HostPack[] = usable.map((p) => ({ name: p.name, path: p.path, kind: p.kind, ...(p.kind === "isolated" && p.manifest?.env ? { env: p.manifest.env } : {}) }));
   const core = new HostCore({
     hostPython: envs.host.python,
     packs: hostPacks,
@@ -202,8 +285,14 @@ async function startHost(opts: HostOptions): Promise<Host> {
     logger,
     cacheDir,
     sysPath: (opts.sharedModules ?? []).map((d) => resolve(d)),
+    hostId: segments.hostId,
+    segmentDir: segments.hostDir,
+    onExitSync: () => segments.removeNow(),
+    ...(sharedSandbox ? { sharedSandbox } : {}),
+    ...(opts.healthCheck !== undefined ? { healthCheck: opts.healthCheck } : {}),
   });
   const api = installNodeApi(core, {
+    logger,
     folders: {
       baseDir,
       customNodesDir: customNodes,
@@ -224,6 +313,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
     },
     segments,
     logger,
+    ...(opts.interruptGraceMs !== undefined ? { interruptGraceMs: opts.interruptGraceMs } : {}),
   });
 
   let loads: PackLoad[];
@@ -231,7 +321,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
     loads = await registry.load();
   } catch (e) {
     await core.close();
-    segments.releaseAll();
+    await segments.close();
     throw e;
   }
   for (const l of loads) {
@@ -248,6 +338,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
     api,
     core,
     registry,
+    segments,
     nodes: () => registry.objectInfo(),
     async run(prompt, runOpts = {}) {
       if (closed) throw new PyisolateError("USAGE", "This host is closed; create a new one with createHost().");
@@ -272,7 +363,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
       closed = true;
       executor.clearCache();
       await core.close();
-      segments.releaseAll();
+      await segments.close();
     },
   };
 }

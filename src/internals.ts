@@ -28,6 +28,7 @@ export { ensurePackageFiles } from "./paths.ts";
 export { HostCore, type HostCoreOptions, type HostPack } from "./process/host_core.ts";
 export { PythonProcess, type PythonProcessOptions } from "./process/python_process.ts";
 export type { BrokerMode } from "./process/broker_link.ts";
+export { planSandbox, sandboxAvailability, type SandboxAvailability, type SandboxDecision, type SandboxPlan, type SandboxRequest } from "./process/sandbox.ts";
 
 // The wire protocol and RPC.
 export { registerTag, type TagCodec } from "./protocol/codec.ts";
@@ -37,7 +38,7 @@ export { defaultRegistry } from "./rpc/services.ts";
 
 // Values: tensors, segments, io types.
 export { NdArrayRef, collectTensorRefs } from "./values/tensors.ts";
-export { SegmentRegistry } from "./values/segments.ts";
+export { SegmentRegistry, newHostId, type SegmentRegistryOptions } from "./values/segments.ts";
 export { IO_TYPES, IO_TYPE_BY_NAME, validateIoValue, isOpaqueIoType, type IoTypeInfo } from "./values/io_types.gen.ts";
 
 // The ComfyUI node API's host side, the node registry and its metadata cache.

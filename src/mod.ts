@@ -37,6 +37,8 @@ export type {
   ValidationError,
 } from "./executor/types.ts";
 export type { BuildProgress, BuildResult } from "./env/env_manager.ts";
+export type { SandboxMode } from "./process/sandbox.ts";
+export type { HealthCheckOptions } from "./process/health.ts";
 export type { PackInfo, PackManifest } from "./manifest/manifest.ts";
 
 // Host services, which Python code (and TypeScript workers) call by name.

@@ -1,3 +1,4 @@
+import { sandboxAvailability } from "../src/process/sandbox.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -188,6 +189,7 @@ describe("doctor", () => {
     expect(r.out).toMatch(/^✓ torch: \S+ in the host environment/m);
     expect(r.out).toMatch(/^✓ uv: uv \d+\.\d+\.\d+/m);
     expect(r.out).toMatch(/^✓ \/dev\/shm: [\d.]+ GiB free$/m);
+    expect(r.out).toMatch(sandboxAvailability().ok ? /^✓ sandbox: bubblewrap \S+ works/m : /^! sandbox: not available: /m);
     expect(r.out).toMatch(/^✓ JavaScript runtime: node \d+/m);
     expect(r.code).toBe(0);
   });

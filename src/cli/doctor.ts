@@ -9,6 +9,7 @@ import process from "node:process";
 import { resolveHostPython, resolveUv, setupCommandLine, uvVersion, type HostPython } from "../env/host_python.ts";
 import { discoverPacks } from "../manifest/manifest.ts";
 import { detectRuntime } from "../runtime/detect.ts";
+import { sandboxAvailability } from "../process/sandbox.ts";
 import { displayPath } from "../util/fs.ts";
 import { plural } from "../util/text.ts";
 import type { Command } from "./command.ts";
@@ -16,7 +17,7 @@ import type { Command } from "./command.ts";
 /** `pyisolate doctor`. */
 export const doctorCommand: Command = {
   usage: "doctor",
-  summary: "check the host Python, torch, uv, /dev/shm and the JavaScript runtime",
+  summary: "check the host Python, torch, uv, /dev/shm, the sandbox and the JavaScript runtime",
   description: "Each line is ✓ (fine), ! (worth a look) or ✗ (must be fixed), with what to do. Exit code 1 when any ✗.",
   flags: [],
   async run(ctx) {
@@ -86,6 +87,9 @@ export const doctorCommand: Command = {
     } catch (err) {
       fail("/dev/shm", `not usable: ${(err as Error).message}`, "tensors cross processes through /dev/shm; run on Linux with a tmpfs at /dev/shm");
     }
+    const sandbox = sandboxAvailability();
+    if (sandbox.ok) ok("sandbox", `bubblewrap ${sandbox.version} works (packs that ask for a sandbox run in one)`);
+    else warn("sandbox", `not available: ${sandbox.reason}`, "packs whose manifest requires a sandbox will not load; install bubblewrap (apt-get install bubblewrap) where you run untrusted packs");
     const rt = detectRuntime();
     const versions = process.versions as Record<string, string | undefined>;
     const rtVersion = rt === "node" ? versions.node : versions[rt];
