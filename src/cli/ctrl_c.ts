@@ -6,7 +6,6 @@
  * @module
  */
 import process from "node:process";
-import { SegmentRegistry } from "../values/segments.ts";
 
 /** Exit code of a command stopped by Ctrl-C (128 + SIGINT). */
 export const INTERRUPTED_EXIT_CODE = 130;
@@ -42,8 +41,7 @@ export class CtrlC {
       return;
     }
     this.#say("^C again: exiting now.");
-    // The host's exit hook kills its processes; then nothing can write a segment any more.
-    process.once("exit", () => void new SegmentRegistry().releaseAll());
+    // The host's exit hook kills its processes and removes its segment folder.
     process.exit(INTERRUPTED_EXIT_CODE);
   }
 

@@ -15,7 +15,6 @@ import type { RunResult } from "../executor/executor.ts";
 import type { ExecutionEvent, Prompt } from "../executor/types.ts";
 import { displayPath } from "../util/fs.ts";
 import { createHost, type Host } from "../host.ts";
-import { SegmentRegistry } from "../values/segments.ts";
 import { CtrlC, INTERRUPTED_EXIT_CODE } from "./ctrl_c.ts";
 import { FOLDER_FLAGS, folderChoice } from "./folder_flags.ts";
 import { Logger, streamSink } from "../log.ts";
@@ -374,7 +373,7 @@ export const runCommand: Command = {
       startup.stop();
       if (view && !view.finished) view.finish();
       if (host) {
-        const segments = new SegmentRegistry().onDisk().length;
+        const segments = host.segments.onDisk().length;
         await host.close();
         if (ctrlC.interrupted) ctx.err(`Stopped every process and released ${plural(segments, "shared-memory segment")}.`);
       }
