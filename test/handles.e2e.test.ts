@@ -5,7 +5,7 @@
  * model object; `HandleUser` (isolated, its own process) uses them through proxies, and
  * makes and uses objects of its own. Each node reports what it saw as JSON in `ui.text`.
  */
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,6 +20,15 @@ import { RemoteHandle } from "../src/values/handles.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 const hostPython = process.env.PYISOLATE_PYTHON ?? join(repo, ".venv", "bin", "python");
+/** A checkout of the real pack ComfyUI-PyIsolated, when this machine has one (CI does not). */
+const pyIsolatedPack = join(process.env.PYISOLATE_EXT_PACKS ?? join(repo, "..", "ext"), "ComfyUI-PyIsolated");
+const realSource = existsSync(join(pyIsolatedPack, "nodes.py")) ? readFileSync(join(pyIsolatedPack, "nodes.py"), "utf8") : null;
+// Revisions up to d720f6d use `os` in TestCLIPProxy_APISO without importing it (a NameError in ComfyUI too); 143bf91 imports it.
+const haveRealPack = realSource !== null && /^import os$/m.test(realSource);
+if (!haveRealPack) {
+  const why = realSource === null ? `no checkout at ${pyIsolatedPack}` : `the checkout at ${pyIsolatedPack} uses os without importing it (a revision before upstream's 143bf91)`;
+  console.log(`handles: not running ComfyUI-PyIsolated's TestCLIPProxy_APISO: ${why}; set PYISOLATE_EXT_PACKS to a folder holding a working checkout`);
+}
 
 let root: string;
 let host: Host;
@@ -50,6 +59,7 @@ async function until(pred: () => Promise<boolean> | boolean, what: string, ms = 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), "pyisolate-handles-"));
   cpSync(join(repo, "test", "fixtures", "handle_packs"), join(root, "custom_nodes"), { recursive: true });
+  if (haveRealPack) cpSync(pyIsolatedPack, join(root, "custom_nodes", "ComfyUI-PyIsolated"), { recursive: true, filter: (src) => !src.includes("/.git") });
   host = await createHost({
     customNodes: join(root, "custom_nodes"),
     cacheDir: join(root, "cache"),
@@ -58,8 +68,9 @@ beforeAll(async () => {
     logger: new Logger((_level, line) => lines.push(line)),
   });
   expect(host.packs.map((p) => [p.name, p.kind, p.nodes, p.error?.message])).toEqual([
+    ...(haveRealPack ? [["ComfyUI-PyIsolated", "isolated", 5, undefined]] : []),
     ["HandleShared", "shared", 4, undefined],
-    ["HandleUser", "isolated", 8, undefined],
+    ["HandleUser", "isolated", 9, undefined],
   ]);
 }, 300_000);
 
@@ -155,6 +166,21 @@ describe("an object of the shared process used from an isolated pack", () => {
     });
     expect(r.status, JSON.stringify(r.error)).toBe("success");
     expect((r.outputs["3"] as { text: string[] }).text[0]).toBe(["Isolated: True", "CLIP type: CLIP", "tokenize: keys=['l']", "encode: shape=(1, 5, 8)"].join("\n"));
+  });
+
+  it.runIf(haveRealPack)("runs ComfyUI-PyIsolated's TestCLIPProxy_APISO, unmodified, on a CLIP of another pack", async () => {
+    const r = await host.run({
+      "1": { class_type: "HSLoadClip", inputs: {} },
+      "2": { class_type: "TestCLIPProxy_APISO", inputs: { clip: ["1", 0], text: "a photo of a cat" } },
+      "3": { class_type: "HUShowText", inputs: { text: ["2", 1] } },
+      "4": { class_type: "HUCondShape", inputs: { conditioning: ["2", 0] } },
+    });
+    expect(r.status, JSON.stringify(r.error)).toBe("success");
+    // The node reports encode's shape only for a tuple entry; ComfyUI's CLIP (and this one) give lists.
+    expect((r.outputs["3"] as { text: string[] }).text[0]).toBe(["Isolated: True", "CLIP type: CLIP", "tokenize: keys=['l']"].join("\n"));
+    // Its CONDITIONING (made by the CLIP's owner, passed on by the real node) reaches a third node.
+    // Five words, each a token (the sum of its characters' codes mod 1000: "a" is 97), 8 wide.
+    expect(ui(r, "4")).toEqual({ shape: [1, 5, 8], pooled: [1, 8], first: 97 });
   });
 
   it("releases an object once the output cache drops it: the owner's table is back to empty", async () => {

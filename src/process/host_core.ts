@@ -322,6 +322,7 @@ export class HostCore {
       throw new PyisolateError("TYPE", `${HANDLE_SERVICE}.call from "${from.name}" needs a remote object handle as its first argument.`, { pack: from.name });
     }
     this.handles.assertUsable(target);
+    this.handles.assertHeldBy(target, from.name);
     const owner = this.#processNamed(target.owner);
     if (!owner || owner.state !== "ready") throw this.handles.goneError(target, `process "${target.owner}" is not running`);
     const opts: CallOptions = { signal: call.signal, timeoutMs: 0 };

@@ -320,6 +320,21 @@ export class HandleTable implements HandleHooks {
     }
   }
 
+  /**
+   * @throws {PyisolateError} `PERMISSION_DENIED` unless process `process` holds `handle` (the
+   * host sent it there and its proxy is alive) or owns it: a process uses only the objects
+   * it was given.
+   */
+  assertHeldBy(handle: RemoteHandle, process: string): void {
+    const e = this.#entries.get(handle.id);
+    if (!e || e.owner === process || (e.remote.get(process) ?? 0) > 0) return;
+    throw new PyisolateError(
+      "PERMISSION_DENIED",
+      `Process "${process}" used ${this.describe(handle)}, which the host never gave it. A process can use only the objects that reach it as node inputs, call arguments or results.`,
+      { pack: process },
+    );
+  }
+
   /** The handles in `value` whose objects live in another process than `process`, one per object. */
   crossing(value: unknown, process: string): HandleInfo[] {
     const out = new Map<string, HandleInfo>();
