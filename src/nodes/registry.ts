@@ -343,26 +343,12 @@ export class NodeRegistry implements NodeBackend {
     this.#beforeRun(hidden.prompt_id);
     const id = nodeId ?? hidden.unique_id ?? null;
     this.core.handles.assertUsable(inputs);
-    this.#hintCrossings(node, id, inputs);
+    // Said once per prompt, per pair of processes.
+    for (const note of this.core.handles.crossingNotes(inputs, node.owner.process, String(id ?? "?"), classType, this.#crossings)) this.#log.pack(node.owner.pack, note);
     const r = (await this.#call(node, "execute", [classType, inputs, hidden, id], id)) as { result?: unknown[][]; ui?: Record<string, unknown> | null };
     const outputs = Array.isArray(r?.result) ? r.result : [];
     this.core.handles.annotate(outputs, { nodeId: String(id ?? "?"), classType, pack: node.owner.pack });
     return { outputs, ui: r?.ui ?? null };
-  }
-
-  /** Says once per prompt, per pair of processes, that a node uses an object of another process. */
-  #hintCrossings(node: RegisteredNode, nodeId: string | null, inputs: Record<string, unknown[]>): void {
-    for (const h of this.core.handles.crossing(inputs, node.owner.process)) {
-      const key = `${h.owner}\u0000${node.owner.process}`;
-      if (this.#crossings.has(key)) continue;
-      this.#crossings.add(key);
-      const from = h.producer ? `node ${h.producer.nodeId} (${h.producer.classType}, pack ${h.producer.pack})` : `process ${h.owner}`;
-      this.#log.pack(
-        node.owner.pack,
-        `- node ${nodeId ?? "?"} (${node.classType}) uses a ${h.type} object made by ${from} in another process: ` +
-          "every call on it crosses processes; run both nodes in one process to avoid that (docs/handles.md)",
-      );
-    }
   }
 
   /** Runs a node once with plain values (each wrapped as a one-item list); returns each output's first value. */

@@ -23,7 +23,8 @@ import { exposeServices } from "../rpc/thread_services.ts";
 import type { MessageEndpoint } from "../runtime/contract.ts";
 import type { CallOptions, IncomingCall } from "../rpc/endpoint.ts";
 import type { BrokerExit } from "../../workers/broker_core.ts";
-import { HANDLE_SERVICE, HandleTable, RemoteHandle } from "../values/handles.ts";
+import { HANDLE_SERVICE, RemoteHandle } from "../values/handles.ts";
+import { HandleTable } from "../values/handle_table.ts";
 
 /** Service that reaches Python ProxiedSingletons, which live in the shared process. */
 export const SINGLETON_SERVICE = "$singleton";
