@@ -18,6 +18,7 @@ import { installNodeApi, type NodeApi } from "./node_api/mod.ts";
 import { NodeRegistry, type PackLoad } from "./nodes/registry.ts";
 import { ServiceRegistry } from "./rpc/services.ts";
 import { SegmentRegistry } from "./values/segments.ts";
+import type { SpawnMode } from "./process/template.ts";
 
 /** Options of {@link createHost}. */
 export interface HostOptions {
@@ -43,6 +44,8 @@ export interface HostOptions {
   sharedModules?: string[];
   /** @default the shared `log` (stderr) */
   logger?: Logger;
+  /** How packs' processes start: `fork` from a template with torch imported (plain spawn where unsafe), or `spawn`. @default `PYISOLATE_SPAWN`, else `"fork"` */
+  spawn?: SpawnMode;
 }
 
 /** What happened to one pack while the host started. */
@@ -158,6 +161,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     logger,
     cacheDir,
     sysPath: (opts.sharedModules ?? []).map((d) => resolve(d)),
+    ...(opts.spawn ? { spawn: opts.spawn } : {}),
   });
   const api = installNodeApi(core, {
     folders: {

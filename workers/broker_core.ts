@@ -18,7 +18,8 @@ import process from "node:process";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import type { ChildHandle, ExitStatus, Runtime, SocketConn, SocketServer } from "../src/runtime/contract.ts";
+import type { ChildHandle, ExitStatus, Runtime, SocketConn, SocketServer, SpawnOptions } from "../src/runtime/contract.ts";
+import { forkFromTemplate } from "../src/process/template_fork.ts";
 import { FrameDecoder } from "../src/protocol/frames.ts";
 import type { ExceptionMap, HelloMsg, ProcessConfig } from "../src/protocol/messages.ts";
 import { decodeMessage, encodeMessage } from "../src/protocol/codec.ts";
@@ -40,6 +41,8 @@ export interface BrokerStartOptions {
   cwd?: string;
   /** Milliseconds to wait for `ready`. */
   startTimeoutMs: number;
+  /** A template process's socket: fork the process from it (`src/process/template.ts`), else spawn it. */
+  template?: string;
 }
 
 /** The process is ready. */
@@ -49,6 +52,10 @@ export interface BrokerStarted {
   hello: Omit<HelloMsg, "t" | "token">;
   /** The `ready` frame's payload, for the owner to decode. */
   ready: Uint8Array;
+  /** Whether it was forked from the template it was given. */
+  forked: boolean;
+  /** Why it was spawned plainly although a template was given. */
+  forkError?: string;
 }
 
 /** Start-up failed; the process is gone. */
@@ -105,6 +112,8 @@ export class BrokerCore {
   #startTimer: ReturnType<typeof setTimeout> | undefined;
   #hello: Omit<HelloMsg, "t" | "token"> | undefined;
   #config: ProcessConfig | undefined;
+  #forked = false;
+  #forkError: string | undefined;
 
   constructor(rt: Runtime, sink: BrokerSink) {
     this.#rt = rt;
@@ -133,15 +142,24 @@ export class BrokerCore {
       this.#phase = "hello";
       const out = new LineSplitter();
       const err = new LineSplitter();
-      this.#child = this.#rt.spawn({
+      const spawn: SpawnOptions = {
         cmd: opts.python,
         args: ["-m", "pyisolate_runtime"],
         env: { ...opts.env, PYISOLATE_SOCKET: path, PYISOLATE_TOKEN: this.#token },
-        cwd: opts.cwd,
+        ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
         detachedGroup: true,
         onStdout: (c) => this.#emit("stdout", out.push(c)),
         onStderr: (c) => this.#emit("stderr", err.push(c)),
-      });
+      };
+      if (opts.template) {
+        try {
+          this.#child = await forkFromTemplate(this.#rt, opts.template, spawn);
+          this.#forked = true;
+        } catch (e) {
+          this.#forkError = (e as Error).message;
+        }
+      }
+      this.#child ??= this.#rt.spawn(spawn);
       this.#child.exited.then(
         (status) => {
           this.#emit("stdout", out.flush());
@@ -287,7 +305,9 @@ export class BrokerCore {
       if (this.#startTimer) clearTimeout(this.#startTimer);
       const settle = this.#settleStart;
       this.#settleStart = undefined;
-      settle?.({ ok: true, pid: this.#child!.pid, hello: this.#hello!, ready: payload });
+      const started: BrokerStarted = { ok: true, pid: this.#child!.pid, hello: this.#hello!, ready: payload, forked: this.#forked };
+      if (this.#forkError !== undefined) started.forkError = this.#forkError;
+      settle?.(started);
     } else if (t === "fail" && msg && msg.t === "fail") {
       const e = msg.error;
       this.#failStart(

@@ -16,6 +16,7 @@ import { defaultRegistry, type ServiceRegistry } from "../rpc/services.ts";
 import { exposeServices } from "../rpc/thread_services.ts";
 import type { MessageEndpoint } from "../runtime/contract.ts";
 import type { CallOptions, IncomingCall } from "../rpc/endpoint.ts";
+import { TemplatePool, type SpawnMode } from "./template.ts";
 
 /** Service that reaches Python ProxiedSingletons, which live in the shared process. */
 export const SINGLETON_SERVICE = "$singleton";
@@ -88,6 +89,12 @@ export interface HostCoreOptions {
   broker?: BrokerMode;
   /** Kill the children when the host exits or gets SIGINT/SIGTERM. @default true */
   exitHooks?: boolean;
+  /**
+   * How processes start: `fork` from a template process per environment class (torch already
+   * imported; plain spawn where that is not safe, with the reason logged), or `spawn`.
+   * @default `PYISOLATE_SPAWN` from the environment, else `"fork"`
+   */
+  spawn?: SpawnMode;
 }
 
 /**
@@ -102,6 +109,8 @@ export interface HostCoreOptions {
  */
 export class HostCore {
   readonly services: ServiceRegistry;
+  /** The template processes processes fork from (`undefined` with `spawn: "spawn"`). */
+  readonly templates: TemplatePool | undefined;
   #opts: HostCoreOptions;
   #log: Logger;
   #packs = new Map<string, HostPack>();
@@ -115,6 +124,8 @@ export class HostCore {
     this.#opts = opts;
     this.#log = opts.logger ?? defaultLog;
     this.services = opts.services ?? defaultRegistry;
+    const mode = opts.spawn ?? (process.env?.PYISOLATE_SPAWN === "spawn" ? "spawn" : "fork");
+    this.templates = mode === "fork" ? new TemplatePool({ hostPython: opts.hostPython, ...(opts.env ? { env: opts.env } : {}), logger: this.#log }) : undefined;
     for (const p of opts.packs) {
       if (this.#packs.has(p.name)) throw new PyisolateError("USAGE", `Two packs are named "${p.name}"; pack names must be unique.`, { pack: p.name });
       this.#packs.set(p.name, p);
@@ -193,6 +204,7 @@ export class HostCore {
     this.#closing ??= (async () => {
       this.#closed = true;
       await Promise.all(this.processes().map((p) => p.close().catch(() => {})));
+      await this.templates?.close();
       this.#unhook?.();
       this.#unhook = undefined;
     })();
@@ -210,6 +222,7 @@ export class HostCore {
   /** Kills every child at once, synchronously (what the exit hooks do). */
   killAllNow(): void {
     for (const p of this.processes()) p.killNow();
+    this.templates?.killNow();
   }
 
   // --- internals ----------------------------------------------------------------------------
@@ -223,11 +236,13 @@ export class HostCore {
     const env = o.env || packEnv ? { ...(o.env ?? {}), ...(packEnv ?? {}) } : undefined;
     const options: Record<string, unknown> = { ...(o.options ?? {}) };
     if (o.cacheDir !== undefined) options.cache_dir = o.cacheDir;
+    const templates = this.templates;
     const proc: PythonProcess = new PythonProcess({
       name,
       kind,
       python,
       packs,
+      ...(templates ? { template: (py: string) => templates.choose(py, packEnv ?? {}) } : {}),
       handler: (call) => this.#route(proc, call),
       services: () => [...this.services.names(), SINGLETON_SERVICE],
       options,

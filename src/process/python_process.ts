@@ -18,6 +18,7 @@ import type { PackRef, ProcessConfig, ReadyInfo } from "../protocol/messages.ts"
 import type { BrokerExit, BrokerSink, BrokerStartFailed, BrokerStartOptions, BrokerStarted } from "../../workers/broker_core.ts";
 import { inlineLink, workerLink, type BrokerLink, type BrokerMode } from "./broker_link.ts";
 import { KeepAlive } from "../util/os.ts";
+import type { TemplateChoice } from "./template.ts";
 
 /** Time a process has to send `ready` after it is spawned (imports can be slow). */
 export const DEFAULT_START_TIMEOUT_MS = 120_000;
@@ -59,6 +60,8 @@ export interface PythonProcessOptions {
   broker?: BrokerMode;
   /** Called after every exit of the process (crash or close). */
   onExit?: (info: BrokerExit) => void;
+  /** Where to fork the process from (a template, `template.ts`), or why to spawn it plainly. @default spawn it */
+  template?: (python: string) => Promise<TemplateChoice>;
 }
 
 /**
@@ -283,6 +286,9 @@ export class PythonProcess {
       });
       this.#ep = ep;
       const startTimeoutMs = this.#opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+      const choice = this.#opts.template ? await this.#opts.template(python) : undefined;
+      if (choice && "reason" in choice) this.#log.pack(this.name, `- plain spawn: ${choice.reason}`);
+      const spawnedAt = performance.now();
       const services = this.#opts.services;
       const config: ProcessConfig = {
         pack: this.name,
@@ -296,7 +302,15 @@ export class PythonProcess {
       // The broker enforces the start timeout itself; a broker that never answers, or whose
       // worker dies, ends the start the same way as a failed one.
       const r = await link
-        .start({ name: this.name, python, config, env: this.#childEnv(), ...(this.#opts.cwd ? { cwd: this.#opts.cwd } : {}), startTimeoutMs })
+        .start({
+          name: this.name,
+          python,
+          config,
+          env: this.#childEnv(),
+          ...(this.#opts.cwd ? { cwd: this.#opts.cwd } : {}),
+          ...(choice && "socket" in choice ? { template: choice.socket } : {}),
+          startTimeoutMs,
+        })
         .catch((err: unknown): BrokerStartFailed => {
           const e = err instanceof PyisolateError ? err : new PyisolateError("PROCESS_FAILED", String(err));
           return { ok: false, code: e.code === "TIMEOUT" || e.code === "USAGE" ? "PROCESS_FAILED" : e.code, message: e.message };
@@ -311,6 +325,8 @@ export class PythonProcess {
         this.#pid = undefined;
         throw new PyisolateError(r.code, r.message, { pack: this.name });
       }
+      if (r.forked) this.#log.pack(this.name, `- forked from template ${choice && "key" in choice ? choice.key : ""} (pid ${r.pid}, ready in ${(performance.now() - spawnedAt).toFixed(0)} ms)`, "debug");
+      else if (r.forkError !== undefined) this.#log.pack(this.name, `- plain spawn: the template could not fork it (${r.forkError})`, "warn");
       const ready = decodeMessage(r.ready, ep);
       const info = (ready.t === "ready" ? ready.info : { packs: [], python: r.hello.python, pid: r.pid }) as ReadyInfo;
       this.#readyInfo = info;
