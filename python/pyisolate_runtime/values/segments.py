@@ -4,14 +4,24 @@ A segment is written once by its producer, under ``pyisolate-<hostpid>-<random>`
 allocated up front with ``posix_fallocate``, so a full tmpfs is
 :class:`SharedMemoryFullError`, never a SIGBUS. The host owns segment lifetimes and unlinks
 them; the runtime never unlinks a segment it has sent.
+
+Allocating a segment (the kernel zeroing its pages) costs more than copying into it, so a
+producer keeps a small pool of spare segments, allocated in the background at the sizes it
+has written before: a fresh output of a size seen before costs one copy. The pool holds at most
+``PYISOLATE_SEGMENT_POOL_BYTES`` (default 256 MiB; 0 turns it off), two spares per size; its
+spares carry the host's pid like every segment, so they go when the process exits, and
+whatever is left when the host closes.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import errno
 import os
+import queue
 import secrets
+import threading
 
 __all__ = [
     "PREFIX",
@@ -148,10 +158,91 @@ def _write_all(fd: int, addr: int, nbytes: int) -> None:
         off += os.write(fd, view[off : off + _WRITE_CHUNK])
 
 
+class _Pool:
+    """Spare segments by size, allocated by a background thread after a write of that size."""
+
+    PER_SIZE = 2
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.spares: dict[int, list[tuple[str, int]]] = {}
+        self.held = 0
+        self.pending: set[int] = set()
+        self.jobs: queue.SimpleQueue[int] | None = None
+        self.pid = os.getpid()
+        self.dir = shm_dir()
+
+    @property
+    def budget(self) -> int:
+        raw = os.environ.get("PYISOLATE_SEGMENT_POOL_BYTES", "")
+        return int(raw) if raw.isdigit() else 256 << 20
+
+    def take(self, nbytes: int) -> tuple[str, int] | None:
+        """A spare of exactly ``nbytes`` (then another is allocated), else None (one will be)."""
+        if nbytes > self.budget // 2 or os.getpid() != self.pid:
+            return None
+        if self.dir != shm_dir():
+            self.release()  # segments moved (PYISOLATE_SHM_DIR changed): spares elsewhere are no use
+            self.dir = shm_dir()
+        with self.lock:
+            got = self.spares.get(nbytes)
+            spare = got.pop() if got else None
+            if spare is not None:
+                self.held -= nbytes
+                if os.fstat(spare[1]).st_nlink == 0:  # the host removed it (every segment of its pid)
+                    os.close(spare[1])
+                    spare = None
+            if nbytes not in self.pending and self.held + nbytes <= self.budget:
+                self.pending.add(nbytes)
+                self._start().put(nbytes)
+        return spare
+
+    def _start(self) -> queue.SimpleQueue[int]:
+        if self.jobs is None:
+            self.jobs = queue.SimpleQueue()
+            threading.Thread(target=self._fill, name="pyisolate-segment-pool", daemon=True).start()
+            atexit.register(self.release)
+        return self.jobs
+
+    def _fill(self) -> None:
+        assert self.jobs is not None
+        while True:
+            nbytes = self.jobs.get()
+            try:
+                while True:
+                    with self.lock:
+                        have = len(self.spares.get(nbytes, ()))
+                        if have >= self.PER_SIZE or self.held + nbytes > self.budget:
+                            break
+                    spare = _create_segment(nbytes, "a spare segment")
+                    with self.lock:
+                        self.spares.setdefault(nbytes, []).append(spare)
+                        self.held += nbytes
+            except OSError:
+                pass  # shared memory is short: no spare; the next write allocates its own
+            finally:
+                with self.lock:
+                    self.pending.discard(nbytes)
+
+    def release(self) -> None:
+        """Unlinks every spare (at exit)."""
+        with self.lock:
+            spares = [s for group in self.spares.values() for s in group]
+            self.spares.clear()
+            self.held = 0
+        for name, fd in spares:
+            os.close(fd)
+            unlink_segment(name)
+
+
+_pool = _Pool()
+
+
 def write_segment(addr: int, nbytes: int, what: str) -> str:
     """A new segment holding the ``nbytes`` bytes at address ``addr``; returns its name.
     ``what`` describes the value in the error when shared memory is full."""
-    name, fd = _create_segment(nbytes, what)
+    spare = _pool.take(nbytes)
+    name, fd = spare if spare is not None else _create_segment(nbytes, what)
     try:
         _write_all(fd, addr, nbytes)
     except BaseException:

@@ -1,0 +1,82 @@
+"""The producer's pool of spare segments: a fresh output of a size written before lands in a
+segment allocated ahead of time, holds the right bytes, and the pool stays within its budget
+and leaves nothing behind when released."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+
+import pytest
+
+from pyisolate_runtime.values import segments
+
+
+@pytest.fixture()
+def pool(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYISOLATE_SHM_DIR", str(tmp_path))
+    monkeypatch.setenv("PYISOLATE_HOST_PID", "4242")
+    monkeypatch.setenv("PYISOLATE_SEGMENT_POOL_BYTES", str(1 << 20))
+    p = segments._Pool()
+    monkeypatch.setattr(segments, "_pool", p)
+    yield p
+    p.release()
+
+
+def _spares(p):
+    with p.lock:
+        return {n: [name for name, _ in g] for n, g in p.spares.items() if g}
+
+
+def _wait(cond, what):
+    end = time.monotonic() + 5
+    while not cond():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _write(data: bytes) -> str:
+    buf = ctypes.create_string_buffer(data, len(data))
+    return segments.write_segment(ctypes.addressof(buf), len(data), "a test buffer")
+
+
+def test_a_size_written_before_goes_into_a_spare(pool, tmp_path):
+    first = _write(b"a" * 4096)
+    _wait(lambda: len(_spares(pool).get(4096, [])) == 2, "two spares of 4096 bytes")
+    spare = _spares(pool)[4096][-1]
+    second = _write(b"b" * 4096)
+    assert second == spare  # the spare, allocated before the write
+    assert (tmp_path / first).read_bytes() == b"a" * 4096
+    assert (tmp_path / second).read_bytes() == b"b" * 4096
+    assert second.startswith("pyisolate-4242-")
+
+
+def test_the_pool_keeps_to_its_budget(pool, tmp_path):
+    _write(b"x" * (400 << 10))
+    _wait(lambda: not pool.pending, "the pool to fill")
+    assert len(_spares(pool).get(400 << 10, [])) == 2
+    _write(b"w" * (300 << 10))  # a spare of it would pass the 1 MiB budget
+    _wait(lambda: not pool.pending, "the pool to settle")
+    assert (300 << 10) not in _spares(pool)
+    assert pool.held == 800 << 10 <= pool.budget
+    _write(b"y" * (600 << 10))  # more than half the budget: never pooled
+    _wait(lambda: not pool.pending, "the pool to settle")
+    assert (600 << 10) not in _spares(pool)
+
+
+def test_release_unlinks_every_spare(pool, tmp_path):
+    kept = _write(b"z" * 8192)
+    _wait(lambda: len(_spares(pool).get(8192, [])) == 2, "two spares")
+    pool.release()
+    assert sorted(os.listdir(tmp_path)) == [kept]  # what was sent stays: the host owns it
+
+
+def test_a_budget_of_zero_turns_the_pool_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYISOLATE_SHM_DIR", str(tmp_path))
+    monkeypatch.setenv("PYISOLATE_SEGMENT_POOL_BYTES", "0")
+    p = segments._Pool()
+    monkeypatch.setattr(segments, "_pool", p)
+    _write(b"q" * 4096)
+    _write(b"q" * 4096)
+    assert p.jobs is None and len(os.listdir(tmp_path)) == 2
