@@ -26,7 +26,7 @@ def pool(tmp_path, monkeypatch):
 
 def _spares(p):
     with p.lock:
-        return {n: [name for name, _ in g] for n, g in p.spares.items() if g}
+        return {n: [os.path.basename(path) for path, _ in g] for n, g in p.spares.items() if g}
 
 
 def _wait(cond, what):
@@ -49,9 +49,12 @@ def _write(data: bytes) -> str:
 def test_a_size_written_before_goes_into_a_spare(pool, tmp_path):
     first = _write(b"a" * 4096)
     _wait(lambda: len(_spares(pool).get(4096, [])) == 2, "two spares of 4096 bytes")
+    assert segments.list_segments("4242") == [first]  # spares are not segments until taken
     spare = _spares(pool)[4096][-1]
+    assert spare.startswith(".spare-")
     second = _write(b"b" * 4096)
-    assert second == spare  # the spare, allocated before the write
+    assert spare not in os.listdir(segments.host_dir())  # the spare, renamed and written
+    assert len(_spares(pool).get(4096, [])) >= 1
     assert _read(first) == b"a" * 4096
     assert _read(second) == b"b" * 4096
     assert second.startswith("pyisolate-4242-")
@@ -75,6 +78,7 @@ def test_release_unlinks_every_spare(pool, tmp_path):
     _wait(lambda: len(_spares(pool).get(8192, [])) == 2, "two spares")
     pool.release()
     assert segments.list_segments("4242") == [kept]  # what was sent stays: the host owns it
+    assert os.listdir(segments.host_dir()) == [kept]  # and no spare is left
 
 
 def test_a_budget_of_zero_turns_the_pool_off(tmp_path, monkeypatch):
@@ -102,8 +106,9 @@ def test_a_forked_child_starts_with_a_pool_of_its_own(pool):
             empty = not _spares(pool) and pool.pid == os.getpid()
             _write(b"c" * 4096)
             _wait(lambda: len(_spares(pool).get(4096, [])) == 2, "two spares in the child")
+            mine = set(_spares(pool).get(4096, []))
             took = _write(b"d" * 4096)
-            own = not (set(_spares(pool).get(4096, [])) | {took}) & parents
+            own = not mine & parents
             os.write(w, b"ok" if empty and own and _read(took) == b"d" * 4096 else b"bad")
             code = 0
         finally:
@@ -116,4 +121,4 @@ def test_a_forked_child_starts_with_a_pool_of_its_own(pool):
     assert got == b"ok"
     assert set(_spares(pool)[4096]) == parents  # the parent's spares are untouched
     for name in parents:
-        assert os.path.exists(segments.segment_path(name))
+        assert os.path.exists(os.path.join(segments.host_dir(), name))

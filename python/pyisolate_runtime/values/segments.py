@@ -12,9 +12,10 @@ is gone, which is the only case :func:`sweep_dead_hosts` removes it.
 Allocating a segment (the kernel zeroing its pages) costs more than copying into it, so a
 producer keeps a small pool of spare segments, allocated in the background at the sizes it
 has written before: a fresh output of a size seen before costs one copy. The pool holds at most
-``PYISOLATE_SEGMENT_POOL_BYTES`` (default 256 MiB; 0 turns it off), two spares per size; its
-spares live in the host's folder like every segment, so they go when the process exits, and
-whatever is left when the host closes.
+``PYISOLATE_SEGMENT_POOL_BYTES`` (default 256 MiB; 0 turns it off), two spares per size. Spares
+live in the host's folder as ``.spare-<random>`` files, which are not segments until taken
+(renamed to a segment name), so nothing counts or sweeps them as such; they go when the process
+exits, and whatever is left when the host removes its folder.
 """
 
 from __future__ import annotations
@@ -175,10 +176,11 @@ def _human(n: int) -> str:
     return f"{n} bytes"
 
 
-def _create_segment(nbytes: int, what: str) -> tuple[str, int]:
-    """A new segment of exactly ``nbytes`` bytes, allocated up front; returns (name, fd)."""
+def _create_segment(nbytes: int, what: str, name: str | None = None) -> tuple[str, int]:
+    """A new segment of exactly ``nbytes`` bytes, allocated up front; returns (name, fd).
+    ``name``: the file's name in the host's folder (a spare's), else a new segment name."""
     directory = host_dir()
-    name = f"{PREFIX}{host_id()}-{secrets.token_hex(8)}"
+    name = name or _new_name()
     path = os.path.join(directory, name)
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
@@ -220,6 +222,10 @@ def _create_segment(nbytes: int, what: str) -> tuple[str, int]:
     return name, fd
 
 
+def _new_name() -> str:
+    return f"{PREFIX}{host_id()}-{secrets.token_hex(8)}"
+
+
 def _write_all(fd: int, addr: int, nbytes: int) -> None:
     view = memoryview((ctypes.c_char * nbytes).from_address(addr)).cast("B")
     off = 0
@@ -228,7 +234,11 @@ def _write_all(fd: int, addr: int, nbytes: int) -> None:
 
 
 class _Pool:
-    """Spare segments by size, allocated by a background thread after a write of that size."""
+    """Spare segments by size, allocated by a background thread after a write of that size.
+
+    A spare is a file ``.spare-<random>`` in the host's folder: not a segment (no name of one,
+    so nothing lists, sweeps or counts it as one) until it is taken, when it is renamed to a
+    new segment name and written."""
 
     PER_SIZE = 2
 
@@ -238,6 +248,7 @@ class _Pool:
     def _reset(self) -> None:
         self.lock = threading.Lock()
         self.spares: dict[int, list[tuple[str, int]]] = {}
+        """Spares by size: (path, fd)."""
         self.held = 0
         self.pending: set[int] = set()
         self.jobs: queue.SimpleQueue[int] | None = None
@@ -272,13 +283,18 @@ class _Pool:
             spare = got.pop() if got else None
             if spare is not None:
                 self.held -= nbytes
-                if os.fstat(spare[1]).st_nlink == 0:  # the host removed it (its folder was cleared)
-                    os.close(spare[1])
-                    spare = None
             if nbytes not in self.pending and self.held + nbytes <= self.budget:
                 self.pending.add(nbytes)
                 self._start().put(nbytes)
-        return spare
+        if spare is None:
+            return None
+        name = _new_name()
+        try:
+            os.rename(spare[0], os.path.join(os.path.dirname(spare[0]), name))
+        except OSError:  # the host's folder was cleared meanwhile: the spare is gone
+            os.close(spare[1])
+            return None
+        return name, spare[1]
 
     def _start(self) -> queue.SimpleQueue[int]:
         if self.jobs is None:
@@ -297,7 +313,8 @@ class _Pool:
                         have = len(self.spares.get(nbytes, ()))
                         if have >= self.PER_SIZE or self.held + nbytes > self.budget:
                             break
-                    spare = _create_segment(nbytes, "a spare segment")
+                    name, fd = _create_segment(nbytes, "a spare segment", f".spare-{secrets.token_hex(8)}")
+                    spare = (os.path.join(host_dir(), name), fd)
                     with self.lock:
                         self.spares.setdefault(nbytes, []).append(spare)
                         self.held += nbytes
@@ -313,9 +330,12 @@ class _Pool:
             spares = [s for group in self.spares.values() for s in group]
             self.spares.clear()
             self.held = 0
-        for name, fd in spares:
+        for path, fd in spares:
             os.close(fd)
-            unlink_segment(name)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
 
 _pool = _Pool()
