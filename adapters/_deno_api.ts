@@ -12,6 +12,7 @@ export interface DenoChild {
   readonly stderr: ReadableStream<Uint8Array>;
   readonly status: Promise<{ code: number; signal: string | null }>;
   kill(signal?: string): void;
+  unref(): void;
 }
 
 export interface DenoConn {

@@ -38,6 +38,7 @@ interface BunSubprocess {
   readonly exitCode: number | null;
   readonly signalCode: string | null;
   kill(signal?: string | number): void;
+  unref(): void;
 }
 
 interface BunSocket {
@@ -98,6 +99,7 @@ function spawn(opts: SpawnOptions): ChildHandle {
     return failedChild(e);
   }
   const pid = proc.pid;
+  if (opts.unref) proc.unref();
   return streamChildHandle(opts, {
     pid,
     stdout: streamOf(proc.stdout),

@@ -57,6 +57,7 @@ function spawn(opts: SpawnOptions): ChildHandle {
     return failedChild(err);
   }
   const pid = child.pid;
+  if (opts.unref) child.unref();
   return streamChildHandle(opts, {
     pid,
     stdout: opts.onStdout ? child.stdout : null,

@@ -62,6 +62,11 @@ function spawn(opts: SpawnOptions): ChildHandle {
     stdio: ["ignore", "pipe", "pipe"],
     detached: opts.detachedGroup ?? false,
   });
+  if (opts.unref) {
+    child.unref();
+    (child.stdout as unknown as { unref?: () => void } | null)?.unref?.();
+    (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+  }
   const onOut = opts.onStdout;
   const onErr = opts.onStderr;
   child.stdout!.on("data", (c: Buffer) => onOut?.(new Uint8Array(c.buffer, c.byteOffset, c.byteLength)));

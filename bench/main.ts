@@ -1,9 +1,11 @@
 /**
  * Benchmark entry: `npm run bench [name…]` (after the build: `node dist/bench.js [name…]`).
- * Each benchmark prints a table and writes JSON under `bench/results/`.
+ * Without a name it runs `compare`, the side-by-side table with the Python pyisolate; `all`
+ * runs every benchmark. Each prints a table and writes JSON under `bench/results/`.
  * @module
  */
 const benches: Record<string, () => Promise<{ run: (opts?: Record<string, unknown>) => Promise<unknown> }>> = {
+  compare: () => import("./compare.ts"),
   rpc: () => import("./rpc_latency.ts"),
   tensors: () => import("./tensor_pass.ts"),
   nodes: () => import("./node_overhead.ts"),
@@ -14,7 +16,7 @@ const benches: Record<string, () => Promise<{ run: (opts?: Record<string, unknow
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));
-const names = wanted.length > 0 ? wanted : Object.keys(benches);
+const names = wanted.length === 0 ? ["compare"] : wanted.includes("all") ? Object.keys(benches) : wanted;
 for (const name of names) {
   const load = benches[name];
   if (!load) {

@@ -26,6 +26,7 @@ import { NodeRegistry, type PackLoad } from "./nodes/registry.ts";
 import { ServiceRegistry } from "./rpc/services.ts";
 import { SegmentRegistry, newHostId } from "./values/segments.ts";
 import { ensurePackageFiles } from "./paths.ts";
+import type { SpawnMode } from "./process/template.ts";
 
 /** Options of {@link createHost}. */
 export interface HostOptions {
@@ -80,6 +81,8 @@ export interface HostOptions {
   memoryLimitMb?: number;
   /** The health check of running processes (a ping the child's I/O thread answers), or `false`. @default every 5 s, failed after 30 s */
   healthCheck?: HealthCheckOptions | false;
+  /** How packs' processes start: `fork` from a template with torch imported (plain spawn where unsafe), or `spawn`. @default `PYISOLATE_SPAWN`, else `"fork"` */
+  spawn?: SpawnMode;
 }
 
 /** What happened to one pack while the host started. */
@@ -285,6 +288,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
     logger,
     cacheDir,
     sysPath: (opts.sharedModules ?? []).map((d) => resolve(d)),
+    ...(opts.spawn ? { spawn: opts.spawn } : {}),
     hostId: segments.hostId,
     segmentDir: segments.hostDir,
     onExitSync: () => segments.removeNow(),

@@ -66,6 +66,8 @@ describe.runIf(available.ok)("packs under bubblewrap", () => {
   it("denies the network and writes outside the allowed folders; allows its own folder, output and a private /tmp", async () => {
     const r = await probe("SandboxProbe");
     expect(r.sandboxed).toBe("1");
+    // Never forked from a template (that would escape the sandbox): spawned under bwrap, and the log says why.
+    expect(lines.some((l) => l.includes("plain spawn: it runs in a sandbox"))).toBe(true);
     expect(r.connect.ok).toBe(false);
     expect(r.connect.error).toMatch(/Network is unreachable|Connection refused/);
     expect(r.write_outside).toEqual({ ok: false, error: "OSError: Read-only file system" });

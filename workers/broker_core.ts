@@ -18,7 +18,8 @@ import process from "node:process";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import type { ChildHandle, ExitStatus, Runtime, SocketConn, SocketServer } from "../src/runtime/contract.ts";
+import type { ChildHandle, ExitStatus, Runtime, SocketConn, SocketServer, SpawnOptions } from "../src/runtime/contract.ts";
+import { forkFromTemplate } from "../src/process/template_fork.ts";
 import { FrameDecoder } from "../src/protocol/frames.ts";
 import type { ExceptionMap, HelloMsg, ProcessConfig } from "../src/protocol/messages.ts";
 import { decodeMessage, encodeMessage } from "../src/protocol/codec.ts";
@@ -41,6 +42,8 @@ export interface BrokerStartOptions {
   cwd?: string;
   /** Milliseconds to wait for `ready`. */
   startTimeoutMs: number;
+  /** A template process's socket: fork the process from it (`src/process/template.ts`), else spawn it. */
+  template?: string;
   /** A command the Python command runs under (the sandbox: `bwrap …`); the Python command follows its arguments. */
   wrapper?: { cmd: string; args: string[] };
   /** Kill the process when its memory (resident, its descendants' included) exceeds this many bytes. */
@@ -61,6 +64,10 @@ export interface BrokerStarted {
   hello: Omit<HelloMsg, "t" | "token">;
   /** The `ready` frame's payload, for the owner to decode. */
   ready: Uint8Array;
+  /** Whether it was forked from the template it was given. */
+  forked: boolean;
+  /** Why it was spawned plainly although a template was given. */
+  forkError?: string;
 }
 
 /** Start-up failed; the process is gone. */
@@ -117,6 +124,8 @@ export class BrokerCore {
   #startTimer: ReturnType<typeof setTimeout> | undefined;
   #hello: Omit<HelloMsg, "t" | "token"> | undefined;
   #config: ProcessConfig | undefined;
+  #forked = false;
+  #forkError: string | undefined;
   #output = new OutputLines((stream, lines) => this.#emit(stream, lines));
   #stopMemoryWatch: (() => void) | undefined;
 
@@ -146,15 +155,24 @@ export class BrokerCore {
       chmodSync(path, 0o600);
       this.#phase = "hello";
       const command = ["-m", "pyisolate_runtime"];
-      this.#child = this.#rt.spawn({
+      const spawn: SpawnOptions = {
         cmd: opts.wrapper ? opts.wrapper.cmd : opts.python,
         args: opts.wrapper ? [...opts.wrapper.args.map((a) => (a === SOCKET_DIR_TOKEN ? this.#dir : a)), opts.python, ...command] : command,
         env: { ...opts.env, PYISOLATE_SOCKET: path, PYISOLATE_TOKEN: this.#token },
-        cwd: opts.cwd,
+        ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
         detachedGroup: true,
         onStdout: (c) => this.#output.push("stdout", c),
         onStderr: (c) => this.#output.push("stderr", c),
-      });
+      };
+      if (opts.template && !opts.wrapper) {
+        try {
+          this.#child = await forkFromTemplate(this.#rt, opts.template, spawn);
+          this.#forked = true;
+        } catch (e) {
+          this.#forkError = (e as Error).message;
+        }
+      }
+      this.#child ??= this.#rt.spawn(spawn);
       this.#child.exited.then(
         (status) => {
           this.#output.end();
@@ -321,7 +339,9 @@ export class BrokerCore {
       if (this.#startTimer) clearTimeout(this.#startTimer);
       const settle = this.#settleStart;
       this.#settleStart = undefined;
-      settle?.({ ok: true, pid: this.#child!.pid, hello: this.#hello!, ready: payload });
+      const started: BrokerStarted = { ok: true, pid: this.#child!.pid, hello: this.#hello!, ready: payload, forked: this.#forked };
+      if (this.#forkError !== undefined) started.forkError = this.#forkError;
+      settle?.(started);
     } else if (t === "fail" && msg && msg.t === "fail") {
       const e = msg.error;
       this.#failStart(

@@ -136,3 +136,26 @@ def test_registered_proxy_classes_are_used():
     assert p.local() == "here"
     with pytest.raises(TypeError, match="needs a subclass of RemoteObject"):
         register_proxy("mod.Bad", int)
+
+
+def test_a_forked_process_draws_its_own_epoch():
+    """Processes fork from a template that imported the runtime: each must make ids of its own."""
+    import os
+
+    from pyisolate_runtime.handles import epoch
+
+    before = epoch()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        table = ObjectTable("forked")
+        hid = table.export(Thing(1))["id"]
+        os.write(w, (epoch() + " " + str(hid)).encode())
+        os._exit(0)
+    os.close(w)
+    child_epoch, child_id = os.read(r, 200).decode().split(" ", 1)
+    os.waitpid(pid, 0)
+    assert epoch() == before
+    assert child_epoch != before and len(child_epoch) == 8
+    assert child_id.startswith(child_epoch + ".")

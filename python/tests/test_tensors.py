@@ -31,6 +31,7 @@ from pyisolate_runtime import cbor, tensors  # noqa: E402
 def host_env(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("PYISOLATE_HOST_PID", str(os.getpid()))
     monkeypatch.delenv("PYISOLATE_SHM_DIR", raising=False)
+    monkeypatch.setenv("PYISOLATE_SEGMENT_POOL_BYTES", "0")  # these count segments; the pool has its own tests
     tensors.setup()
     before = set(tensors.list_segments(os.getpid()))
     yield

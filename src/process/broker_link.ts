@@ -6,7 +6,7 @@
  */
 import { PyisolateError } from "../errors.ts";
 import { brokerWorkerUrl } from "../paths.ts";
-import type { Runtime } from "../runtime/contract.ts";
+import type { Runtime, WorkerHandle } from "../runtime/contract.ts";
 import { Channel } from "../rpc/channel.ts";
 import type { BrokerExit, BrokerSink, BrokerStartFailed, BrokerStartOptions, BrokerStarted } from "../../workers/broker_core.ts";
 import { START_MARGIN_MS, STOP_MARGIN_MS, type BrokerMainHandlers } from "../../workers/broker_api.ts";
@@ -26,6 +26,30 @@ export interface BrokerLink {
   kill(signal: string): void;
   /** Ends the broker (its worker, if any). Idempotent. */
   dispose(): Promise<void>;
+}
+
+/** One idle broker worker per runtime and module, started after one is taken, so that the next process start does not wait for a worker to boot. */
+const spares = new Map<string, WorkerHandle>();
+
+/**
+ * A started worker for `url`: the spare when there is one, else a new one. A spare is kept
+ * only where workers can be unref'd (Node, Bun), so that it never keeps the host alive.
+ */
+function takeWorker(rt: Runtime, url: URL, data: unknown): WorkerHandle {
+  if (data !== null || rt.name === "deno") return rt.startWorker(url, data);
+  const key = `${rt.name} ${url.href}`;
+  const spare = spares.get(key);
+  spares.delete(key);
+  setTimeout(() => {
+    if (spares.has(key)) return;
+    const next = rt.startWorker(url, null);
+    next.unref();
+    next.onError(() => {
+      if (spares.get(key) === next) spares.delete(key);
+    });
+    spares.set(key, next);
+  }, 0);
+  return spare ?? rt.startWorker(url, data);
 }
 
 /** A broker on the calling thread. */
@@ -51,7 +75,7 @@ export async function inlineLink(rt: Runtime, sink: BrokerSink): Promise<BrokerL
  * @param data the worker's start-up data. @default null
  */
 export function workerLink(rt: Runtime, sink: BrokerSink, name: string, url: URL = brokerWorkerUrl(rt.name), data: unknown = null): BrokerLink {
-  const worker = rt.startWorker(url, data);
+  const worker = takeWorker(rt, url, data);
   worker.unref();
   const events: BrokerMainHandlers = {
     lines: (stream, lines) => sink.lines(stream, lines),

@@ -25,6 +25,7 @@ import type { CallOptions, IncomingCall } from "../rpc/endpoint.ts";
 import type { BrokerExit } from "../../workers/broker_core.ts";
 import { HANDLE_SERVICE, RemoteHandle } from "../values/handles.ts";
 import { HandleTable } from "../values/handle_table.ts";
+import { TemplatePool, type SpawnMode } from "./template.ts";
 
 /** Service that reaches Python ProxiedSingletons, which live in the shared process. */
 export const SINGLETON_SERVICE = "$singleton";
@@ -107,6 +108,12 @@ export interface HostCoreOptions {
   broker?: BrokerMode;
   /** Kill the children when the host exits, or gets SIGINT/SIGTERM that nothing else handles. @default true */
   exitHooks?: boolean;
+  /**
+   * How processes start: `fork` from a template process per environment class (torch already
+   * imported; plain spawn where that is not safe, with the reason logged), or `spawn`.
+   * @default `PYISOLATE_SPAWN` from the environment, else `"fork"`
+   */
+  spawn?: SpawnMode;
   /** The id the children's segment names carry (see `SegmentRegistry`). @default this process's pid */
   hostId?: string;
   /** Runs synchronously when the host exits or gets SIGINT/SIGTERM, after the children are killed (the segment folder's removal). */
@@ -133,6 +140,8 @@ export class HostCore {
   readonly services: ServiceRegistry;
   /** Who holds each remote object handle (objects of one process used from others). */
   readonly handles: HandleTable;
+  /** The template processes processes fork from (`undefined` with `spawn: "spawn"`). */
+  readonly templates: TemplatePool | undefined;
   #opts: HostCoreOptions;
   #log: Logger;
   #packs = new Map<string, HostPack>();
@@ -147,6 +156,8 @@ export class HostCore {
     this.#log = asLogger(opts.logger);
     this.services = opts.services ?? defaultRegistry;
     this.handles = new HandleTable({ release: (owner, pairs) => void this.#processNamed(owner)?.event(HANDLE_SERVICE, "release", [pairs]) });
+    const mode = opts.spawn ?? (process.env?.PYISOLATE_SPAWN === "spawn" ? "spawn" : "fork");
+    this.templates = mode === "fork" ? new TemplatePool({ hostPython: opts.hostPython, ...(opts.env ? { env: opts.env } : {}), logger: this.#log }) : undefined;
     for (const p of opts.packs) {
       if (this.#packs.has(p.name)) throw new PyisolateError("USAGE", `Two packs are named "${p.name}"; pack names must be unique.`, { pack: p.name });
       this.#packs.set(p.name, p);
@@ -226,6 +237,7 @@ export class HostCore {
       this.#closed = true;
       await Promise.all(this.processes().map((p) => p.close().catch(() => {})));
       this.handles.clear();
+      await this.templates?.close();
       this.#unhook?.();
       this.#unhook = undefined;
     })();
@@ -243,6 +255,7 @@ export class HostCore {
   /** Kills every child at once, synchronously (what the exit hooks do). */
   killAllNow(): void {
     for (const p of this.processes()) p.killNow();
+    this.templates?.killNow();
   }
 
   /** Runs the `onExitSync` cleanup once (what the exit hooks do after killing the children). */
@@ -277,11 +290,13 @@ export class HostCore {
     const env = o.env || packEnv ? { ...(o.env ?? {}), ...(packEnv ?? {}) } : undefined;
     const options: Record<string, unknown> = { ...(o.options ?? {}) };
     if (o.cacheDir !== undefined) options.cache_dir = o.cacheDir;
+    const templates = this.templates;
     const proc: PythonProcess = new PythonProcess({
       name,
       kind,
       python,
       packs,
+      ...(templates ? { template: (py: string) => templates.choose(py, packEnv ?? {}) } : {}),
       handler: (call) => this.#route(proc, call),
       services: () => [...this.services.names(), SINGLETON_SERVICE, HANDLE_SERVICE],
       handles: this.handles,

@@ -10,6 +10,7 @@ import type { BrokerMode } from "./broker_link.ts";
 import type { HealthCheckOptions } from "./health.ts";
 import type { PythonProcess } from "./python_process.ts";
 import type { HandleHooks } from "../values/handles.ts";
+import type { TemplateChoice } from "./template.ts";
 
 /** Time a process has to send `ready` after it is spawned (imports can be slow). */
 export const DEFAULT_START_TIMEOUT_MS = 120_000;
@@ -64,5 +65,7 @@ export interface PythonProcessOptions {
   memoryLimitBytes?: number;
   /** The command the Python command runs under, and its arguments (the sandbox, see `sandbox.ts`). @default none */
   sandbox?: (python: string) => { cmd: string; args: string[] };
+  /** Where to fork the process from (a template, `template.ts`), or why to spawn it plainly (always plainly when sandboxed). @default spawn it */
+  template?: (python: string) => Promise<TemplateChoice>;
 }
 

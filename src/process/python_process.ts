@@ -20,6 +20,7 @@ import { inlineLink, workerLink, type BrokerLink, type BrokerMode } from "./brok
 import { KeepAlive, unref } from "../util/os.ts";
 import { startHealthCheck } from "./health.ts";
 import { CLOSE_MARGIN_MS, DEFAULT_CLOSE_GRACE_MS, DEFAULT_START_TIMEOUT_MS, type ProcessState, type PythonProcessOptions } from "./process_options.ts";
+import type { TemplateChoice } from "./template.ts";
 
 export { DEFAULT_HEALTH_INTERVAL_MS, DEFAULT_HEALTH_TIMEOUT_MS, type HealthCheckOptions } from "./health.ts";
 export { CLOSE_MARGIN_MS, DEFAULT_CLOSE_GRACE_MS, DEFAULT_START_TIMEOUT_MS, type ProcessState, type PythonProcessOptions } from "./process_options.ts";
@@ -310,6 +311,15 @@ export class PythonProcess {
       });
       this.#ep = ep;
       const startTimeoutMs = this.#opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+      const wrapped = this.#opts.sandbox?.(python);
+      const template = this.#opts.template;
+      const choice: TemplateChoice | undefined = !template
+        ? undefined
+        : wrapped
+          ? { reason: "it runs in a sandbox, which a fork from the template would escape" }
+          : await template(python);
+      if (choice && "reason" in choice) this.#log.pack(this.name, `- plain spawn: ${choice.reason}`);
+      const spawnedAt = performance.now();
       const services = this.#opts.services;
       const config: ProcessConfig = {
         pack: this.name,
@@ -323,7 +333,6 @@ export class PythonProcess {
       // The broker enforces the start timeout itself; a broker that never answers, or whose
       // worker dies, ends the start the same way as a failed one.
       this.#killReason = undefined;
-      const wrapped = this.#opts.sandbox?.(python);
       const r = await link
         .start({
           name: this.name,
@@ -331,6 +340,7 @@ export class PythonProcess {
           config,
           env: this.#childEnv(),
           ...(this.#opts.cwd ? { cwd: this.#opts.cwd } : {}),
+          ...(choice && "socket" in choice ? { template: choice.socket } : {}),
           startTimeoutMs,
           ...(wrapped ? { wrapper: wrapped } : {}),
           ...(this.#opts.memoryLimitBytes ? { memoryLimitBytes: this.#opts.memoryLimitBytes } : {}),
@@ -349,6 +359,8 @@ export class PythonProcess {
         this.#pid = undefined;
         throw new PyisolateError(r.code, r.message, { pack: this.name });
       }
+      if (r.forked) this.#log.pack(this.name, `- forked from template ${choice && "key" in choice ? choice.key : ""} (pid ${r.pid}, ready in ${(performance.now() - spawnedAt).toFixed(0)} ms)`, "debug");
+      else if (r.forkError !== undefined) this.#log.pack(this.name, `- plain spawn: the template could not fork it (${r.forkError})`, "warn");
       const ready = decodeMessage(r.ready, ep);
       const info = (ready.t === "ready" ? ready.info : { packs: [], python: r.hello.python, pid: r.pid }) as ReadyInfo;
       this.#readyInfo = info;

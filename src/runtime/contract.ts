@@ -29,6 +29,8 @@ export interface SpawnOptions {
    * reaches its children too. @default false
    */
   detachedGroup?: boolean;
+  /** The child (and its output pipes) do not keep the host alive, where the runtime allows it. @default false */
+  unref?: boolean;
 }
 
 /** How a child process ended. Exactly one of `code` and `signal` is non-null. */

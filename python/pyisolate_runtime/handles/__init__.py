@@ -23,10 +23,11 @@ from ..rpc.callables import RemoteCallable
 from .imported import ProxyTable
 from .proxy import ProxyError, RemoteMethod, RemoteObject, handle_of, is_proxy, proxy_class, register_proxy
 from .service import OPS, ObjectService, methods_of
-from .table import EPOCH, TAG_HANDLE, HandleError, ObjectTable
+from .table import EPOCH, epoch, TAG_HANDLE, HandleError, ObjectTable
 
 __all__ = [
     "EPOCH",
+    "epoch",
     "HandleError",
     "OPS",
     "ObjectService",
@@ -99,7 +100,7 @@ def _current_pack() -> str | None:
 def stats() -> dict[str, Any]:
     """``{owner, epoch, objects, proxies}``: how many objects this process holds for others,
     and how many proxies of others' objects are alive here."""
-    return {"owner": objects.owner, "epoch": EPOCH, "objects": len(objects), "proxies": proxies.live()}
+    return {"owner": objects.owner, "epoch": epoch(), "objects": len(objects), "proxies": proxies.live()}
 
 
 _set_up = False

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from ..rpc import NotCallable, inline
 from .imported import ProxyTable
 from .proxy import RemoteObject, where, _ref
-from .table import EPOCH, HandleError, ObjectTable
+from .table import HandleError, epoch, ObjectTable
 
 __all__ = ["OPS", "ObjectService", "methods_of"]
 
@@ -167,7 +167,7 @@ class ObjectService:
     @inline
     def stats(self) -> dict[str, Any]:
         """``{owner, epoch, objects, proxies}``: the sizes of this process's two tables."""
-        return {"owner": self._table.owner, "epoch": EPOCH, "objects": len(self._table), "proxies": self._proxies.live()}
+        return {"owner": self._table.owner, "epoch": epoch(), "objects": len(self._table), "proxies": self._proxies.live()}
 
     def entries(self) -> list[dict[str, Any]]:
         """The objects this process holds for others (``{id, type, repr, pack, sent}``)."""

@@ -16,20 +16,36 @@ object sent twice keeps one id, so a handle coming back resolves to the identica
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 from typing import Any
 
 from ..rpc.errors import type_name
 
-__all__ = ["EPOCH", "HandleError", "ObjectTable", "TAG_HANDLE", "short_repr"]
+__all__ = ["EPOCH", "epoch", "HandleError", "ObjectTable", "TAG_HANDLE", "short_repr"]
 
 TAG_HANDLE = 41502
 """CBOR tag of a remote object handle (content: ``{id, owner, type, repr, pack?}``)."""
 
 EPOCH = secrets.token_hex(4)
 """This process start's epoch: every id made here starts with it, so an id of an earlier
-start of the same process is recognised as gone, never confused with a live one."""
+start of the same process is recognised as gone, never confused with a live one. A process
+forked from a template draws its own (the template's would be every fork's)."""
+
+
+def _new_epoch() -> None:
+    global EPOCH
+    EPOCH = secrets.token_hex(4)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_epoch)
+
+
+def epoch() -> str:
+    """This process start's epoch (see ``EPOCH``; read it through here, it changes at fork)."""
+    return EPOCH
 
 _REPR_MAX = 120
 

@@ -8,14 +8,24 @@ once by its producer and allocated up front with ``posix_fallocate``, so a full 
 them; the runtime never unlinks a segment it has sent. The host's folder also holds its
 liveness socket (``alive``): a folder whose socket refuses connections belongs to a host that
 is gone, which is the only case :func:`sweep_dead_hosts` removes it.
+
+Allocating a segment (the kernel zeroing its pages) costs more than copying into it, so a
+producer keeps a small pool of spare segments, allocated in the background at the sizes it
+has written before: a fresh output of a size seen before costs one copy. The pool holds at most
+``PYISOLATE_SEGMENT_POOL_BYTES`` (default 256 MiB; 0 turns it off), two spares per size. Spares
+live in the host's folder as ``.spare-<random>`` files, which are not segments until taken
+(renamed to a segment name), so nothing counts or sweeps them as such; they go when the process
+exits, and whatever is left when the host removes its folder.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import errno
 import os
+import queue
 import re
 import secrets
 import shutil
@@ -166,10 +176,11 @@ def _human(n: int) -> str:
     return f"{n} bytes"
 
 
-def _create_segment(nbytes: int, what: str) -> tuple[str, int]:
-    """A new segment of exactly ``nbytes`` bytes, allocated up front; returns (name, fd)."""
+def _create_segment(nbytes: int, what: str, name: str | None = None) -> tuple[str, int]:
+    """A new segment of exactly ``nbytes`` bytes, allocated up front; returns (name, fd).
+    ``name``: the file's name in the host's folder (a spare's), else a new segment name."""
     directory = host_dir()
-    name = f"{PREFIX}{host_id()}-{secrets.token_hex(8)}"
+    name = name or _new_name()
     path = os.path.join(directory, name)
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
@@ -211,6 +222,10 @@ def _create_segment(nbytes: int, what: str) -> tuple[str, int]:
     return name, fd
 
 
+def _new_name() -> str:
+    return f"{PREFIX}{host_id()}-{secrets.token_hex(8)}"
+
+
 def _write_all(fd: int, addr: int, nbytes: int) -> None:
     view = memoryview((ctypes.c_char * nbytes).from_address(addr)).cast("B")
     off = 0
@@ -218,6 +233,114 @@ def _write_all(fd: int, addr: int, nbytes: int) -> None:
         off += os.write(fd, view[off : off + _WRITE_CHUNK])
 
 
+class _Pool:
+    """Spare segments by size, allocated by a background thread after a write of that size.
+
+    A spare is a file ``.spare-<random>`` in the host's folder: not a segment (no name of one,
+    so nothing lists, sweeps or counts it as one) until it is taken, when it is renamed to a
+    new segment name and written."""
+
+    PER_SIZE = 2
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.lock = threading.Lock()
+        self.spares: dict[int, list[tuple[str, int]]] = {}
+        """Spares by size: (path, fd)."""
+        self.held = 0
+        self.pending: set[int] = set()
+        self.jobs: queue.SimpleQueue[int] | None = None
+        self.pid = os.getpid()
+        self.dir = host_dir()
+
+    def after_fork(self) -> None:
+        """In a forked child (a template's fork): the parent's spares are not ours to use or
+        unlink, and its filler thread did not come along; start empty."""
+        for group in self.spares.values():
+            for _name, fd in group:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._reset()
+
+    @property
+    def budget(self) -> int:
+        raw = os.environ.get("PYISOLATE_SEGMENT_POOL_BYTES", "")
+        return int(raw) if raw.isdigit() else 256 << 20
+
+    def take(self, nbytes: int) -> tuple[str, int] | None:
+        """A spare of exactly ``nbytes`` (then another is allocated), else None (one will be)."""
+        if nbytes > self.budget // 2 or os.getpid() != self.pid:
+            return None
+        if self.dir != host_dir():
+            self.release()  # segments moved (PYISOLATE_SHM_DIR or the host changed): spares elsewhere are no use
+            self.dir = host_dir()
+        with self.lock:
+            got = self.spares.get(nbytes)
+            spare = got.pop() if got else None
+            if spare is not None:
+                self.held -= nbytes
+            if nbytes not in self.pending and self.held + nbytes <= self.budget:
+                self.pending.add(nbytes)
+                self._start().put(nbytes)
+        if spare is None:
+            return None
+        name = _new_name()
+        try:
+            os.rename(spare[0], os.path.join(os.path.dirname(spare[0]), name))
+        except OSError:  # the host's folder was cleared meanwhile: the spare is gone
+            os.close(spare[1])
+            return None
+        return name, spare[1]
+
+    def _start(self) -> queue.SimpleQueue[int]:
+        if self.jobs is None:
+            self.jobs = queue.SimpleQueue()
+            threading.Thread(target=self._fill, name="pyisolate-segment-pool", daemon=True).start()
+            atexit.register(self.release)
+        return self.jobs
+
+    def _fill(self) -> None:
+        assert self.jobs is not None
+        while True:
+            nbytes = self.jobs.get()
+            try:
+                while True:
+                    with self.lock:
+                        have = len(self.spares.get(nbytes, ()))
+                        if have >= self.PER_SIZE or self.held + nbytes > self.budget:
+                            break
+                    name, fd = _create_segment(nbytes, "a spare segment", f".spare-{secrets.token_hex(8)}")
+                    spare = (os.path.join(host_dir(), name), fd)
+                    with self.lock:
+                        self.spares.setdefault(nbytes, []).append(spare)
+                        self.held += nbytes
+            except OSError:
+                pass  # shared memory is short: no spare; the next write allocates its own
+            finally:
+                with self.lock:
+                    self.pending.discard(nbytes)
+
+    def release(self) -> None:
+        """Unlinks every spare (at exit)."""
+        with self.lock:
+            spares = [s for group in self.spares.values() for s in group]
+            self.spares.clear()
+            self.held = 0
+        for path, fd in spares:
+            os.close(fd)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+_pool = _Pool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _pool.after_fork())
 _written = threading.local()
 
 
@@ -243,7 +366,8 @@ def unlink_on_error() -> Iterator[list[str]]:
 def write_segment(addr: int, nbytes: int, what: str) -> str:
     """A new segment holding the ``nbytes`` bytes at address ``addr``; returns its name.
     ``what`` describes the value in the error when shared memory is full."""
-    name, fd = _create_segment(nbytes, what)
+    spare = _pool.take(nbytes)
+    name, fd = spare if spare is not None else _create_segment(nbytes, what)
     names = getattr(_written, "names", None)
     if names is not None:
         names.append(name)
