@@ -31,12 +31,13 @@ const hooks = {
     for (const core of liveCores) core.killAllNow();
   },
   onSignal(signal: NodeJS.Signals): void {
+    // Someone else handles the signal (a server shutting down gracefully): leave the
+    // children to them; the exit hook still kills whatever is left when the host exits.
+    if (process.listenerCount(signal) > 1) return;
+    // Otherwise keep the default behaviour: the children die, then the host.
     hooks.onExit();
-    // Keep the default behaviour (the host exits) unless someone else handles the signal.
-    if (process.listenerCount(signal) === 1) {
-      hooks.remove();
-      process.kill(process.pid, signal);
-    }
+    hooks.remove();
+    process.kill(process.pid, signal);
   },
   install(): void {
     process.on("exit", hooks.onExit);
