@@ -39,6 +39,10 @@ export type {
 export type { BuildProgress, BuildResult } from "./env/env_manager.ts";
 export type { PackInfo, PackManifest } from "./manifest/manifest.ts";
 
+// The ComfyUI-compatible server over a host, and JSON that keeps seeds exact.
+export { serve, type PromptServerHandle, type ServeOptions } from "./server/server.ts";
+export { parseExactJson, stringifyExactJson } from "./util/exact_json.ts";
+
 // Host services, which Python code (and TypeScript workers) call by name.
 export { ServiceRegistry, service, currentCall, type CallContext, type Remote } from "./rpc/services.ts";
 export { connectServices, exposeServices, type ServiceClient, type ConnectServicesOptions } from "./rpc/thread_services.ts";
