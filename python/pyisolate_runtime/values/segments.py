@@ -97,7 +97,11 @@ def sweep_dead_hosts() -> list[str]:
         pid_part = name[len(PREFIX):].split("-", 1)[0]
         if not pid_part.isdigit():
             continue
-        if not _pid_alive(int(pid_part)) and unlink_segment(name):
+        try:
+            gone = not _pid_alive(int(pid_part)) and unlink_segment(name)
+        except OSError:  # not a segment file (a directory, another user's): left alone
+            continue
+        if gone:
             removed.append(name)
     return removed
 
