@@ -4,7 +4,7 @@
 // of 2^64 - 1 from a workflow file through `pyisolate run --json`.
 import { afterAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -38,6 +38,12 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
+/** The host id a process was started with (its segment folder is `/dev/shm/pyisolate-<id>`). */
+function hostIdOf(pid: number): string | undefined {
+  const entry = readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").find((e) => e.startsWith("PYISOLATE_HOST_ID="));
+  return entry?.slice("PYISOLATE_HOST_ID=".length);
+}
+
 describe("pyisolate serve", () => {
   it("serves until SIGTERM, which interrupts the running prompt, stops every process and releases every segment", { timeout: 240_000 }, async () => {
     const child = spawn(process.execPath, ["--import", "./workers/ts_register.mjs", "src/cli/bin.ts", "serve", "--port", "0", ...common, "--output", join(tmp, "out"), "--input", join(tmp, "in")], {
@@ -59,6 +65,9 @@ describe("pyisolate serve", () => {
     await ws.next((m) => m.type === "progress");
     const kids = childrenOf(child.pid!);
     expect(kids.length).toBeGreaterThan(0);
+    const hostId = hostIdOf(kids[0]!);
+    expect(hostId).toMatch(/^[0-9A-Za-z]+$/);
+    expect(existsSync(`/dev/shm/pyisolate-${hostId}`)).toBe(true);
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
     expect(err).toContain("SIGTERM: shutting down");
@@ -67,7 +76,7 @@ describe("pyisolate serve", () => {
     expect(ws.messages.some((m) => m.type === "execution_interrupted")).toBe(true);
     await until("the client to be closed", () => (ws.closed !== null ? true : undefined));
     await until("the Python processes to exit", () => (kids.every((p) => !childrenOf(child.pid!).includes(p)) ? true : undefined), 10_000);
-    expect(readdirSync("/dev/shm").filter((n) => n.startsWith(`pyisolate-${child.pid}-`))).toEqual([]);
+    expect(existsSync(`/dev/shm/pyisolate-${hostId}`), "the host's segment folder is gone").toBe(false);
   });
 
   it("says which port is in use (a usage error: exit code 2)", { timeout: 120_000 }, async () => {
