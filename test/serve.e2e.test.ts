@@ -1,8 +1,8 @@
-// `pyisolate serve` as a user runs it: a real process on a free port, a real prompt over
-// HTTP and /ws, and SIGTERM while the prompt runs — the prompt is interrupted, the Python
-// processes stop, no segment is left, the exit code is 0. And the CLI's exact JSON: a seed
-// of 2^64 - 1 from a workflow file through `pyisolate run --json`.
-import { afterAll, describe, expect, it } from "vitest";
+// `pyisolate serve` as a user runs it, under Node, Deno and Bun: a real process on a free
+// port, a real prompt over HTTP and /ws, and SIGTERM or SIGINT while the prompt runs — the
+// prompt is interrupted, the Python processes stop, no segment is left, the exit code is 0.
+// And the CLI's exact JSON: a seed of 2^64 - 1 from a workflow file through `pyisolate run --json`.
+import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import { spawn } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -45,11 +45,19 @@ function hostIdOf(pid: number): string | undefined {
 }
 
 describe("pyisolate serve", () => {
-  it("serves until SIGTERM, which interrupts the running prompt, stops every process and releases every segment", { timeout: 240_000 }, async () => {
-    const child = spawn(process.execPath, ["--import", "./workers/ts_register.mjs", "src/cli/bin.ts", "serve", "--port", "0", ...common, "--output", join(tmp, "out"), "--input", join(tmp, "in")], {
+  // The same CLI on each runtime's own HTTP server: SIGTERM under Node, Ctrl-C (SIGINT) under Deno and Bun.
+  const bin = join(root, "node_modules", ".bin");
+  const runtimes = [
+    { runtime: "node", signal: "SIGTERM", argv: [process.execPath, "--import", "./workers/ts_register.mjs", "src/cli/bin.ts"] },
+    { runtime: "deno", signal: "SIGINT", argv: [join(bin, "deno"), "run", "-A", "src/cli/bin.ts"] },
+    { runtime: "bun", signal: "SIGINT", argv: [join(bin, "bun"), "src/cli/bin.ts"] },
+  ] as const;
+  it.each(runtimes)("serves under $runtime until $signal, which interrupts the running prompt, stops every process and releases every segment", { timeout: 240_000 }, async ({ signal, argv }) => {
+    const child = spawn(argv[0], [...argv.slice(1), "serve", "--port", "0", ...common, "--output", join(tmp, "out"), "--input", join(tmp, "in")], {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"],
     });
+    onTestFinished(() => void child.kill("SIGKILL"));
     let out = "";
     let err = "";
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
@@ -68,9 +76,9 @@ describe("pyisolate serve", () => {
     const hostId = hostIdOf(kids[0]!);
     expect(hostId).toMatch(/^[0-9A-Za-z]+$/);
     expect(existsSync(`/dev/shm/pyisolate-${hostId}`)).toBe(true);
-    child.kill("SIGTERM");
-    expect(await exited).toBe(0);
-    expect(err).toContain("SIGTERM: shutting down");
+    child.kill(signal);
+    expect(await exited, err).toBe(0);
+    expect(err).toContain(`${signal}: shutting down`);
     expect(err).toContain("Server stopped.");
     // The client saw the prompt interrupted before the server went away.
     expect(ws.messages.some((m) => m.type === "execution_interrupted")).toBe(true);
