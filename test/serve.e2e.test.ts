@@ -64,7 +64,7 @@ describe("pyisolate serve", () => {
     child.stderr.on("data", (c: Buffer) => (err += c.toString()));
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     const base = await until("the server's address", () => /Serving ComfyUI's API on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1], 180_000);
-    expect(out).toMatch(/6 nodes from 2 packs, 12 pack routes, ready in/);
+    expect(out).toMatch(/6 nodes from 2 packs, 14 pack routes, ready in/);
     const ws = await WsClient.open(base);
     const r = await call(base, "/prompt", {
       body: { client_id: ws.sid, prompt: { "1": { class_type: "SlowProgress", inputs: { steps: 2000, delay: 0.05 } }, "2": { class_type: "SeedEcho", inputs: { seed: 1, after: ["1", 0] } } } },

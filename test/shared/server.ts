@@ -548,6 +548,13 @@ export function defineServerTests(t: TestApi, runtime: RuntimeName): void {
       const missing = await call(url(), "/server_test/missing");
       assert.deepEqual([missing.status, missing.text], [404, "no such thing"]);
       assert.deepEqual([(await call(url(), "/server_test/text")).text], ["plain text"]);
+      // Bytes in (`await request.read()`) and out; text in (`await request.text()`), a list out.
+      const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+      const raw = await fetch(`${url()}/server_test/raw`, { method: "PUT", body: bytes });
+      assert.equal(raw.status, 200);
+      assert.equal(raw.headers.get("content-type"), "application/octet-stream");
+      assert.deepEqual(new Uint8Array(await raw.arrayBuffer()), bytes.slice().reverse());
+      assert.deepEqual((await call(url(), "/server_test/words", { method: "PATCH", raw: "héllo  wörld " })).body, ["héllo", "wörld"]);
       const served = await call(url(), "/server_test/file");
       assert.match(served.text, /ServerIsolated extension loaded/);
       assert.equal((await call(url(), "/server_test/router")).text, "from the router");

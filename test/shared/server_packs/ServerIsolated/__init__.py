@@ -175,6 +175,16 @@ def plain_text(request):
     return "plain text"
 
 
+@routes.put("/server_test/raw")
+async def raw(request):
+    return bytes(reversed(await request.read()))
+
+
+@routes.patch("/server_test/words")
+async def words(request):
+    return (await request.text()).split()
+
+
 @routes.get("/server_test/file")
 async def file(request):
     return web.FileResponse(os.path.join(os.path.dirname(__file__), "web", "hello.js"))
