@@ -4,7 +4,7 @@
 // a second exits at once. /dev/shm must hold none of the run's segments afterwards.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -42,9 +42,9 @@ beforeAll(() => {
       "    FUNCTION = 'run'",
       "    CATEGORY = 'test'",
       "    def run(self, image, patient):",
-      "        host = os.environ.get('PYISOLATE_HOST_PID')",
-      "        held = len([f for f in os.listdir('/dev/shm') if f.startswith('pyisolate-%s-' % host)])",
-      "        print('slow node started pid=%d segments=%d' % (os.getpid(), held), flush=True)",
+      "        folder = os.path.join(os.environ.get('PYISOLATE_SHM_DIR') or '/dev/shm', 'pyisolate-' + os.environ['PYISOLATE_HOST_ID'])",
+      "        held = len([f for f in os.listdir(folder) if not f.startswith('.')])",
+      "        print('slow node started pid=%d segments=%d folder=%s' % (os.getpid(), held, folder), flush=True)",
       "        for _ in range(1200):",
       "            if patient:",
       "                mm.throw_exception_if_processing_interrupted()",
@@ -111,8 +111,11 @@ function atTerminal(workflow: string, steps: Step[], cache: string): Promise<Pty
   });
 }
 
-function segmentsOf(pid: number): string[] {
-  return readdirSync("/dev/shm").filter((f) => f.startsWith(`pyisolate-${pid}-`));
+/** The host's segment folder, as the slow node printed it (the host's id is random). */
+function segmentFolderOf(text: string): string {
+  const folder = /slow node started pid=\d+ segments=\d+ folder=(\S+)/.exec(text)?.[1];
+  expect(folder, text).toMatch(/^\/dev\/shm\/pyisolate-[0-9A-Za-z]+$/);
+  return folder!;
 }
 
 function alive(pid: number): boolean {
@@ -139,7 +142,7 @@ describe("pyisolate run at a terminal", () => {
     expect(text).toMatch(/■ interrupted #2 +SlowInvert \(SlowPack, shared\)/);
     expect(text).toContain("Interrupted (Ctrl-C): ran 1 node (#1 MakeImage); stopped 1 running node (#2 SlowInvert); 1 node not started (#3).");
     expect(text).toMatch(/Stopped every process and released [1-9]\d* shared-memory segments?\./);
-    expect(segmentsOf(r.pid)).toEqual([]);
+    expect(existsSync(segmentFolderOf(text))).toBe(false);
     const child = Number(/slow node started pid=(\d+)/.exec(text)?.[1]);
     expect(alive(child)).toBe(false);
   });
@@ -157,7 +160,7 @@ describe("pyisolate run at a terminal", () => {
     expect(text).toContain("^C again: exiting now.");
     expect(text).not.toContain("Interrupted (Ctrl-C): ran");
     expect(r.seconds - r.marks[3]!).toBeLessThan(10);
-    expect(segmentsOf(r.pid)).toEqual([]);
+    expect(existsSync(segmentFolderOf(text))).toBe(false);
     const child = Number(/slow node started pid=(\d+)/.exec(text)?.[1]);
     for (let i = 0; i < 50 && alive(child); i++) await new Promise((ok) => setTimeout(ok, 100));
     expect(alive(child)).toBe(false);
