@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<{ run: (opts?: Record<string, unknow
   startup: () => import("./startup.ts"),
   runtimes: () => import("./runtimes.ts"),
   scale: () => import("./workflow_scale.ts"),
+  handles: () => import("./handle_call.ts"),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));

@@ -271,8 +271,9 @@ function renderPy(): string {
 """Every V3 io type ComfyUI defines: the \`IO_TYPES\` table, and the checks over it.
 
 \`check_crossing(io_type, value)\` runs where a value is about to leave its process (a node's
-outputs before they are sent to the host) and refuses opaque values (MODEL, CLIP, VAE, ...)
-with an error naming the type; \`validate(io_type, value)\` checks a value's shape. The checks
+outputs before they are sent to the host): in a process a pyisolate host started, an object
+without a wire form (MODEL, CLIP, VAE, ...) crosses as a remote handle; elsewhere it is
+refused with an error naming the type; \`validate(io_type, value)\` checks a value's shape. The checks
 are \`pyisolate_runtime/values/io_check.py\`; this module is their table and their import name.
 """
 from __future__ import annotations
@@ -335,7 +336,7 @@ function renderDocs(): string {
     "zero-copy": "✅ Works, zero-copy",
     value: "✅ Works",
     checked: "✅ Works when the value is made of serializable parts",
-    opaque: "❌ Opaque: stays in its process",
+    opaque: "✅ Works, by handle",
   };
   const row = (t: IoTypeSpec) =>
     `| \`io.${t.cls}\` | \`${t.io_type}\` | ${status[crossing(t)]} | ${shapeText(t.shape).replace(/\|/g, "\\|")} | ${t.note.replace(/\|/g, "\\|")} |`;
@@ -363,12 +364,13 @@ How values cross:
   CONDITIONING, AUDIO, …) cross the same way, tensor by tensor.
 - **Plain values** (bool, int of any size — seeds up to 2^64-1 stay exact —, float, str,
   bytes, list, tuple, dict) are copied. A tuple stays a tuple and a list stays a list.
-- **Opaque types** (MODEL, CLIP, VAE, …) are Python objects with methods and state. A value of
-  one of them that would leave its process is refused with \`OpaqueTypeError\` (Python) /
-  \`PyisolateError\` code \`TYPE\` (TS), naming the type: run the nodes that make and use it in
-  the same process. The check runs in the producing process, in
-  \`io_types_gen.check_crossing(io_type, value)\`, before a node's outputs are encoded; an
-  object the codec cannot encode anywhere else fails the same way.
+- **Object types** (MODEL, CLIP, VAE, …) are Python objects with methods and state, and so is
+  any value the codec cannot encode, at any depth. They **cross by handle** (see
+  [handles.md](handles.md)): the object stays in the process that made it; a node in that
+  process gets the object itself, a node in another process a proxy whose attribute reads,
+  writes and method calls are forwarded to the owner (each a round trip through the host,
+  measured by \`npm run bench handles\`). Outside a process a pyisolate host started, such a
+  value is refused with \`OpaqueTypeError\`, naming the type.
 - Types **without a fixed shape** (\`*\`, POINT, BBOX, SEGS, FILE_3D…) cross when the value is
   made of the parts above, and fail naming the type and the offending part otherwise.
 
@@ -382,7 +384,7 @@ ${works.map(row).join("\n")}
 ${head}
 ${checked.map(row).join("\n")}
 
-## What does not cross (opaque)
+## Objects (cross by handle)
 
 ${head}
 ${opaqueTypes.map(row).join("\n")}

@@ -43,7 +43,7 @@ export interface Field {
 
 /**
  * How values of a type are built: `primitive` (bool/int/float/str), `tensor`, `dict`, `list`,
- * `tuple`, `opaque` (a Python object that cannot cross), `any` (whatever the value is; it
+ * `tuple`, `opaque` (a Python object: it stays in its process and crosses by handle), `any` (whatever the value is; it
  * crosses when its parts do), `dynamic` (a V3 dynamic input: a dict of nested input values).
  */
 export type Kind = "primitive" | "tensor" | "dict" | "list" | "tuple" | "opaque" | "any" | "dynamic";
@@ -120,7 +120,7 @@ const pooledDict: Shape = {
 };
 
 const opaqueNote = (what: string) =>
-  `${what}; stays in the process that made it (a node that receives it must run in that process)`;
+  `${what}; stays in the process that made it and crosses by handle (a proxy elsewhere)`;
 
 /** Every V3 io type, in the order `comfy_api/latest/_io.py` defines them. */
 export const IO_TYPES: readonly IoTypeSpec[] = [
@@ -170,7 +170,7 @@ export const IO_TYPES: readonly IoTypeSpec[] = [
     cls: "Conditioning", io_type: "CONDITIONING", kind: "list", widget: false,
     shape: { t: "list", item: { t: "seq", items: [T(), pooledDict] } },
     options: [],
-    note: "list of [tensor, dict] pairs; the dicts' tensors zero-copy; a dict entry holding a model object (control, gligen, hooks) cannot cross",
+    note: "list of [tensor, dict] pairs; the dicts' tensors zero-copy; a dict entry holding a model object (control, gligen, hooks) crosses by handle",
   },
   { cls: "Sampler", io_type: "SAMPLER", kind: "opaque", widget: false, shape: opaque("comfy.samplers.KSAMPLER"), options: [], note: opaqueNote("sampler object") },
   { cls: "Sigmas", io_type: "SIGMAS", kind: "tensor", widget: false, shape: T([1]), options: [], note: "1-D tensor; zero-copy" },

@@ -39,6 +39,8 @@ export { defaultRegistry } from "./rpc/services.ts";
 
 // Values: tensors, segments, io types.
 export { NdArrayRef, collectTensorRefs } from "./values/tensors.ts";
+export { collectHandles, type HandleProducer } from "./values/handles.ts";
+export { HandleTable, type HandleInfo, type HandleTableOptions } from "./values/handle_table.ts";
 export { SegmentRegistry, newHostId, type SegmentRegistryOptions } from "./values/segments.ts";
 export { IO_TYPES, IO_TYPE_BY_NAME, validateIoValue, isOpaqueIoType, type IoTypeInfo } from "./values/io_types.gen.ts";
 

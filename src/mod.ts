@@ -52,6 +52,7 @@ export { connectServices, exposeServices, type ServiceClient, type ConnectServic
 // Values as they cross to and from Python.
 export { Tuple, tuple, isTuple, PyFloat, pyFloat } from "./protocol/py_types.ts";
 export { TensorRef } from "./values/tensors.ts";
+export { RemoteHandle, type RemoteHandleMap } from "./values/handles.ts";
 export { viewTensor, tensorValues, type TensorView } from "./values/view.ts";
 
 // Errors and logs.

@@ -57,7 +57,7 @@ describe("generated io-type files", () => {
     }
     const doc = readFileSync(join(ROOT, "docs/io-types.md"), "utf8");
     expect(doc).toMatch(/\| `io\.Image` \| `IMAGE` \| ✅ Works, zero-copy \|/);
-    expect(doc).toMatch(/\| `io\.Model` \| `MODEL` \| ❌ Opaque/);
+    expect(doc).toMatch(/\| `io\.Model` \| `MODEL` \| ✅ Works, by handle/);
   });
 });
 

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { HostCore } from "../src/process/host_core.ts";
 import type { PythonProcess } from "../src/process/python_process.ts";
 import { isTuple } from "../src/protocol/py_types.ts";
-import { RemoteError } from "../src/protocol/remote_error.ts";
+import { RemoteHandle } from "../src/values/handles.ts";
 import { IO_TYPES } from "../src/values/io_types.gen.ts";
 import { SegmentRegistry, listSegments } from "../src/values/segments.ts";
 import { TensorRef, collectTensorRefs } from "../src/values/tensors.ts";
@@ -96,11 +96,10 @@ describe("every serializable io type between two isolated processes", () => {
     expect(fromHost).toHaveLength(16 * 16 * 3);
   });
 
-  it("refuses an opaque type with an error naming it", async () => {
-    const err = await producer.call("Producer", "opaque").catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(RemoteError);
-    expect((err as RemoteError).pythonType).toMatch(/OpaqueTypeError$/);
-    expect((err as RemoteError).pythonMessage).toMatch(/^MODEL value cannot cross a process boundary \(node 'CheckpointLoaderSimple', slot 'MODEL'\)/);
+  it("lets an object type (MODEL) cross as a remote handle of its process", async () => {
+    const h = await producer.call("Producer", "opaque");
+    expect(h).toBeInstanceOf(RemoteHandle);
+    expect([(h as RemoteHandle).owner, (h as RemoteHandle).type]).toEqual([producer.name, expect.stringMatching(/ModelPatcher$/)]);
   });
 });
 

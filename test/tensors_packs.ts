@@ -130,7 +130,9 @@ class Producer:
     def opaque(self):
         class ModelPatcher:
             pass
-        g.check_crossing("MODEL", ModelPatcher(), node="CheckpointLoaderSimple", slot="MODEL")
+        m = ModelPatcher()
+        g.check_crossing("MODEL", m, node="CheckpointLoaderSimple", slot="MODEL")  # passes: it crosses by handle
+        return m
 
     def whole_floats(self):
         v = [1.0, 0.0, -2.0, 1e300]

@@ -216,7 +216,7 @@ export class PromptExecutor {
     for (const id of order) {
       const sig = signatures.get(id);
       const entry = this.#cache.get(id);
-      if (sig !== null && entry && entry.signature === sig) cached.push(id);
+      if (sig !== null && entry && entry.signature === sig && (backend.usable?.(entry.outputs) ?? true)) cached.push(id);
       else toRun.add(id);
     }
     emit("execution_cached", { nodes: cached, prompt_id: promptId, timestamp: Date.now() });

@@ -131,6 +131,8 @@ export interface NodeBackend {
   retain?(value: unknown): void;
   /** Releases what {@link NodeBackend.retain} kept. */
   release?(value: unknown): void;
+  /** Whether a cached value can still be used (false when it holds an object whose process exited: the node runs again). */
+  usable?(value: unknown): boolean;
   /** Tells every live process to stop the node it runs. */
   interrupt?(): void;
 }

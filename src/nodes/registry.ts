@@ -158,6 +158,8 @@ export class NodeRegistry implements NodeBackend {
   #promptId: string | undefined;
   #interruptedPrompt: string | undefined;
   readonly #guard: RunGuard;
+  // Pairs of processes an object crossed between in this prompt (the hint is said once).
+  #crossings = new Set<string>();
 
   constructor(opts: NodeRegistryOptions) {
     this.core = opts.core;
@@ -363,6 +365,7 @@ export class NodeRegistry implements NodeBackend {
     if (promptId !== undefined && promptId !== this.#promptId) {
       this.#promptId = promptId;
       this.#guard.clearInterrupt();
+      this.#crossings.clear();
       if (this.modelManagement.processingInterrupted() && this.#interruptedPrompt !== promptId) this.modelManagement.interrupt(false);
     }
   }
@@ -377,8 +380,13 @@ export class NodeRegistry implements NodeBackend {
     const node = this.#node(classType);
     this.#beforeRun(hidden.prompt_id);
     const id = nodeId ?? hidden.unique_id ?? null;
+    this.core.handles.assertUsable(inputs);
+    // Said once per prompt, per pair of processes.
+    for (const note of this.core.handles.crossingNotes(inputs, node.owner.process, String(id ?? "?"), classType, this.#crossings)) this.#log.pack(node.owner.pack, note);
     const r = (await this.#call(node, "execute", [classType, inputs, hidden, id], id)) as { result?: unknown[][]; ui?: Record<string, unknown> | null };
-    return { outputs: Array.isArray(r?.result) ? r.result : [], ui: r?.ui ?? null };
+    const outputs = Array.isArray(r?.result) ? r.result : [];
+    this.core.handles.annotate(outputs, { nodeId: String(id ?? "?"), classType, pack: node.owner.pack });
+    return { outputs, ui: r?.ui ?? null };
   }
 
   /** Runs a node once with plain values (each wrapped as a one-item list); returns each output's first value. */
@@ -405,14 +413,21 @@ export class NodeRegistry implements NodeBackend {
     return r === true ? true : String(r);
   }
 
-  /** Keeps the tensor segments a value refers to alive (the executor's output cache holds it). */
+  /** Keeps the tensor segments and remote objects a value refers to alive (the executor's output cache holds it). */
   retain(value: unknown): void {
     this.#opts.segments?.retain(value);
+    this.core.handles.retain(value);
   }
 
-  /** Lets go of what {@link NodeRegistry.retain} kept; segments nobody holds are unlinked. */
+  /** Lets go of what {@link NodeRegistry.retain} kept; segments nobody holds are unlinked, objects nobody holds dropped. */
   release(value: unknown): void {
     this.#opts.segments?.release(value);
+    this.core.handles.release(value);
+  }
+
+  /** Whether a cached value can still be used: false when an object it holds is gone (its process exited). */
+  usable(value: unknown): boolean {
+    return !this.core.handles.stale(value);
   }
 
   /**

@@ -3,8 +3,10 @@
  * pack gets its own {@link PythonProcess}; the shared packs load together into one shared
  * process on the host's Python (also started, when first needed, for ProxiedSingletons).
  * Every call a child makes to the host is routed by service name: registered host services
- * answer on this thread, `$singleton` goes to the shared process. On host exit the children
- * are killed synchronously (and each child also exits by itself when its socket closes).
+ * answer on this thread, `$singleton` goes to the shared process, `$obj` (what a proxy does
+ * with a remote object handle) to the process that owns the handle, whose holders
+ * {@link HostCore.handles} counts. On host exit the children are killed synchronously (and
+ * each child also exits by itself when its socket closes).
  * @module
  */
 import process from "node:process";
@@ -20,6 +22,9 @@ import { defaultRegistry, type ServiceRegistry } from "../rpc/services.ts";
 import { exposeServices } from "../rpc/thread_services.ts";
 import type { MessageEndpoint } from "../runtime/contract.ts";
 import type { CallOptions, IncomingCall } from "../rpc/endpoint.ts";
+import type { BrokerExit } from "../../workers/broker_core.ts";
+import { HANDLE_SERVICE, RemoteHandle } from "../values/handles.ts";
+import { HandleTable } from "../values/handle_table.ts";
 
 /** Service that reaches Python ProxiedSingletons, which live in the shared process. */
 export const SINGLETON_SERVICE = "$singleton";
@@ -126,6 +131,8 @@ export interface HostCoreOptions {
  */
 export class HostCore {
   readonly services: ServiceRegistry;
+  /** Who holds each remote object handle (objects of one process used from others). */
+  readonly handles: HandleTable;
   #opts: HostCoreOptions;
   #log: Logger;
   #packs = new Map<string, HostPack>();
@@ -139,6 +146,7 @@ export class HostCore {
     this.#opts = opts;
     this.#log = asLogger(opts.logger);
     this.services = opts.services ?? defaultRegistry;
+    this.handles = new HandleTable({ release: (owner, pairs) => void this.#processNamed(owner)?.event(HANDLE_SERVICE, "release", [pairs]) });
     for (const p of opts.packs) {
       if (this.#packs.has(p.name)) throw new PyisolateError("USAGE", `Two packs are named "${p.name}"; pack names must be unique.`, { pack: p.name });
       this.#packs.set(p.name, p);
@@ -217,6 +225,7 @@ export class HostCore {
     this.#closing ??= (async () => {
       this.#closed = true;
       await Promise.all(this.processes().map((p) => p.close().catch(() => {})));
+      this.handles.clear();
       this.#unhook?.();
       this.#unhook = undefined;
     })();
@@ -274,7 +283,9 @@ export class HostCore {
       python,
       packs,
       handler: (call) => this.#route(proc, call),
-      services: () => [...this.services.names(), SINGLETON_SERVICE],
+      services: () => [...this.services.names(), SINGLETON_SERVICE, HANDLE_SERVICE],
+      handles: this.handles,
+      onExit: (info) => this.handles.processExited(name, exitText(info)),
       options,
       sysPath: o.sysPath ?? [],
       logger: this.#log,
@@ -290,8 +301,50 @@ export class HostCore {
     return proc;
   }
 
-  /** Answers a child's call: `$singleton` goes to the shared process, anything else to a host service. */
+  /** The running (or once-run) process named `name`: an isolated pack's, or the shared one. */
+  #processNamed(name: string): PythonProcess | undefined {
+    return this.#isolated.get(name) ?? (name === SHARED_PROCESS_NAME ? this.#shared : undefined);
+  }
+
+  /**
+   * `$obj` from a proxy: `call(handle, op, args, kwargs)` goes to the handle's owner (no
+   * timeout of its own; a `cancel` cancels it there too), `release(pairs)` to the table.
+   */
+  #routeHandle(from: PythonProcess, call: IncomingCall): unknown {
+    if (call.method === "release") {
+      this.handles.releasedBy(from.name, call.args[0]);
+      return null;
+    }
+    if (call.method !== "call") {
+      throw new PyisolateError("NOT_CALLABLE", `${HANDLE_SERVICE} has no method "${call.method}"; proxies use ${HANDLE_SERVICE}.call and ${HANDLE_SERVICE}.release.`, { pack: from.name });
+    }
+    const target = call.args[0];
+    if (!(target instanceof RemoteHandle)) {
+      throw new PyisolateError("TYPE", `${HANDLE_SERVICE}.call from "${from.name}" needs a remote object handle as its first argument.`, { pack: from.name });
+    }
+    this.handles.assertUsable(target);
+    this.handles.assertHeldBy(target, from.name);
+    const owner = this.#processNamed(target.owner);
+    if (!owner || owner.state !== "ready") throw this.handles.goneError(target, `process "${target.owner}" is not running`);
+    const opts: CallOptions = { signal: call.signal, timeoutMs: 0 };
+    if (call.kwargs) opts.kwargs = call.kwargs;
+    const what = call.args[1] === "method" && Array.isArray(call.args[2]) ? `${String(call.args[2][0])}()` : String(call.args[1]);
+    const p = owner.call(HANDLE_SERVICE, "call", call.args, opts).catch((e: unknown) => {
+      if (e instanceof PyisolateError && e.code === "PROCESS_EXITED") {
+        throw this.handles.goneError(target, `exited while ${what} ran on it (${e.message.replace(/^\$obj\.call in pack "[^"]*" failed: /, "")})`);
+      }
+      throw e;
+    });
+    if (call.event) {
+      p.catch((e) => this.#log.pack(from.name, `- a ${HANDLE_SERVICE} event failed: ${e instanceof Error ? e.message : String(e)}`, "warn"));
+      return undefined;
+    }
+    return p;
+  }
+
+  /** Answers a child's call: `$singleton` goes to the shared process, `$obj` to a handle's owner, anything else to a host service. */
   #route(from: PythonProcess, call: IncomingCall): unknown {
+    if (call.service === HANDLE_SERVICE) return this.#routeHandle(from, call);
     if (call.service === SINGLETON_SERVICE) {
       // Only `call` is routed (the shared process resolves the class from its registry of
       // ProxiedSingleton classes; it never imports a name it is sent).
@@ -319,4 +372,10 @@ export class HostCore {
       if (liveCores.size === 0) hooks.remove();
     };
   }
+}
+
+/** How a process ended, as a phrase: "exited with code 3", "was killed by SIGKILL". */
+function exitText(info: BrokerExit): string {
+  const how = info.signal ? `was killed by ${info.signal}` : info.code !== null ? `exited with code ${info.code}` : "stopped";
+  return info.reason && !how.includes(info.reason) ? `${how} (${info.reason})` : how;
 }

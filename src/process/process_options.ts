@@ -9,6 +9,7 @@ import type { BrokerExit } from "../../workers/broker_core.ts";
 import type { BrokerMode } from "./broker_link.ts";
 import type { HealthCheckOptions } from "./health.ts";
 import type { PythonProcess } from "./python_process.ts";
+import type { HandleHooks } from "../values/handles.ts";
 
 /** Time a process has to send `ready` after it is spawned (imports can be slow). */
 export const DEFAULT_START_TIMEOUT_MS = 120_000;
@@ -53,6 +54,8 @@ export interface PythonProcessOptions {
   broker?: BrokerMode;
   /** Called after every exit of the process (crash or close). */
   onExit?: (info: BrokerExit) => void;
+  /** Told of every remote object handle that crosses to or from the process (the host's `HandleTable`). */
+  handles?: HandleHooks;
   /** The id the child's segment names carry (`PYISOLATE_HOST_ID`). @default this process's pid */
   hostId?: string;
   /** Pings the running process; `false` turns the check off. @default on, with the defaults */

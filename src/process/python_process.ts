@@ -299,6 +299,7 @@ export class PythonProcess {
           link.send(frame);
         },
         ...(this.#opts.handler ? { handler: this.#opts.handler } : {}),
+        ...(this.#opts.handles ? { handles: this.#opts.handles } : {}),
         defaultTimeoutMs: this.#opts.defaultTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
         onProtocolError: (err) => {
           this.#log.pack(this.name, `- ${err.message}; stopping the process`, "error");
@@ -399,6 +400,8 @@ export class PythonProcess {
     env.PYISOLATE_HOST_ID = this.#opts.hostId ?? String(process.pid);
     if (this.#opts.sandbox) env.PYISOLATE_SANDBOXED = "1";
     env.PYISOLATE_PACK = this.name;
+    // As the Python pyisolate marks its children: packs test it to know they run isolated.
+    if (this.#opts.kind === "isolated") env.PYISOLATE_CHILD = "1";
     return env;
   }
 

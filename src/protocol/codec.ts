@@ -45,12 +45,24 @@ export class CallableRef {
   }
 }
 
-/** Per-connection state the codec needs for callables (functions cross as tag 41503). */
+/**
+ * Per-connection state the codec needs: callables (functions cross as tag 41503), and the
+ * account of remote object handles (tag 41502) that cross the connection.
+ */
 export interface CodecContext {
-  /** Registers a local function and returns its id (the same id for the same function). */
+  /** Registers a local function and returns its id (a fresh id for every encoding). */
   exportCallback(fn: (...args: never[]) => unknown): string;
   /** Returns a local function that calls the peer's callable `id`. */
   importCallback(id: string): (...args: unknown[]) => Promise<unknown>;
+  /** A handle (`values/handles.ts`) is being encoded for the peer; may throw to refuse it. */
+  handleOut?(handle: object): void;
+  /** A handle arrived from the peer. */
+  handleIn?(handle: object): void;
+}
+
+/** The context of the {@link encode} or {@link decode} running now (for tag codecs that need it). */
+export function activeCodecContext(): CodecContext | null {
+  return activeCtx;
 }
 
 /** How a class crosses the wire as a CBOR tag (see {@link registerTag}). */

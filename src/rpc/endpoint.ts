@@ -10,6 +10,7 @@ import { RemoteError, exceptionMapOf } from "../protocol/remote_error.ts";
 import { decodeMessage, encodeMessage, type CodecContext } from "../protocol/codec.ts";
 import type { CallMsg, EventMsg, Message } from "../protocol/messages.ts";
 import { unref } from "../util/os.ts";
+import type { HandleHooks, RemoteHandle } from "../values/handles.ts";
 
 /**
  * Time a call may take before it fails with `TIMEOUT`, unless the call or the endpoint says
@@ -60,6 +61,8 @@ export interface RpcEndpointOptions {
   onProtocolError?: (err: PyisolateError) => void;
   /** Called when an event handler or a late answer fails; nobody else would see it. @default ignore */
   onError?: (err: unknown) => void;
+  /** Told of every remote object handle that crosses this connection (the host's `HandleTable`). */
+  handles?: HandleHooks;
 }
 
 interface Pending {
@@ -89,6 +92,9 @@ export class RpcEndpoint implements CodecContext {
   #handler: IncomingHandler | undefined;
   #onProtocolError: ((err: PyisolateError) => void) | undefined;
   #onError: (err: unknown) => void;
+  #handles: HandleHooks | undefined;
+  // Handles of the message being encoded now (counted as sent once it encoded).
+  #outHandles: RemoteHandle[] | null = null;
   #nextId = 1;
   #pending = new Map<number, Pending>();
   #incoming = new Map<number, AbortController>();
@@ -112,6 +118,7 @@ export class RpcEndpoint implements CodecContext {
     this.#handler = opts.handler;
     this.#onProtocolError = opts.onProtocolError;
     this.#onError = opts.onError ?? (() => {});
+    this.#handles = opts.handles;
     this.defaultTimeoutMs = opts.defaultTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   }
 
@@ -140,8 +147,9 @@ export class RpcEndpoint implements CodecContext {
     if (opts.kwargs !== undefined && Object.keys(opts.kwargs).length > 0) msg.k = opts.kwargs;
     let frame: Uint8Array;
     try {
-      frame = encodeMessage(msg, this);
+      frame = this.#encode(msg);
     } catch (err) {
+      if (err instanceof PyisolateError && (err.code === "PROCESS_EXITED" || err.code === "NOT_FOUND")) return Promise.reject(err);
       return Promise.reject(
         new PyisolateError("TYPE", `The arguments of ${service}.${method} for pack "${this.name}" cannot be sent: ${(err as Error).message}`, { pack: this.name, cause: err }),
       );
@@ -183,7 +191,7 @@ export class RpcEndpoint implements CodecContext {
     if (this.#closed) throw this.#closedError(service, method, this.#closed);
     const msg: EventMsg = { t: "event", s: service, m: method, a: args as unknown[] };
     if (kwargs !== undefined && Object.keys(kwargs).length > 0) msg.k = kwargs;
-    this.#send(encodeMessage(msg, this));
+    this.#send(this.#encode(msg));
   }
 
   /** Handles one frame payload from the peer. */
@@ -269,6 +277,18 @@ export class RpcEndpoint implements CodecContext {
     return id;
   }
 
+  /** @internal A handle is being encoded for the peer: refused when it cannot be used, else counted once the message encoded. */
+  handleOut(handle: object): void {
+    if (!this.#handles) return;
+    this.#handles.check(handle as RemoteHandle, this.name);
+    this.#outHandles?.push(handle as RemoteHandle);
+  }
+
+  /** @internal A handle arrived from the peer. */
+  handleIn(handle: object): void {
+    this.#handles?.received(handle as RemoteHandle, this.name);
+  }
+
   /** @internal A function that calls the peer's callable `id`. */
   importCallback(id: string): (...args: unknown[]) => Promise<unknown> {
     const existing = this.#imported.get(id)?.deref();
@@ -291,9 +311,25 @@ export class RpcEndpoint implements CodecContext {
     return true;
   }
 
+  /** Encodes a message as a frame; the handles in it count as sent to the peer once it encoded. */
+  #encode(msg: Message): Uint8Array {
+    if (!this.#handles) return encodeMessage(msg, this);
+    const outer = this.#outHandles;
+    const mine: RemoteHandle[] = [];
+    this.#outHandles = mine;
+    let frame: Uint8Array;
+    try {
+      frame = encodeMessage(msg, this);
+    } finally {
+      this.#outHandles = outer;
+    }
+    if (mine.length > 0) this.#handles.sent(mine, this.name);
+    return frame;
+  }
+
   #sendSafe(msg: Message): void {
     try {
-      this.#send(encodeMessage(msg, this));
+      this.#send(this.#encode(msg));
     } catch (err) {
       this.#onError(err);
     }
@@ -331,7 +367,7 @@ export class RpcEndpoint implements CodecContext {
     if (ok) {
       let frame: Uint8Array;
       try {
-        frame = encodeMessage({ t: "ok", id, v: value }, this);
+        frame = this.#encode({ t: "ok", id, v: value });
       } catch (err) {
         const e = new PyisolateError("TYPE", `The result of ${call.service}.${call.method} cannot be sent to pack "${this.name}": ${(err as Error).message}`, { pack: this.name, cause: err });
         this.#sendSafe({ t: "err", id, e: exceptionMapOf(e) });

@@ -32,45 +32,45 @@ export const IO_TYPES: readonly IoTypeInfo[] = [
   {"cls":"Webcam","ioType":"WEBCAM","kind":"primitive","widget":true,"inputOnly":false,"serializable":true,"crossing":"value","options":[],"note":"str (the captured image's file name)"},
   {"cls":"Mask","ioType":"MASK","kind":"tensor","widget":false,"inputOnly":false,"serializable":true,"crossing":"zero-copy","options":[],"note":"tensor [B, H, W] (or [H, W]), float; zero-copy"},
   {"cls":"Latent","ioType":"LATENT","kind":"dict","widget":false,"inputOnly":false,"serializable":true,"crossing":"zero-copy","options":[],"note":"dict {samples: tensor [B, C, (T,) H, W], noise_mask?, batch_index?, type?}; tensors zero-copy"},
-  {"cls":"Conditioning","ioType":"CONDITIONING","kind":"list","widget":false,"inputOnly":false,"serializable":true,"crossing":"zero-copy","options":[],"note":"list of [tensor, dict] pairs; the dicts' tensors zero-copy; a dict entry holding a model object (control, gligen, hooks) cannot cross"},
-  {"cls":"Sampler","ioType":"SAMPLER","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"sampler object; stays in the process that made it (a node that receives it must run in that process)"},
+  {"cls":"Conditioning","ioType":"CONDITIONING","kind":"list","widget":false,"inputOnly":false,"serializable":true,"crossing":"zero-copy","options":[],"note":"list of [tensor, dict] pairs; the dicts' tensors zero-copy; a dict entry holding a model object (control, gligen, hooks) crosses by handle"},
+  {"cls":"Sampler","ioType":"SAMPLER","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"sampler object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
   {"cls":"Sigmas","ioType":"SIGMAS","kind":"tensor","widget":false,"inputOnly":false,"serializable":true,"crossing":"zero-copy","options":[],"note":"1-D tensor; zero-copy"},
-  {"cls":"Noise","ioType":"NOISE","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"noise generator object with generate_noise(); stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"Guider","ioType":"GUIDER","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"CFGGuider object; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"Clip","ioType":"CLIP","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"CLIP object; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"ControlNet","ioType":"CONTROL_NET","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"ControlNet object; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"Vae","ioType":"VAE","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"VAE object; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"Model","ioType":"MODEL","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"ModelPatcher object; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"ClipVision","ioType":"CLIP_VISION","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"ClipVisionModel object; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"ClipVisionOutput","ioType":"CLIP_VISION_OUTPUT","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"clip_vision.Output object; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"StyleModel","ioType":"STYLE_MODEL","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"StyleModel object; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"Gligen","ioType":"GLIGEN","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"ModelPatcher around a GLIGEN model; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"UpscaleModel","ioType":"UPSCALE_MODEL","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"spandrel model descriptor; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"LatentUpscaleModel","ioType":"LATENT_UPSCALE_MODEL","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"model object; stays in the process that made it (a node that receives it must run in that process)"},
+  {"cls":"Noise","ioType":"NOISE","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"noise generator object with generate_noise(); stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"Guider","ioType":"GUIDER","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"CFGGuider object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"Clip","ioType":"CLIP","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"CLIP object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"ControlNet","ioType":"CONTROL_NET","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"ControlNet object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"Vae","ioType":"VAE","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"VAE object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"Model","ioType":"MODEL","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"ModelPatcher object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"ClipVision","ioType":"CLIP_VISION","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"ClipVisionModel object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"ClipVisionOutput","ioType":"CLIP_VISION_OUTPUT","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"clip_vision.Output object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"StyleModel","ioType":"STYLE_MODEL","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"StyleModel object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"Gligen","ioType":"GLIGEN","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"ModelPatcher around a GLIGEN model; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"UpscaleModel","ioType":"UPSCALE_MODEL","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"spandrel model descriptor; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"LatentUpscaleModel","ioType":"LATENT_UPSCALE_MODEL","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"model object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
   {"cls":"Audio","ioType":"AUDIO","kind":"dict","widget":false,"inputOnly":false,"serializable":true,"crossing":"zero-copy","options":[],"note":"dict {waveform: tensor [B, C, T], sample_rate: int}; waveform zero-copy"},
-  {"cls":"Video","ioType":"VIDEO","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"VideoInput object; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"SVG","ioType":"SVG","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"SVG object (list of BytesIO); stays in the process that made it (a node that receives it must run in that process)"},
+  {"cls":"Video","ioType":"VIDEO","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"VideoInput object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"SVG","ioType":"SVG","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"SVG object (list of BytesIO); stays in the process that made it and crosses by handle (a proxy elsewhere)"},
   {"cls":"LoraModel","ioType":"LORA_MODEL","kind":"dict","widget":false,"inputOnly":false,"serializable":true,"crossing":"zero-copy","options":[],"note":"dict str → tensor; tensors zero-copy"},
   {"cls":"LossMap","ioType":"LOSS_MAP","kind":"dict","widget":false,"inputOnly":false,"serializable":true,"crossing":"zero-copy","options":[],"note":"dict {loss: list of tensors}; tensors zero-copy"},
-  {"cls":"Voxel","ioType":"VOXEL","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"VOXEL object; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"Mesh","ioType":"MESH","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"MESH object; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"Hooks","ioType":"HOOKS","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"HookGroup object; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"HookKeyframes","ioType":"HOOK_KEYFRAMES","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"HookKeyframeGroup object; stays in the process that made it (a node that receives it must run in that process)"},
+  {"cls":"Voxel","ioType":"VOXEL","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"VOXEL object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"Mesh","ioType":"MESH","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"MESH object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"Hooks","ioType":"HOOKS","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"HookGroup object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"HookKeyframes","ioType":"HOOK_KEYFRAMES","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"HookKeyframeGroup object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
   {"cls":"TimestepsRange","ioType":"TIMESTEPS_RANGE","kind":"tuple","widget":false,"inputOnly":false,"serializable":true,"crossing":"value","options":[],"note":"tuple (start, end), each between 0.0 and 1.0; stays a tuple"},
-  {"cls":"LatentOperation","ioType":"LATENT_OPERATION","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"function tensor → tensor; stays in the process that made it (a node that receives it must run in that process)"},
+  {"cls":"LatentOperation","ioType":"LATENT_OPERATION","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"function tensor → tensor; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
   {"cls":"FlowControl","ioType":"FLOW_CONTROL","kind":"tuple","widget":false,"inputOnly":false,"serializable":true,"crossing":"value","options":[],"note":"tuple (str, value); crosses when the value does"},
   {"cls":"Accumulation","ioType":"ACCUMULATION","kind":"dict","widget":false,"inputOnly":false,"serializable":true,"crossing":"value","options":[],"note":"dict {accum: list}; crosses when its items do"},
   {"cls":"Load3DCamera","ioType":"LOAD3D_CAMERA","kind":"dict","widget":false,"inputOnly":false,"serializable":true,"crossing":"value","options":[],"note":"dict {position, target, zoom, cameraType}"},
   {"cls":"Load3D","ioType":"LOAD_3D","kind":"dict","widget":false,"inputOnly":false,"serializable":true,"crossing":"value","options":[],"note":"dict {image, mask, normal, camera_info, recording?} of file names"},
   {"cls":"Load3DAnimation","ioType":"LOAD_3D_ANIMATION","kind":"dict","widget":false,"inputOnly":false,"serializable":true,"crossing":"value","options":[],"note":"as LOAD_3D"},
-  {"cls":"Photomaker","ioType":"PHOTOMAKER","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"model object; stays in the process that made it (a node that receives it must run in that process)"},
+  {"cls":"Photomaker","ioType":"PHOTOMAKER","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"model object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
   {"cls":"Point","ioType":"POINT","kind":"any","widget":false,"inputOnly":false,"serializable":true,"crossing":"checked","options":[],"note":"no fixed shape; crosses when the value is made of serializable parts"},
-  {"cls":"FaceAnalysis","ioType":"FACE_ANALYSIS","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"analysis model object; stays in the process that made it (a node that receives it must run in that process)"},
+  {"cls":"FaceAnalysis","ioType":"FACE_ANALYSIS","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"analysis model object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
   {"cls":"BBOX","ioType":"BBOX","kind":"any","widget":false,"inputOnly":false,"serializable":true,"crossing":"checked","options":[],"note":"no fixed shape; crosses when the value is made of serializable parts"},
   {"cls":"SEGS","ioType":"SEGS","kind":"any","widget":false,"inputOnly":false,"serializable":true,"crossing":"checked","options":[],"note":"no fixed shape; crosses when the value is made of serializable parts"},
   {"cls":"AnyType","ioType":"*","kind":"any","widget":false,"inputOnly":false,"serializable":true,"crossing":"checked","options":[],"note":"any value; crosses when it is made of serializable parts"},
-  {"cls":"MODEL_PATCH","ioType":"MODEL_PATCH","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"model patch object; stays in the process that made it (a node that receives it must run in that process)"},
-  {"cls":"AudioEncoder","ioType":"AUDIO_ENCODER","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"encoder model object; stays in the process that made it (a node that receives it must run in that process)"},
+  {"cls":"MODEL_PATCH","ioType":"MODEL_PATCH","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"model patch object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
+  {"cls":"AudioEncoder","ioType":"AUDIO_ENCODER","kind":"opaque","widget":false,"inputOnly":false,"serializable":false,"crossing":"opaque","options":[],"note":"encoder model object; stays in the process that made it and crosses by handle (a proxy elsewhere)"},
   {"cls":"AudioEncoderOutput","ioType":"AUDIO_ENCODER_OUTPUT","kind":"any","widget":false,"inputOnly":false,"serializable":true,"crossing":"checked","options":[],"note":"encoder output (a dict of tensors); crosses when it is made of serializable parts"},
   {"cls":"Tracks","ioType":"TRACKS","kind":"dict","widget":false,"inputOnly":false,"serializable":true,"crossing":"zero-copy","options":[],"note":"dict {track_path, track_visibility} of tensors; zero-copy"},
   {"cls":"File3DAny","ioType":"FILE_3D","kind":"any","widget":false,"inputOnly":false,"serializable":true,"crossing":"checked","options":[],"note":"3D file reference; crosses when it is made of serializable parts"},
@@ -115,57 +115,57 @@ export type WebcamValue = string;
 export type MaskValue = TensorRef;
 /** A LATENT value: dict {samples: tensor [B, C, (T,) H, W], noise_mask?, batch_index?, type?}; tensors zero-copy. */
 export type LatentValue = { "samples": TensorRef; "noise_mask"?: TensorRef; "batch_index"?: readonly (number | bigint)[]; "type"?: string; [key: string]: unknown };
-/** A CONDITIONING value: list of [tensor, dict] pairs; the dicts' tensors zero-copy; a dict entry holding a model object (control, gligen, hooks) cannot cross. */
+/** A CONDITIONING value: list of [tensor, dict] pairs; the dicts' tensors zero-copy; a dict entry holding a model object (control, gligen, hooks) crosses by handle. */
 export type ConditioningValue = readonly (readonly [TensorRef, { "pooled_output"?: TensorRef; "cross_attn_controlnet"?: TensorRef; "pooled_output_controlnet"?: TensorRef; "mask"?: TensorRef; "concat_latent_image"?: TensorRef; "concat_mask"?: TensorRef; "concat_image"?: TensorRef; "attention_mask"?: TensorRef; "conditioning_lyrics"?: TensorRef; "ref_latent"?: TensorRef; "stable_cascade_prior"?: TensorRef; "vace_frames"?: TensorRef; "vace_mask"?: TensorRef; "time_dim_concat"?: TensorRef; "time_dim_replace"?: TensorRef; "reference_latents"?: readonly (TensorRef)[]; "strength"?: number; "mask_strength"?: number; "start_percent"?: number; "end_percent"?: number; "guidance"?: number; "width"?: number | bigint; "height"?: number | bigint; [key: string]: unknown }])[];
-/** A SAMPLER value: sampler object; stays in the process that made it (a node that receives it must run in that process). */
+/** A SAMPLER value: sampler object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type SamplerValue = never;
 /** A SIGMAS value: 1-D tensor; zero-copy. */
 export type SigmasValue = TensorRef;
-/** A NOISE value: noise generator object with generate_noise(); stays in the process that made it (a node that receives it must run in that process). */
+/** A NOISE value: noise generator object with generate_noise(); stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type NoiseValue = never;
-/** A GUIDER value: CFGGuider object; stays in the process that made it (a node that receives it must run in that process). */
+/** A GUIDER value: CFGGuider object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type GuiderValue = never;
-/** A CLIP value: CLIP object; stays in the process that made it (a node that receives it must run in that process). */
+/** A CLIP value: CLIP object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type ClipValue = never;
-/** A CONTROL_NET value: ControlNet object; stays in the process that made it (a node that receives it must run in that process). */
+/** A CONTROL_NET value: ControlNet object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type ControlNetValue = never;
-/** A VAE value: VAE object; stays in the process that made it (a node that receives it must run in that process). */
+/** A VAE value: VAE object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type VaeValue = never;
-/** A MODEL value: ModelPatcher object; stays in the process that made it (a node that receives it must run in that process). */
+/** A MODEL value: ModelPatcher object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type ModelValue = never;
-/** A CLIP_VISION value: ClipVisionModel object; stays in the process that made it (a node that receives it must run in that process). */
+/** A CLIP_VISION value: ClipVisionModel object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type ClipVisionValue = never;
-/** A CLIP_VISION_OUTPUT value: clip_vision.Output object; stays in the process that made it (a node that receives it must run in that process). */
+/** A CLIP_VISION_OUTPUT value: clip_vision.Output object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type ClipVisionOutputValue = never;
-/** A STYLE_MODEL value: StyleModel object; stays in the process that made it (a node that receives it must run in that process). */
+/** A STYLE_MODEL value: StyleModel object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type StyleModelValue = never;
-/** A GLIGEN value: ModelPatcher around a GLIGEN model; stays in the process that made it (a node that receives it must run in that process). */
+/** A GLIGEN value: ModelPatcher around a GLIGEN model; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type GligenValue = never;
-/** A UPSCALE_MODEL value: spandrel model descriptor; stays in the process that made it (a node that receives it must run in that process). */
+/** A UPSCALE_MODEL value: spandrel model descriptor; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type UpscaleModelValue = never;
-/** A LATENT_UPSCALE_MODEL value: model object; stays in the process that made it (a node that receives it must run in that process). */
+/** A LATENT_UPSCALE_MODEL value: model object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type LatentUpscaleModelValue = never;
 /** A AUDIO value: dict {waveform: tensor [B, C, T], sample_rate: int}; waveform zero-copy. */
 export type AudioValue = { "waveform": TensorRef; "sample_rate": number | bigint; [key: string]: unknown };
-/** A VIDEO value: VideoInput object; stays in the process that made it (a node that receives it must run in that process). */
+/** A VIDEO value: VideoInput object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type VideoValue = never;
-/** A SVG value: SVG object (list of BytesIO); stays in the process that made it (a node that receives it must run in that process). */
+/** A SVG value: SVG object (list of BytesIO); stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type SVGValue = never;
 /** A LORA_MODEL value: dict str → tensor; tensors zero-copy. */
 export type LoraModelValue = Record<string, TensorRef>;
 /** A LOSS_MAP value: dict {loss: list of tensors}; tensors zero-copy. */
 export type LossMapValue = { "loss": readonly (TensorRef)[]; [key: string]: unknown };
-/** A VOXEL value: VOXEL object; stays in the process that made it (a node that receives it must run in that process). */
+/** A VOXEL value: VOXEL object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type VoxelValue = never;
-/** A MESH value: MESH object; stays in the process that made it (a node that receives it must run in that process). */
+/** A MESH value: MESH object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type MeshValue = never;
-/** A HOOKS value: HookGroup object; stays in the process that made it (a node that receives it must run in that process). */
+/** A HOOKS value: HookGroup object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type HooksValue = never;
-/** A HOOK_KEYFRAMES value: HookKeyframeGroup object; stays in the process that made it (a node that receives it must run in that process). */
+/** A HOOK_KEYFRAMES value: HookKeyframeGroup object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type HookKeyframesValue = never;
 /** A TIMESTEPS_RANGE value: tuple (start, end), each between 0.0 and 1.0; stays a tuple. */
 export type TimestepsRangeValue = readonly [number, number];
-/** A LATENT_OPERATION value: function tensor → tensor; stays in the process that made it (a node that receives it must run in that process). */
+/** A LATENT_OPERATION value: function tensor → tensor; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type LatentOperationValue = never;
 /** A FLOW_CONTROL value: tuple (str, value); crosses when the value does. */
 export type FlowControlValue = readonly [string, unknown];
@@ -177,11 +177,11 @@ export type Load3DCameraValue = { "position": Record<string, number>; "target": 
 export type Load3DValue = { "image": string; "mask": string; "normal": string; "camera_info": unknown; "recording"?: string; [key: string]: unknown };
 /** A LOAD_3D_ANIMATION value: as LOAD_3D. */
 export type Load3DAnimationValue = { "image": string; "mask": string; "normal": string; "camera_info": unknown; "recording"?: string; [key: string]: unknown };
-/** A PHOTOMAKER value: model object; stays in the process that made it (a node that receives it must run in that process). */
+/** A PHOTOMAKER value: model object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type PhotomakerValue = never;
 /** A POINT value: no fixed shape; crosses when the value is made of serializable parts. */
 export type PointValue = unknown;
-/** A FACE_ANALYSIS value: analysis model object; stays in the process that made it (a node that receives it must run in that process). */
+/** A FACE_ANALYSIS value: analysis model object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type FaceAnalysisValue = never;
 /** A BBOX value: no fixed shape; crosses when the value is made of serializable parts. */
 export type BBOXValue = unknown;
@@ -189,9 +189,9 @@ export type BBOXValue = unknown;
 export type SEGSValue = unknown;
 /** A * value: any value; crosses when it is made of serializable parts. */
 export type AnyValue = unknown;
-/** A MODEL_PATCH value: model patch object; stays in the process that made it (a node that receives it must run in that process). */
+/** A MODEL_PATCH value: model patch object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type MODEL_PATCHValue = never;
-/** A AUDIO_ENCODER value: encoder model object; stays in the process that made it (a node that receives it must run in that process). */
+/** A AUDIO_ENCODER value: encoder model object; stays in the process that made it and crosses by handle (a proxy elsewhere). */
 export type AudioEncoderValue = never;
 /** A AUDIO_ENCODER_OUTPUT value: encoder output (a dict of tensors); crosses when it is made of serializable parts. */
 export type AudioEncoderOutputValue = unknown;

@@ -131,7 +131,14 @@ class Calls:
                 raise TimeoutError(f"{s}.{m} did not answer within {timeout} s (called from {self.name})")
             w.lock.acquire()  # the answer raced the timeout: it is being delivered
         if w.error is not None:
-            raise w.error
+            # Raised without keeping a reference in this frame: the traceback holds the frame,
+            # and a cycle through it would keep every argument (proxies included) alive until
+            # the garbage collector happens to run.
+            err, w.error = w.error, None
+            try:
+                raise err
+            finally:
+                del err
         return w.value
 
     def call_future(self, s: str, m: str, args: Any = (), kwargs: Any = None, timeout: float | None = None) -> asyncio.Future:

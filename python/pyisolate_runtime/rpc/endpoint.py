@@ -76,6 +76,10 @@ class Endpoint(Calls, Serving):
             max_workers=_MAX_WORKERS, thread_name_prefix="pyisolate-call"
         )
         self._hooks = {TAG_CALLABLE: self._decode_callable}
+        # Objects without a wire form (set by the handles extension: set_object_codec).
+        self._object_hook: Callable[[Any], tuple[int, Any] | None] | None = None
+        self._is_function: Callable[[Any], bool] = lambda obj: True
+        self._encode_guard: Any = None
         self._reader: threading.Thread | None = None
         self._reader_ident = -1
         self._exit_requested = False
@@ -144,6 +148,9 @@ class Endpoint(Calls, Serving):
                     break
                 except Exception:
                     log_exception(f"handling a {msg.get('t')!r} message failed")
+                # Not kept while waiting for the next frame: a value it holds (a proxy) must go
+                # when its user lets go of it.
+                msg = payload = None
                 if self._exit_requested:
                     reason = "shutdown"
                     break
@@ -206,15 +213,50 @@ class Endpoint(Calls, Serving):
 
     # ----------------------------------------------------------------- sending
 
+    def set_object_codec(
+        self,
+        tag: int,
+        encode: Callable[[Any], tuple[int, Any] | None],
+        decode: Callable[[Any], Any],
+        guard: Any,
+        is_function: Callable[[Any], bool],
+    ) -> None:
+        """Let objects without a wire form cross: ``encode(obj)`` gives their ``(tag,
+        content)`` (functions, as ``is_function`` tells, still cross as callbacks), ``decode``
+        reads ``tag`` back, and ``guard.begin()`` / ``guard.end(mark, ok)`` bracket the
+        encoding of each message, so that a message that fails to encode counts nothing."""
+        self._object_hook = encode
+        self._is_function = is_function
+        self._encode_guard = guard
+        self._hooks[tag] = decode
+
     def _default(self, obj: Any) -> tuple[int, Any] | None:
+        hook = self._object_hook
+        if hook is not None and not self._is_function(obj):
+            return hook(obj)
         if callable(obj) and not isinstance(obj, type):
             cid = str(self._next_cb())
             self._callbacks[cid] = obj
             return TAG_CALLABLE, {"id": cid}
         return None
 
+    def _encode(self, msg: dict) -> bytes:
+        """``msg`` encoded; the handles in it count as sent only when it encoded within the
+        frame limit (the guard of the handles extension)."""
+        guard = self._encode_guard
+        if guard is None:
+            return dumps(msg, self._default)
+        mark = guard.begin()
+        ok = False
+        try:
+            payload = dumps(msg, self._default)
+            ok = len(payload) <= MAX_FRAME
+        finally:
+            guard.end(mark, ok)
+        return payload
+
     def _send(self, msg: dict) -> None:
-        self._write(dumps(msg, self._default))
+        self._write(self._encode(msg))
 
     def _write(self, payload: bytes) -> None:
         """Send one encoded message (with any callback releases queued before it)."""
@@ -247,7 +289,7 @@ class Endpoint(Calls, Serving):
         # Every failure to encode the result (an encoder's TypeError, a full /dev/shm, a value
         # nested too deeply) becomes the call's error: the caller must get an answer.
         try:
-            payload = dumps({"t": "ok", "id": cid, "v": v}, self._default)
+            payload = self._encode({"t": "ok", "id": cid, "v": v})
         except Exception as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else e
             self._reply_err(cid, _encode_failure(e, f"the result of {s}.{m} in {self.name} could not be encoded: {why}"), tb=False)

@@ -1,9 +1,10 @@
 """The checks of node values against their io types, over the generated table.
 
 :func:`check_crossing` runs where a value is about to leave its process (a node's outputs
-before they are sent to the host) and refuses opaque values (MODEL, CLIP, VAE, ...) with
-:class:`OpaqueTypeError` naming the type; :func:`validate` checks a value's shape and raises
-:class:`IoTypeError`. The table they read is :mod:`pyisolate_runtime.io_types_gen`
+before they are sent to the host): in a pyisolate process every object crosses (objects
+without a wire form as remote handles, registered in :data:`ENCODABLE`); elsewhere it
+refuses opaque values (MODEL, CLIP, VAE, ...) with :class:`OpaqueTypeError` naming the type.
+:func:`validate` checks a value's shape and raises :class:`IoTypeError`. The table they read is :mod:`pyisolate_runtime.io_types_gen`
 (generated from ``codegen/io_types.ts``), which re-exports them; import them from there.
 
 Standard library only; torch and numpy are looked up in ``sys.modules``, never imported.
@@ -30,7 +31,8 @@ __all__ = [
 
 ENCODABLE: list[Callable[[Any], bool]] = []
 """Predicates for further leaf values the process codec can encode (registered by runtime
-modules, e.g. remote handles); a value passing one of them crosses."""
+modules: the remote handles extension registers one that accepts any object); a value
+passing one of them crosses."""
 
 
 def index_rows(rows: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
@@ -72,9 +74,10 @@ class OpaqueTypeError(TypeError):
         else:
             what = f"value{path} is a {py_type} object, which has no cross-process form"
         super().__init__(
-            f"{io_type} value cannot cross a process boundary{where}: {what}. "
-            "Run the nodes that produce and use it in the same process (one pack, or both not isolated), "
-            "or pass tensors and plain values instead."
+            f"{io_type} value cannot cross a process boundary{where}: {what}, and this process "
+            "has no object table to keep it in (objects cross as remote handles only in a process "
+            "a pyisolate host started). Run the nodes through a pyisolate host, or pass tensors and "
+            "plain values instead."
         )
 
 
@@ -249,14 +252,15 @@ def _walk(io_type: str, v: Any, path: str, where: str, seen: set[int]) -> None:
 def check_crossing(io_type: str, value: Any, node: str | None = None, slot: str | None = None) -> None:
     """Raises :class:`OpaqueTypeError` naming ``io_type`` when ``value`` cannot leave this process.
 
-    A value of an opaque type (MODEL, CLIP, VAE, ...) never crosses (None, an absent optional
-    value, does). Any other value crosses when every part is None, bool, int, float, str, bytes,
-    a list, tuple or dict of such, a torch tensor, a numpy array or scalar, or passes one of the
-    :data:`ENCODABLE` predicates.
+    A value crosses when every part is None, bool, int, float, str, bytes, a list, tuple or dict
+    of such, a torch tensor, a numpy array or scalar, or passes one of the :data:`ENCODABLE`
+    predicates — in a pyisolate process, any object does (as a remote handle). A value of an
+    opaque type (MODEL, CLIP, VAE, ...) crosses only that way (None, an absent optional value,
+    always does).
     """
     where = _where(node, slot)
     if is_opaque(io_type):
-        if value is None:
+        if value is None or any(pred(value) for pred in ENCODABLE):
             return
         raise OpaqueTypeError(io_type, "", _type_name(value), where)
     _walk(io_type, value, "", where, set())
