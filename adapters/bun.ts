@@ -19,6 +19,8 @@ import { webWorkerEndpoint, wrapWebWorker } from "./_web_worker.ts";
 import type {
   ChildHandle,
   ExitStatus,
+  HttpServeOptions,
+  HttpServer,
   MappedFile,
   MessageEndpoint,
   Runtime,
@@ -298,5 +300,10 @@ function mapFile(path: string, length: number): MappedFile {
   return { bytes: whole.subarray(0, length), zeroCopy: true, unmap() {} };
 }
 
+/** Starts an HTTP + WebSocket server (`_serve_bun.ts`, loaded when first used). */
+async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
+  return (await import("./_serve_bun.ts")).serveHttp(opts);
+}
+
 /** The Bun {@link Runtime}. */
-export const runtime: Runtime = { name: "bun", spawn, listenUnix, connectUnix, startWorker, workerSelf, mapFile };
+export const runtime: Runtime = { name: "bun", spawn, listenUnix, connectUnix, startWorker, workerSelf, mapFile, serveHttp };

@@ -24,6 +24,8 @@ import { webWorkerEndpoint, wrapWebWorker } from "./_web_worker.ts";
 import type {
   ChildHandle,
   ExitStatus,
+  HttpServeOptions,
+  HttpServer,
   MessageEndpoint,
   Runtime,
   SocketConn,
@@ -229,5 +231,10 @@ function workerSelf(): { endpoint: MessageEndpoint; data: unknown } | null {
   return { endpoint: webWorkerEndpoint(), data };
 }
 
+/** Starts an HTTP + WebSocket server (`_serve_deno.ts`, loaded when first used). */
+async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
+  return (await import("./_serve_deno.ts")).serveHttp(opts);
+}
+
 /** The Deno {@link Runtime}. */
-export const runtime: Runtime = { name: "deno", spawn, listenUnix, connectUnix, startWorker, workerSelf, mapFile };
+export const runtime: Runtime = { name: "deno", spawn, listenUnix, connectUnix, startWorker, workerSelf, mapFile, serveHttp };

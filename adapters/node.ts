@@ -13,6 +13,8 @@ import { PyisolateError } from "../src/errors.ts";
 import type {
   ChildHandle,
   ExitStatus,
+  HttpServeOptions,
+  HttpServer,
   MappedFile,
   MessageEndpoint,
   Runtime,
@@ -278,5 +280,10 @@ function mapFile(path: string, length: number): MappedFile {
   };
 }
 
+/** Starts an HTTP + WebSocket server (`_serve_node.ts`, loaded when first used). */
+async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
+  return (await import("./_serve_node.ts")).serveHttp(opts);
+}
+
 /** The Node.js {@link Runtime}. */
-export const runtime: Runtime = { name: "node", spawn, listenUnix, connectUnix, startWorker, workerSelf, mapFile };
+export const runtime: Runtime = { name: "node", spawn, listenUnix, connectUnix, startWorker, workerSelf, mapFile, serveHttp };

@@ -10,10 +10,12 @@ import { join, resolve } from "node:path";
 import process from "node:process";
 import { MetadataCache } from "./nodes/metadata_cache.ts";
 import { EnvManager, type BuildProgress, type BuildResult } from "./env/env_manager.ts";
+import { comfyInstallOf, type HostPython } from "./env/host_python.ts";
 import { asPyisolateError, PyisolateError } from "./errors.ts";
-import { comfyInstallOf } from "./env/host_python.ts";
+import { ClientView } from "./executor/client_view.ts";
 import { PromptExecutor, type NodeRecord, type RunResult } from "./executor/executor.ts";
-import type { ExecutionEvent, NodeInfo, Prompt } from "./executor/types.ts";
+import { validatePrompt } from "./executor/validate.ts";
+import type { ExecutionEvent, NodeInfo, Prompt, ValidationResult } from "./executor/types.ts";
 import { HostCore, type HostPack } from "./process/host_core.ts";
 import { asLogger, type Logger, type LoggerLike } from "./log.ts";
 import type { HealthCheckOptions } from "./process/python_process.ts";
@@ -98,11 +100,15 @@ export interface PackStatus {
 
 /** Options of {@link Host.run}. */
 export interface HostRunOptions {
-  /** Receives ComfyUI events: the executor's and those nodes send (`progress`, `send_sync`). */
+  /**
+   * Receives ComfyUI's events in the order a ComfyUI client sees them: the executor's and
+   * those nodes send (`progress`, `send_sync`, binary previews), one node at a time even
+   * where branches run in parallel (see `ClientView`).
+   */
   onEvent?: (event: ExecutionEvent) => void;
   /** @default a random UUID */
   promptId?: string;
-  /** The client id `PromptServer.instance.client_id` reports. */
+  /** The client id `PromptServer.instance.client_id` reports. @default null */
   clientId?: string;
   /** The `EXTRA_PNGINFO` hidden input. */
   extraPngInfo?: unknown;
@@ -120,14 +126,28 @@ export interface Host {
   readonly core: HostCore;
   /** The node classes. */
   readonly registry: NodeRegistry;
+  /** The host Python (its version, its torch). */
+  readonly python: HostPython;
   /** The host's shared-memory segments (its folder `/dev/shm/pyisolate-<id>/`, removed by `close()`). */
   readonly segments: SegmentRegistry;
   /** Every node's `/object_info` entry. */
   nodes(): Record<string, NodeInfo>;
   /** Validates and runs an API-format prompt. */
   run(prompt: Prompt, opts?: HostRunOptions): Promise<RunResult>;
+  /**
+   * Whether a prompt is running. While it is, what nodes send reaches that run's `onEvent`;
+   * a listener of `api.events` that forwards the rest checks it.
+   */
+  readonly running: boolean;
+  /** Validates a prompt against the node schemas without running it (ComfyUI's `/prompt` check). */
+  validate(prompt: Prompt): Promise<ValidationResult>;
   /** Stops the running prompt (ComfyUI's interrupt). */
   interrupt(): void;
+  /**
+   * Frees memory as ComfyUI's `/free` does: `unloadModels` tells every live process to unload
+   * its models; `freeMemory` also drops every cached output and empties the caches.
+   */
+  free(opts: { unloadModels?: boolean; freeMemory?: boolean }): void;
   /** Stops every process and removes every tensor segment. */
   close(): Promise<void>;
 }
@@ -337,31 +357,51 @@ async function startHost(opts: HostOptions): Promise<Host> {
 
   const executor = new PromptExecutor(registry);
   let closed = false;
+  let running = false;
   return {
     packs: [...statuses.values()].sort((a, b) => a.name.localeCompare(b.name)),
     api,
     core,
     registry,
+    python: envs.host,
     segments,
     nodes: () => registry.objectInfo(),
+    get running() {
+      return running;
+    },
     async run(prompt, runOpts = {}) {
       if (closed) throw new PyisolateError("USAGE", "This host is closed; create a new one with createHost().");
-      if (runOpts.clientId !== undefined) api.promptServer.setClientId(runOpts.clientId);
-      const off = runOpts.onEvent ? api.events.on((e) => runOpts.onEvent!({ type: String(e.type), data: (e.data ?? {}) as Record<string, unknown> })) : undefined;
+      api.promptServer.setClientId(runOpts.clientId ?? null);
+      const view = runOpts.onEvent ? new ClientView(runOpts.onEvent) : undefined;
+      const off = view ? api.events.on((e) => view.node(e)) : undefined;
+      const wasRunning = running;
+      running = true;
       try {
         return await executor.run(prompt, {
           ...(runOpts.promptId ? { promptId: runOpts.promptId } : {}),
           ...(runOpts.extraPngInfo !== undefined ? { extraPngInfo: runOpts.extraPngInfo } : {}),
-          ...(runOpts.onEvent ? { onEvent: runOpts.onEvent } : {}),
-          ...(runOpts.onNode ? { onNode: runOpts.onNode } : {}),
+          ...(view ? { onEvent: view.executor } : {}),
+          onNode: (r) => {
+            view?.finished(r.id, r.status === "executed");
+            runOpts.onNode?.(r);
+          },
         });
       } catch (e) {
         throw asPyisolateError(e, "running the prompt");
       } finally {
         off?.();
+        running = wasRunning;
       }
     },
+    validate: (prompt) => validatePrompt(structuredClone(prompt), registry),
     interrupt: () => executor.interrupt(),
+    free({ unloadModels = false, freeMemory = false }) {
+      if (unloadModels || freeMemory) api.modelManagement.unloadAllModels();
+      if (freeMemory) {
+        executor.clearCache();
+        api.modelManagement.softEmptyCache(true);
+      }
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -5,7 +5,8 @@
  *
  * One export per stage of a call's journey (see `docs/architecture.md`): manifests,
  * environments, processes and their router, the wire protocol and RPC, values and tensors,
- * the node API's host side, the node registry and its metadata cache, the executor, runtimes.
+ * the node API's host side, the node registry and its metadata cache, the executor, the
+ * server's parts, runtimes.
  *
  * @example
  * ```ts
@@ -61,10 +62,18 @@ export { MetadataCache, logCacheHit } from "./nodes/metadata_cache.ts";
 
 // The executor.
 export { PromptExecutor, type NodeRecord, type RunOptions } from "./executor/executor.ts";
+export { ClientView, type NodeEvent } from "./executor/client_view.ts";
 export { validatePrompt } from "./executor/validate.ts";
 export type { HiddenValues, NodeBackend, NodeOwner, NodeRunResult, ValidationResult } from "./executor/types.ts";
+
+// The server's parts: the queue and history, the /ws clients, the pack routes.
+export { MAXIMUM_HISTORY_SIZE, PromptQueue, type HistoryEntry, type QueueItem } from "./server/queue.ts";
+export { WsHub, binaryFrame, type ServerFeatures } from "./server/ws.ts";
+export { collectPackRoutes, compilePattern, type PackRouteEntry } from "./server/pack_routes.ts";
+export { API_AREAS, createApp, type AppParts } from "./server/app.ts";
+export type { RouteArea, ServerContext } from "./server/context.ts";
 
 // Logs and runtimes.
 export { log } from "./log.ts";
 export { getRuntime, detectRuntime } from "./runtime/detect.ts";
-export type { Runtime, MappedFile } from "./runtime/contract.ts";
+export type { Runtime, MappedFile, HttpServeOptions, HttpServer } from "./runtime/contract.ts";

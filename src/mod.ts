@@ -41,6 +41,10 @@ export type { SandboxMode } from "./process/sandbox.ts";
 export type { HealthCheckOptions } from "./process/health.ts";
 export type { PackInfo, PackManifest } from "./manifest/manifest.ts";
 
+// The ComfyUI-compatible server over a host, and JSON that keeps seeds exact.
+export { serve, type PromptServerHandle, type ServeOptions } from "./server/server.ts";
+export { parseExactJson, stringifyExactJson } from "./util/exact_json.ts";
+
 // Host services, which Python code (and TypeScript workers) call by name.
 export { ServiceRegistry, service, currentCall, type CallContext, type Remote } from "./rpc/services.ts";
 export { connectServices, exposeServices, type ServiceClient, type ConnectServicesOptions } from "./rpc/thread_services.ts";

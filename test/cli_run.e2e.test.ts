@@ -25,7 +25,9 @@ describe("pyisolate run", () => {
     expect(r.code, r.err).toBe(0);
     const events = r.out.trim().split("\n").map((l) => JSON.parse(l) as { type: string; data: Record<string, unknown> });
     expect(events[0]!.type).toBe("execution_start");
-    expect(events.at(-1)!.type).toBe("execution_success");
+    // ComfyUI's order: the outcome, then executing with node null.
+    expect(events.at(-2)!.type).toBe("execution_success");
+    expect(events.at(-1)).toEqual({ type: "executing", data: { node: null, prompt_id: events[0]!.data.prompt_id } });
     const texts = events.filter((e) => e.type === "executed").flatMap((e) => ((e.data.output as { text?: string[] }).text ?? []));
     expect(texts).toContain("1.26.4");
     expect(texts.some((t) => /^2\.\d+\.\d+$/.test(t) && Number(t.split(".")[1]) >= 1)).toBe(true);

@@ -107,8 +107,8 @@ describe("PromptExecutor", () => {
       "executing",
       "executing",
       "executed",
-      "executing",
       "execution_success",
+      "executing",
     ]);
     expect(events.find((e) => e.type === "executed")!.data).toMatchObject({ node: "4", output: { value: [5] }, prompt_id: "p" });
   });
@@ -208,6 +208,9 @@ describe("PromptExecutor", () => {
     const err = events.find((e) => e.type === "execution_error")!.data;
     expect(err).toMatchObject({ node_id: "2", node_type: "Fail", exception_type: "ValueError", exception_message: "boom", executed: ["1"] });
     expect((err.traceback as string[])[0]).toContain('File "x.py", line 1');
+    // ComfyUI's shapes: the failing node's inputs, and the ids of the outputs cached before the run.
+    expect(err.current_inputs).toEqual({ value: [1] });
+    expect(err.current_outputs).toEqual([]);
     expect(r.nodes.find((n) => n.id === "3")!.status).toBe("skipped");
     const ok = await ex.run(chain);
     expect(ok.status).toBe("success");

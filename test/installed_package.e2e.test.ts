@@ -66,7 +66,9 @@ function events(out: string): { outputs: Record<string, unknown>; last: string }
   const evs = out.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as { type: string; data: { node?: string; output?: unknown } });
   const outputs: Record<string, unknown> = {};
   for (const e of evs) if (e.type === "executed") outputs[e.data.node!] = e.data.output;
-  return { outputs, last: evs.at(-1)?.type ?? "none" };
+  // ComfyUI's order ends with `executing` (node null) after the prompt's outcome; `last` is the outcome.
+  expect(evs.at(-1)).toMatchObject({ type: "executing", data: { node: null } });
+  return { outputs, last: evs.filter((e) => e.type !== "executing").at(-1)?.type ?? "none" };
 }
 
 beforeAll(async () => {

@@ -235,7 +235,7 @@ describe("host services from an isolated node", () => {
     expect(out.total_memory).toBeGreaterThanOrEqual(out.free_memory as number);
     // add_model_folder_path went to the host's one table
     expect(api.folderPaths.get_folder_paths("checkpoints")).toEqual([join(base, "models", "checkpoints"), extra]);
-    expect(events.slice(before)).toContainEqual({ type: "hostapis.probe", data: { node: "HostApiProbe", ok: true }, sid: "client-7" });
+    expect(events.slice(before)).toContainEqual({ type: "hostapis.probe", data: { node: "HostApiProbe", ok: true }, sid: "client-7", node: null });
     // soft_empty_cache / unload_all_models in HostApis were fanned out to the other live processes
     const memoryAfter = (await registry.run("PlainMemoryEvents")).outputs as number[];
     expect(memoryAfter).toEqual((memoryBefore as number[]).map((n) => n + 1));

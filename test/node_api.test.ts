@@ -138,8 +138,8 @@ describe("PromptServer, Progress and the event bus", () => {
     expect(server.client_id()).toBe("client-9");
     progress.update({ value: 2, max: 4, node: "7", prompt_id: "p" });
     expect(seen).toEqual([
-      { type: "my.event", data: { a: 1 }, sid: "client-1" },
-      { type: "broadcast", data: { b: 2 }, sid: null },
+      { type: "my.event", data: { a: 1 }, sid: "client-1", node: null },
+      { type: "broadcast", data: { b: 2 }, sid: null, node: null },
       { type: "progress", data: { value: 2, max: 4, node: "7", prompt_id: "p" }, sid: "client-9" },
     ]);
     expect(progress.last("7")?.value).toBe(2);

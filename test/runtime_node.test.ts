@@ -6,8 +6,10 @@ import { describe, it } from "vitest";
 import type { TestApi } from "./shared/api.ts";
 import { defineContractTests } from "./shared/contract.ts";
 import { defineE2eTests } from "./shared/e2e.ts";
+import { defineServerTests } from "./shared/server.ts";
 
 const api: TestApi = { describe, it: (name, body, timeoutMs) => it(name, body, timeoutMs) };
 
 defineContractTests(api, "node");
 defineE2eTests(api, "node");
+defineServerTests(api, "node");

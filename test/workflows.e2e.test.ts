@@ -252,8 +252,8 @@ describe("example workflows through createHost", () => {
     expect(types[0]).toBe("execution_start");
     expect(types[1]).toBe("execution_cached");
     expect(events[1]!.data.nodes).toEqual([]);
-    expect(types.at(-1)).toBe("execution_success");
-    expect(events.at(-2)).toEqual({ type: "executing", data: { node: null, prompt_id: result.promptId } });
+    expect(types.at(-2)).toBe("execution_success");
+    expect(events.at(-1)).toEqual({ type: "executing", data: { node: null, prompt_id: result.promptId } });
     expect(types.filter((t) => t === "executing")).toHaveLength(12);
     const executed = events.filter((e) => e.type === "executed");
     expect(executed.map((e) => e.data.node).sort()).toEqual(["10", "11", "4", "5", "6", "7", "8"]);
@@ -266,7 +266,10 @@ describe("example workflows through createHost", () => {
     expect(Object.values(statusOf(result))).toEqual(Array(11).fill("cached"));
     expect((events.find((e) => e.type === "execution_cached")!.data.nodes as string[]).sort()).toEqual(["1", "10", "11", "2", "3", "4", "5", "6", "7", "8", "9"]);
     expect(events.filter((e) => e.type === "executing").map((e) => e.data.node)).toEqual([null]);
-    expect(events.filter((e) => e.type === "executed")).toEqual([]);
+    // As in ComfyUI, the cached output nodes show their cached outputs again (and nothing runs).
+    const shown = events.filter((e) => e.type === "executed");
+    expect(shown.map((e) => e.data.node).sort()).toEqual(["10", "11", "4", "5", "6", "7", "8"]);
+    expect(shown.find((e) => e.data.node === "5")!.data.output).toEqual({ text: ["1.26.4"] });
     expect(textOf(result, "5")).toEqual(["1.26.4"]);
     expect(result.outputs["4"]).toEqual({ images: [{ filename: "demo_00001_.png", subfolder: "", type: "output" }] });
     expect(readdirSync(outputDir).sort()).toEqual(["demo_00001_.png"]);
@@ -377,7 +380,8 @@ describe("example workflows through createHost", () => {
     const { result, events } = await run(failing);
     expect(result.status).toBe("error");
     const error = events.find((e) => e.type === "execution_error")!;
-    expect(events.at(-1)).toBe(error);
+    expect(events.at(-2)).toBe(error);
+    expect(events.at(-1)!.type).toBe("executing");
     expect(error.data).toMatchObject({
       prompt_id: result.promptId,
       node_id: "2",

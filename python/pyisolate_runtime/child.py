@@ -29,7 +29,8 @@ from .rpc.log import log
 
 __all__ = ["EXTENSIONS", "Runtime", "main"]
 
-EXTENSIONS = ("pyisolate_runtime.tensors", "pyisolate_runtime.handles", "pyisolate_runtime.nodes.nodes_service")
+EXTENSIONS = ("pyisolate_runtime.tensors", "pyisolate_runtime.handles", "pyisolate_runtime.nodes.nodes_service",
+              "pyisolate_runtime.web.routes")
 """Optional extension modules, imported in this order when present; each may define
 ``setup(rt: Runtime)``."""
 

@@ -1,5 +1,5 @@
 """The parts of the ComfyUI shims that run inside the process: name checks, save paths,
-listings, device questions, PNG previews, routes refusal."""
+listings, device questions, PNG previews."""
 from __future__ import annotations
 
 import os
@@ -147,17 +147,6 @@ def test_png_encoder():
     assert len(raw) == 2 * (1 + 3 * 3)
     assert raw[0] == 0 and tuple(raw[1:4]) == (255, 127, 0)
     assert chunks[b"tEXt"] == [b"prompt\x00{}"]
-
-
-def test_routes_are_refused_with_a_pointer_to_the_route_manifest():
-    from server import PromptServer, RoutesUnavailable
-
-    with pytest.raises(RoutesUnavailable, match="route_manifest.json"):
-        @PromptServer.instance.routes.get("/my_route")
-        def handler(request):
-            pass
-    with pytest.raises(RoutesUnavailable):
-        PromptServer.instance.app.router
 
 
 def test_nodes_module():

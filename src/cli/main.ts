@@ -18,6 +18,7 @@ import { doctorCommand } from "./doctor.ts";
 import { initCommand } from "./init.ts";
 import { listCommand } from "./list.ts";
 import { runCommand } from "./run.ts";
+import { serveCommand } from "./serve.ts";
 import { setupCommand } from "./setup.ts";
 import type { CliIo } from "./view.ts";
 
@@ -27,6 +28,7 @@ export type { CliIo, CliStream } from "./view.ts";
 /** Every command, by name. Adding a command is adding an entry here. */
 export const commands: Record<string, Command> = {
   run: runCommand,
+  serve: serveCommand,
   list: listCommand,
   build: buildCommand,
   doctor: doctorCommand,

@@ -19,6 +19,8 @@ import { CtrlC, INTERRUPTED_EXIT_CODE } from "./ctrl_c.ts";
 import { FOLDER_FLAGS, folderChoice } from "./folder_flags.ts";
 import { Logger, streamSink } from "../log.ts";
 import { discoverPacks } from "../manifest/manifest.ts";
+import { parseExactJson, stringifyExactJson } from "../util/exact_json.ts";
+import { Buffer } from "node:buffer";
 
 /** Reads an API-format workflow file, with a clear error for anything else. */
 export function readPrompt(file: string): Prompt {
@@ -30,7 +32,8 @@ export function readPrompt(file: string): Prompt {
   }
   let data: unknown;
   try {
-    data = JSON.parse(text);
+    // Exact: a seed of 2^64 - 1 stays that seed (JSON.parse would round it).
+    data = parseExactJson(text);
   } catch (e) {
     throw new PyisolateError("VALIDATION", `${displayPath(file)} is not valid JSON: ${(e as Error).message.replace(/\s+/g, " ")}.`);
   }
@@ -49,9 +52,15 @@ export function readPrompt(file: string): Prompt {
   return obj as unknown as Prompt;
 }
 
-/** JSON with BigInt as decimal strings (seeds reach 2^64-1). */
-function jsonLine(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x));
+/**
+ * One event as a JSON line, `{type, data}` as ComfyUI's /ws sends it, every integer exact; a
+ * binary event's payload as base64 (`{"type": 1, "data": {"base64": "…"}}`).
+ */
+function jsonLine(e: { type: unknown; data: Record<string, unknown> }): string {
+  if (typeof e.type === "number" && e.data.bytes instanceof Uint8Array) {
+    return stringifyExactJson({ type: e.type, data: { base64: Buffer.from(e.data.bytes).toString("base64") } });
+  }
+  return stringifyExactJson({ type: e.type, data: e.data });
 }
 
 function ms(n: number): string {
@@ -210,10 +219,12 @@ export const runCommand: Command = {
     "then each --extra-model-paths-config), read as ComfyUI reads them.\n" +
     "\n" +
     "--json prints one JSON object per line instead: ComfyUI's events as\n" +
-    '{"type": "<event>", "data": {...}} (execution_start, execution_cached, executing, progress,\n' +
-    "executed — with the node's ui output —, execution_success, execution_error,\n" +
-    'execution_interrupted), or {"type": "prompt_error", "data": {"error", "node_errors"}} when\n' +
-    "the prompt fails validation. Logs go to stderr.\n" +
+    '{"type": "<event>", "data": {...}}, in the order and shapes pyisolate serve sends them\n' +
+    "on /ws (execution_start, execution_cached, then per node progress_state, executing,\n" +
+    "progress…, executed — with the node's ui output —; execution_success, execution_error\n" +
+    "or execution_interrupted; executing with node null); a binary event (a preview) as\n" +
+    '{"type": <number>, "data": {"base64": "..."}}; or {"type": "prompt_error", "data":\n' +
+    '{"error", "node_errors"}} when the prompt fails validation. Logs go to stderr.\n' +
     "\n" +
     "Ctrl-C interrupts the running prompt, says what ran and what was stopped, stops every\n" +
     "process and releases every tensor segment; a second Ctrl-C exits at once.\n" +

@@ -220,6 +220,8 @@ export class PromptExecutor {
       else toRun.add(id);
     }
     emit("execution_cached", { nodes: cached, prompt_id: promptId, timestamp: Date.now() });
+    // The outputs cached before this run, by node id (ComfyUI's `current_outputs`).
+    const cachedBefore = [...this.#cache.keys()];
 
     const records: NodeRecord[] = cached.map((id) => {
       const owner = backend.owner(prompt[id]!.class_type);
@@ -232,9 +234,13 @@ export class PromptExecutor {
       opts.onNode?.(r);
     };
     const uiOutputs: Record<string, Record<string, unknown>> = {};
+    const outputNodes = new Set(validation.outputs);
     for (const id of cached) {
       const ui = this.#cache.get(id)!.ui;
-      if (ui && Object.keys(ui).length > 0) uiOutputs[id] = ui;
+      const shown = ui && Object.keys(ui).length > 0 ? ui : null;
+      if (shown) uiOutputs[id] = shown;
+      // As ComfyUI does, a cached output node shows its cached output again.
+      if (outputNodes.has(id)) emit("executed", { node: id, display_node: id, output: shown, prompt_id: promptId });
     }
 
     // Schedule: a node starts when its inputs are ready and its process is free. Each node
@@ -301,11 +307,11 @@ export class PromptExecutor {
           this.#cache.set(id, { signature: sig ?? `uncachable:${crypto.randomUUID()}`, outputs: r.outputs, ui: r.ui });
           markDone(id);
           executed.push(id);
-          finish({ id, classType: node.class_type, status: "executed", ms: performance.now() - t0, pack: owner?.pack, isolated: owner?.isolated });
           if (r.ui && Object.keys(r.ui).length > 0) {
             uiOutputs[id] = r.ui;
             emit("executed", { node: id, display_node: id, output: r.ui, prompt_id: promptId });
           }
+          finish({ id, classType: node.class_type, status: "executed", ms: performance.now() - t0, pack: owner?.pack, isolated: owner?.isolated });
         })
         .catch((e: unknown) => {
           const interrupted = this.#interrupted || isInterrupt(e);
@@ -324,11 +330,6 @@ export class PromptExecutor {
           const ex = e as { pythonType?: string; pythonMessage?: string; traceback?: string; message?: string };
           const currentInputs: Record<string, unknown[]> = {};
           for (const [k, v] of Object.entries(inputs)) currentInputs[k] = v.map(formatValue);
-          const currentOutputs: Record<string, unknown[][]> = {};
-          for (const d of executed) {
-            const c = this.#cache.get(d);
-            if (c) currentOutputs[d] = c.outputs.map((l) => l.map(formatValue));
-          }
           failure = {
             interrupted: false,
             data: {
@@ -340,7 +341,7 @@ export class PromptExecutor {
               exception_type: ex.pythonType ?? (e instanceof PyisolateError ? `pyisolate.${e.code}` : "Error"),
               traceback: ex.traceback ? splitTraceback(ex.traceback) : [],
               current_inputs: currentInputs,
-              current_outputs: currentOutputs,
+              current_outputs: cachedBefore,
               timestamp: Date.now(),
             },
           };
@@ -376,12 +377,14 @@ export class PromptExecutor {
         records.push({ id, classType: prompt[id]!.class_type, status: "skipped", ms: 0, pack: owner?.pack, isolated: owner?.isolated });
       }
     }
-    emit("executing", { node: null, prompt_id: promptId });
+    // ComfyUI's order: the outcome, then `executing` with node null.
     if (failure) {
       emit(failure.interrupted ? "execution_interrupted" : "execution_error", failure.data);
+      emit("executing", { node: null, prompt_id: promptId });
       return { promptId, status: failure.interrupted ? "interrupted" : "error", validation, outputs: uiOutputs, nodes: records, error: failure.data };
     }
     emit("execution_success", { prompt_id: promptId, timestamp: Date.now() });
+    emit("executing", { node: null, prompt_id: promptId });
     return { promptId, status: "success", validation, outputs: uiOutputs, nodes: records };
   }
 }

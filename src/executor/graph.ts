@@ -3,6 +3,7 @@
  * and tracebacks are shown in events. Private to `executor/`.
  * @module
  */
+import { PyFloat } from "../protocol/py_types.ts";
 import type { NodeInfo } from "./types.ts";
 
 /** JSON with sorted keys (and BigInt, NaN and infinities told apart): the input signature's text. */
@@ -17,11 +18,11 @@ export function stableJson(v: unknown): string {
   });
 }
 
-/** A value as ComfyUI shows it in `current_inputs` / `current_outputs`. */
+/** A value as ComfyUI's `format_value` shows it in `current_inputs` / `current_outputs`: primitives as they are, anything else as text. */
 export function formatValue(x: unknown): unknown {
   if (x === null || x === undefined) return null;
-  if (typeof x === "number" || typeof x === "string" || typeof x === "boolean") return x;
-  if (typeof x === "bigint") return x.toString();
+  if (typeof x === "number" || typeof x === "string" || typeof x === "boolean" || typeof x === "bigint") return x;
+  if (x instanceof PyFloat) return x;
   return Object.prototype.toString.call(x) === "[object Object]" && (x as { constructor?: { name?: string } }).constructor?.name
     ? `<${(x as { constructor: { name: string } }).constructor.name}>`
     : String(x);

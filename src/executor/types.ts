@@ -67,14 +67,25 @@ export type ExecutionEventType =
   | "executing"
   | "executed"
   | "progress"
+  | "progress_state"
   | "execution_success"
   | "execution_error"
   | "execution_interrupted";
 
-/** An event in ComfyUI's `{type, data}` shape. */
+/**
+ * An event in ComfyUI's `{type, data}` shape. A binary event (a preview image, a node's
+ * progress text: what ComfyUI sends as a binary WebSocket frame) has a number as its type
+ * (ComfyUI's `BinaryEventTypes`) and its payload in `data.bytes`.
+ */
 export interface ExecutionEvent {
-  type: ExecutionEventType | (string & {});
+  type: ExecutionEventType | (string & {}) | number;
   data: Record<string, unknown>;
+  /**
+   * For an event a node sent (`PromptServer.instance.send_sync(event, data, sid)`, progress):
+   * the client it is for, `null` for every client. Absent on the executor's own events,
+   * which are for the client whose prompt runs.
+   */
+  sid?: string | null;
 }
 
 /** What one node execution returns: one list of values per output, and its `ui` dict. */

@@ -12,6 +12,8 @@ export interface NodeApiEvent {
   data: unknown;
   /** The client id the event is for; `null` for every client. */
   sid: string | null;
+  /** The node that was executing when it was sent (its prompt node id), when known. */
+  node?: string | null;
 }
 
 /** Receives events. */

@@ -16,7 +16,7 @@ import { PROGRESS_EXPOSED, PROMPT_SERVER_EXPOSED, Progress, PromptServer } from 
 export { EventBus, defaultEventBus, type NodeApiEvent, type NodeApiListener } from "./events.ts";
 export { FolderPaths, LEGACY_FOLDER_NAMES, SUPPORTED_PT_EXTENSIONS, resolveInside, splitAnnotation, type FolderInfo, type FolderPathsOptions } from "./folder_paths.ts";
 export { MODEL_MANAGEMENT_SERVICE, ModelManagement, type ProcessFanOut } from "./model_management.ts";
-export { Progress, PromptServer, type ProgressUpdate } from "./prompt_server.ts";
+export { BinaryEventTypes, Progress, PromptServer, type ProgressPreview, type ProgressUpdate } from "./prompt_server.ts";
 
 /** The node API services of one host. */
 export interface NodeApi {

@@ -48,13 +48,19 @@ export class PromptServer {
 
   // --- what Python calls (ComfyUI's names) -----------------------------------------------------
 
-  /** `PromptServer.instance.send_sync(event, data, sid)`: an event for client `sid` (every client when null). */
-  send_sync(event: string | number, data: unknown, sid: string | null = null): void {
+  /**
+   * `PromptServer.instance.send_sync(event, data, sid)` (and `await send(...)`): an event for
+   * client `sid` (every client when null). A number as `event` with bytes as `data` is a
+   * binary event (ComfyUI's `BinaryEventTypes`: the runtime encodes preview images and
+   * progress texts before they cross). `node` is the prompt node that was executing when
+   * it was sent, which the Python side adds.
+   */
+  send_sync(event: string | number, data: unknown, sid: string | null = null, node: string | null = null): void {
     const caller = currentCall()?.caller;
     if (caller !== undefined && caller !== "host" && typeof event === "string" && EXECUTOR_EVENTS.has(event)) {
       throw new PyisolateError("DENIED", `Pack "${caller}" may not send the executor's own event "${event}" (PromptServer.send_sync); it was dropped. Send an event of the pack's own name instead.`, { pack: caller });
     }
-    this.events.emit({ type: event, data, sid: sid ?? null });
+    this.events.emit({ type: event, data, sid: sid ?? null, node: node ?? null });
   }
 
   /** `PromptServer.instance.client_id`. */
@@ -69,6 +75,22 @@ export interface ProgressUpdate {
   max: number;
   node: string | null;
   prompt_id: string | null;
+}
+
+/** ComfyUI's binary WebSocket event types (`protocol.BinaryEventTypes`). */
+export const BinaryEventTypes: { readonly PREVIEW_IMAGE: 1; readonly UNENCODED_PREVIEW_IMAGE: 2; readonly TEXT: 3; readonly PREVIEW_IMAGE_WITH_METADATA: 4 } = {
+  PREVIEW_IMAGE: 1,
+  UNENCODED_PREVIEW_IMAGE: 2,
+  TEXT: 3,
+  PREVIEW_IMAGE_WITH_METADATA: 4,
+};
+
+/** A preview image a progress report carries, encoded by the Python side. */
+export interface ProgressPreview {
+  /** `"JPEG"` or `"PNG"`. */
+  format: string;
+  /** The encoded image. */
+  image: Uint8Array;
 }
 
 /**
@@ -90,8 +112,13 @@ export class Progress {
     this.#server = server;
   };
 
-  /** From Python: one progress report `{value, max, node, prompt_id}`. */
-  update(report: Partial<ProgressUpdate>): void {
+  /**
+   * From Python: one progress report `{value, max, node, prompt_id}`, and the preview image
+   * it carries (`preview: {format, image}`), which follows as a binary `PREVIEW_IMAGE`
+   * event with the node's metadata (the server sends it as `PREVIEW_IMAGE_WITH_METADATA`
+   * to clients that support it, as ComfyUI does).
+   */
+  update(report: Partial<ProgressUpdate> & { preview?: ProgressPreview | null }): void {
     const data: ProgressUpdate = {
       value: Number(report?.value ?? 0),
       max: Number(report?.max ?? 0),
@@ -99,7 +126,17 @@ export class Progress {
       prompt_id: report?.prompt_id === undefined || report?.prompt_id === null ? null : String(report.prompt_id),
     };
     if (data.node !== null) this.#last.set(data.node, data);
-    this.events.emit({ type: "progress", data, sid: this.#server?.clientId ?? null });
+    const sid = this.#server?.clientId ?? null;
+    this.events.emit({ type: "progress", data, sid });
+    const preview = report?.preview;
+    if (preview && preview.image instanceof Uint8Array) {
+      const type = String(preview.format).toUpperCase() === "PNG" ? 2 : 1;
+      const bytes = new Uint8Array(4 + preview.image.length);
+      new DataView(bytes.buffer).setUint32(0, type);
+      bytes.set(preview.image, 4);
+      const metadata = { node_id: data.node, prompt_id: data.prompt_id, display_node_id: data.node, parent_node_id: null, real_node_id: data.node };
+      this.events.emit({ type: BinaryEventTypes.PREVIEW_IMAGE, data: { bytes, metadata }, sid, node: data.node });
+    }
   }
 
   /** The last report of a node, if any. */

@@ -26,7 +26,8 @@ export interface CacheEntry<T = unknown> {
   createdAt: string;
 }
 
-const KEY_FORMAT = "pyisolate-metadata-v1";
+// v2: entries hold the routes a pack registers.
+const KEY_FORMAT = "pyisolate-metadata-v2";
 /** Directories never part of a pack's code: caches, VCS data, environments, JS dependencies. */
 function skipDir(name: string): boolean {
   return name === "__pycache__" || name === "node_modules" || name.startsWith(".");

@@ -38,6 +38,23 @@ export interface NodeFlags {
   is_async: boolean;
 }
 
+/** An HTTP route a pack registered at import (`@PromptServer.instance.routes.get(...)`, `app.router.add_get(...)`). */
+export interface PackRoute {
+  /** `GET`, `POST`, …, or `*` for every method. */
+  method: string;
+  /** aiohttp's pattern: `/x/{name}`, `/x/{name:\d+}`. */
+  path: string;
+  /** Also served under `/api` (routes of `PromptServer.instance.routes`, as in ComfyUI). */
+  api: boolean;
+}
+
+/** A folder a pack serves under a URL prefix (`routes.static(prefix, path)`). */
+export interface PackStaticRoute {
+  prefix: string;
+  /** Absolute path of the folder. */
+  path: string;
+}
+
 /** A pack's node metadata: what its process reports, and what the metadata cache stores. */
 export interface PackNodes {
   /** `/object_info` entries by class name. */
@@ -47,6 +64,12 @@ export interface PackNodes {
   web_directory: string | null;
   /** Nodes the process could not describe, with why. */
   node_errors?: Record<string, string>;
+  /** The routes it registered at import. */
+  routes?: PackRoute[];
+  /** The folders it serves. */
+  static_routes?: PackStaticRoute[];
+  /** `route_manifest.json` routes whose handler the process could not find, with why. */
+  route_errors?: Record<string, string>;
 }
 
 /** A registered class. */
@@ -105,6 +128,9 @@ export function packNodesOf(entry: ReadyPack): PackNodes {
     node_flags: (entry.node_flags as Record<string, NodeFlags> | undefined) ?? {},
     web_directory: typeof entry.web_directory === "string" ? entry.web_directory : null,
     node_errors: (entry.node_errors as Record<string, string> | undefined) ?? {},
+    routes: Array.isArray(entry.routes) ? (entry.routes as PackRoute[]) : [],
+    static_routes: Array.isArray(entry.static_routes) ? (entry.static_routes as PackStaticRoute[]) : [],
+    route_errors: (entry.route_errors as Record<string, string> | undefined) ?? {},
   };
 }
 
@@ -247,6 +273,7 @@ export class NodeRegistry implements NodeBackend {
     for (const [classType, why] of Object.entries(data.node_errors ?? {})) {
       if (!this.#nodes.has(classType)) this.#log.pack(pack, `- node ${classType} was not registered: ${why.split("\n")[0]}`, "warn");
     }
+    for (const [route, why] of Object.entries(data.route_errors ?? {})) this.#log.pack(pack, `- route ${route}: ${why}`, "warn");
     return added;
   }
 
@@ -274,6 +301,17 @@ export class NodeRegistry implements NodeBackend {
   /** Class names two packs define (the first pack's class is kept). */
   get duplicates(): readonly DuplicateNode[] {
     return this.#duplicates;
+  }
+
+  /** The routes and served folders each pack registered at import, for packs that have any. */
+  packRoutes(): Record<string, { routes: PackRoute[]; static_routes: PackStaticRoute[] }> {
+    const out: Record<string, { routes: PackRoute[]; static_routes: PackStaticRoute[] }> = {};
+    for (const [pack, data] of this.#packs) {
+      const routes = data.routes ?? [];
+      const statics = data.static_routes ?? [];
+      if (routes.length > 0 || statics.length > 0) out[pack] = { routes, static_routes: statics };
+    }
+    return out;
   }
 
   /** Each pack's web directory (absolute), for packs that have one. */

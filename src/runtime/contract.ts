@@ -4,11 +4,15 @@
  * `adapters/` fills it; nothing outside `adapters/` touches `Deno.` or `Bun.`.
  *
  * Plain file-system, path, crypto and os work uses `node:fs`, `node:path`, … which Node,
- * Deno and Bun all provide; the contract covers processes, Unix sockets, workers and
- * shared-memory mapping, where each runtime has its own native API.
+ * Deno and Bun all provide; the contract covers processes, Unix sockets, workers,
+ * shared-memory mapping and an HTTP + WebSocket server, where each runtime has its own
+ * native API.
  *
  * @module
  */
+import type { Hooks as WebSocketHooks } from "crossws";
+
+export type { WebSocketHooks };
 
 /** Options for {@link Runtime.spawn}. */
 export interface SpawnOptions {
@@ -100,6 +104,34 @@ export interface MappedFile {
   unmap(): void;
 }
 
+/** Options of {@link Runtime.serveHttp}. */
+export interface HttpServeOptions {
+  /** Address to listen on (`127.0.0.1`, `::1`, `0.0.0.0`, …). */
+  hostname: string;
+  /** TCP port; `0` picks a free one. */
+  port: number;
+  /** Answers every HTTP request that is not a WebSocket upgrade (web `Request` → `Response`). */
+  fetch(request: Request): Response | Promise<Response>;
+  /**
+   * WebSocket hooks (crossws's): every request asking for an upgrade goes to them; their
+   * `upgrade` hook may refuse it by throwing (or returning) a `Response`.
+   */
+  websocket?: Partial<WebSocketHooks>;
+}
+
+/** A listening HTTP server. */
+export interface HttpServer {
+  /** The address it listens on. */
+  readonly hostname: string;
+  /** The port it listens on (the one picked, when asked for `0`). */
+  readonly port: number;
+  /**
+   * Stops listening, closes open WebSocket connections and ends idle connections; resolves
+   * once the server is down. Requests still being answered may finish.
+   */
+  close(): Promise<void>;
+}
+
 /** What one JavaScript runtime provides to pyisolate. */
 export interface Runtime {
   readonly name: "node" | "deno" | "bun";
@@ -119,4 +151,6 @@ export interface Runtime {
   workerSelf(): { endpoint: MessageEndpoint; data: unknown } | null;
   /** Maps `length` bytes of a file (read-only). */
   mapFile(path: string, length: number): MappedFile;
+  /** Starts an HTTP server with WebSocket upgrades (the runtime's own server, loaded when first used). */
+  serveHttp(opts: HttpServeOptions): Promise<HttpServer>;
 }

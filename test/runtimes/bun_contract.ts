@@ -10,11 +10,13 @@ import { describe, it } from "bun:test";
 import type { TestApi } from "../shared/api.ts";
 import { defineContractTests } from "../shared/contract.ts";
 import { defineE2eTests } from "../shared/e2e.ts";
+import { defineServerTests } from "../shared/server.ts";
 
 const api: TestApi = { describe, it: (name, body, timeoutMs) => it(name, body, timeoutMs ?? 120_000) };
 
 defineContractTests(api, "bun");
 defineE2eTests(api, "bun");
+defineServerTests(api, "bun");
 
 api.describe("Bun adapter", () => {
   api.it("mapFile views the first `length` bytes of the whole-file mapping, and refuses a length past the end", async () => {

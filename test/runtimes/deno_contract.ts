@@ -11,6 +11,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { defineContractTests } from "../shared/contract.ts";
 import { defineE2eTests } from "../shared/e2e.ts";
+import { defineServerTests } from "../shared/server.ts";
 import { denoTestApi } from "./deno_api.ts";
 
 const api = denoTestApi();
@@ -18,6 +19,8 @@ const api = denoTestApi();
 defineContractTests(api, "deno");
 // One host runs across the e2e tests: its workers and sockets outlive each test.
 defineE2eTests(denoTestApi({ sanitize: false }), "deno");
+// One server runs across the server tests, over one host.
+defineServerTests(denoTestApi({ sanitize: false }), "deno");
 
 interface DenoRun {
   execPath(): string;

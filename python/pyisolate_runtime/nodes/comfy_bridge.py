@@ -88,8 +88,10 @@ def process_name() -> Optional[str]:
         return None
 
 
-def send_progress(value: float, total: float, node_id: Optional[str] = None, prompt_id: Optional[str] = None) -> None:
-    """Reports a node's progress to the host's Progress service (``{value, max, node, prompt_id}``).
+def send_progress(value: float, total: float, node_id: Optional[str] = None, prompt_id: Optional[str] = None,
+                  preview: Optional[tuple] = None) -> None:
+    """Reports a node's progress to the host's Progress service (``{value, max, node, prompt_id}``),
+    with an encoded preview image (``(format, bytes)``) when there is one.
 
     Progress is advisory: without a host (a pack imported outside pyisolate) nothing is sent.
     """
@@ -99,6 +101,9 @@ def send_progress(value: float, total: float, node_id: Optional[str] = None, pro
     if prompt_id is None and ctx is not None:
         prompt_id = ctx.prompt_id
     try:
-        emit("Progress", "update", {"value": value, "max": total, "node": node_id, "prompt_id": prompt_id})
+        report = {"value": value, "max": total, "node": node_id, "prompt_id": prompt_id}
+        if preview is not None:
+            report["preview"] = {"format": preview[0], "image": preview[1]}
+        emit("Progress", "update", report)
     except HostUnavailable:
         pass

@@ -46,7 +46,8 @@ def _pack_dir(module: Any) -> Tuple[str, str]:
     return os.getcwd(), name.rsplit(".", 1)[-1]
 
 
-def _v3_classes(module: Any) -> List[type]:
+def _v3_classes(module: Any) -> Tuple[Any, List[type]]:
+    """The pack's ``ComfyExtension`` (what ``comfy_entrypoint`` made) and its node classes."""
     from comfy_api.latest import ComfyExtension
 
     entry = getattr(module, "comfy_entrypoint")
@@ -62,7 +63,7 @@ def _v3_classes(module: Any) -> List[type]:
         await extension.on_load()
         return list(await extension.get_node_list())
 
-    return run_coroutine(load())
+    return extension, run_coroutine(load())
 
 
 class NodesService:
@@ -71,6 +72,8 @@ class NodesService:
     def __init__(self) -> None:
         self.classes: Dict[str, Tuple[str, type]] = {}
         self.entries: Dict[str, Dict[str, Any]] = {}
+        self.extensions: Dict[str, Any] = {}
+        """Each V3 pack's ``ComfyExtension``, by pack name (its methods may serve manifest routes)."""
         self.runner = NodeRunner()
 
     # -- loading ------------------------------------------------------------------------------
@@ -87,7 +90,9 @@ class NodesService:
             display = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) or {}
             found = [(name, cls, display.get(name)) for name, cls in mappings.items()]
         elif hasattr(module, "comfy_entrypoint"):
-            for cls in _v3_classes(module):
+            extension, classes = _v3_classes(module)
+            self.extensions[pack_name] = extension
+            for cls in classes:
                 schema = cls.GET_SCHEMA()
                 found.append((schema.node_id, cls, schema.display_name))
         else:

@@ -1,7 +1,8 @@
 """The parts of ComfyUI's ``comfy.utils`` that node packs use, provided by pyisolate.
 
 ``ProgressBar(total).update(n)`` reports ``{value, max, node, prompt_id}`` to the host's
-``Progress`` service for the node being executed, and stops the node with
+``Progress`` service for the node being executed (with its preview image, encoded, when
+``update_absolute`` gets one), and stops the node with
 ``InterruptProcessingException`` when the host interrupted processing, as in ComfyUI.
 """
 from __future__ import annotations
@@ -18,7 +19,9 @@ def _host_progress_hook(value: float, total: float, preview: Any, prompt_id: Opt
     from comfy import model_management
 
     model_management.throw_exception_if_processing_interrupted()
-    comfy_bridge.send_progress(value, total, node_id=node_id, prompt_id=prompt_id)
+    from pyisolate_runtime.web.previews import encode_preview
+
+    comfy_bridge.send_progress(value, total, node_id=node_id, prompt_id=prompt_id, preview=encode_preview(preview))
 
 
 PROGRESS_BAR_HOOK: Optional[Callable[..., Any]] = _host_progress_hook

@@ -1,0 +1,106 @@
+/**
+ * `pyisolate serve`: ComfyUI's HTTP API and `/ws` over the node packs, until SIGINT or
+ * SIGTERM. Shutting down empties the queue, interrupts the running prompt and waits for it,
+ * closes the clients, stops every Python process and releases every tensor segment; a
+ * second signal stops at once.
+ * @module
+ */
+import process from "node:process";
+import type { Command } from "./command.ts";
+import { FOLDER_FLAGS, folderChoice } from "./folder_flags.ts";
+import { PyisolateError } from "../errors.ts";
+import { createHost } from "../host.ts";
+import { Logger, streamSink } from "../log.ts";
+import { serve } from "../server/server.ts";
+import { plural } from "../util/text.ts";
+
+function intFlag(value: string | boolean | string[] | undefined, name: string, min: number, max: number): number | undefined {
+  if (typeof value !== "string") return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new PyisolateError("USAGE", `${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}.`);
+  return n;
+}
+
+/** `pyisolate serve`. */
+export const serveCommand: Command = {
+  usage: "serve [--listen ADDR] [--port N] [folder options] [--shared-modules DIRS] [--max-upload-size MB]",
+  summary: "serve ComfyUI's HTTP API and /ws over the node packs",
+  description:
+    "Starts the packs as `run` does (no process starts until a node or a pack route needs it)\n" +
+    "and answers ComfyUI's API: /prompt, /queue, /history, /object_info, /view, /upload/image,\n" +
+    "/ws and the rest (see docs/server.md), every route also under /api. Prompts queue and run\n" +
+    "one at a time; packs' routes (route_manifest.json and @PromptServer.instance.routes\n" +
+    "decorators) run in their own processes. Loopback only unless --listen says otherwise.\n" +
+    "\n" +
+    "Folders follow ComfyUI's flags, as for run: --base-directory, --output-directory,\n" +
+    "--input-directory (uploads go there), --temp-directory, --user-directory (users,\n" +
+    "settings, user data), --extra-model-paths-config.\n" +
+    "\n" +
+    "SIGINT or SIGTERM shuts down gracefully: the running prompt is interrupted, the Python\n" +
+    "processes stop, the tensor segments are released, and the exit code is 0; a second\n" +
+    "signal stops at once (exit code 130).",
+  flags: [
+    { name: "--listen", value: "ADDR", help: "address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)" },
+    { name: "--port", value: "N", help: "TCP port (default 8188; 0 picks a free one)" },
+    ...FOLDER_FLAGS,
+    { name: "--shared-modules", value: "DIRS", help: "folders (':'-separated) every Python process puts on sys.path, for shared modules such as ProxiedSingletons" },
+    { name: "--max-upload-size", value: "MB", help: "largest request body accepted (default 100)" },
+  ],
+  async run(ctx) {
+    if (ctx.args.length > 0) throw new PyisolateError("USAGE", `pyisolate serve takes no arguments, got: ${ctx.args.join(" ")}.`);
+    const port = intFlag(ctx.flags.port, "--port", 0, 65535) ?? 8188;
+    const maxUpload = intFlag(ctx.flags["max-upload-size"], "--max-upload-size", 1, 1_000_000);
+    const listen = typeof ctx.flags.listen === "string" ? ctx.flags.listen : "127.0.0.1";
+    const logger = new Logger(streamSink((text) => ctx.io.stderr.write(text)));
+    const started = performance.now();
+    const folders = folderChoice(ctx);
+    const host = await createHost({
+      ...folders,
+      customNodes: folders.customNodes!,
+      cacheDir: ctx.opts.cacheDir,
+      ...(ctx.opts.python ? { python: ctx.opts.python } : {}),
+      ...(typeof ctx.flags["shared-modules"] === "string" ? { sharedModules: ctx.flags["shared-modules"].split(":").filter(Boolean) } : {}),
+      logger,
+    });
+    let server;
+    try {
+      server = await serve(host, { listen, port, logger, ...(maxUpload !== undefined ? { maxUploadSizeMb: maxUpload } : {}) });
+    } catch (e) {
+      await host.close();
+      throw e;
+    }
+    const nodes = Object.keys(host.nodes()).length;
+    const failed = host.packs.filter((p) => p.error).length;
+    ctx.out(
+      `${plural(nodes, "node")} from ${plural(host.packs.length - failed, "pack")}${failed ? ` (${failed} skipped)` : ""}, ${plural(server.packRoutes.length, "pack route")}, ready in ${((performance.now() - started) / 1000).toFixed(2)} s.`,
+    );
+    ctx.out(`Serving ComfyUI's API on ${server.url} (Ctrl-C stops)`);
+
+    return await new Promise<number>((done) => {
+      let stopping = false;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (stopping) {
+          // A second signal: no more waiting.
+          logger.warn(`${signal} again: stopping at once.`);
+          host.core.killAllNow();
+          process.exit(130);
+        }
+        stopping = true;
+        logger.info(`${signal}: shutting down (the running prompt is interrupted).`);
+        void (async () => {
+          try {
+            await server.close();
+          } finally {
+            await host.close();
+            process.off("SIGINT", onSignal);
+            process.off("SIGTERM", onSignal);
+            logger.info("Server stopped.");
+            done(0);
+          }
+        })();
+      };
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+    });
+  },
+};

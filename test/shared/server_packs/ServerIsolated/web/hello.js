@@ -1,0 +1,2 @@
+// Served under /extensions/ServerIsolated/ and listed by /extensions.
+console.log("ServerIsolated extension loaded");
