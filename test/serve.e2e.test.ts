@@ -1,10 +1,10 @@
-// `pyisolate serve` as a user runs it: a real process on a free port, a real prompt over
-// HTTP and /ws, and SIGTERM while the prompt runs — the prompt is interrupted, the Python
-// processes stop, no segment is left, the exit code is 0. And the CLI's exact JSON: a seed
-// of 2^64 - 1 from a workflow file through `pyisolate run --json`.
-import { afterAll, describe, expect, it } from "vitest";
+// `pyisolate serve` as a user runs it, under Node, Deno and Bun: a real process on a free
+// port, a real prompt over HTTP and /ws, and SIGTERM or SIGINT while the prompt runs — the
+// prompt is interrupted, the Python processes stop, no segment is left, the exit code is 0.
+// And the CLI's exact JSON: a seed of 2^64 - 1 from a workflow file through `pyisolate run --json`.
+import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import { spawn } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -38,12 +38,26 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
+/** The host id a process was started with (its segment folder is `/dev/shm/pyisolate-<id>`). */
+function hostIdOf(pid: number): string | undefined {
+  const entry = readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").find((e) => e.startsWith("PYISOLATE_HOST_ID="));
+  return entry?.slice("PYISOLATE_HOST_ID=".length);
+}
+
 describe("pyisolate serve", () => {
-  it("serves until SIGTERM, which interrupts the running prompt, stops every process and releases every segment", { timeout: 240_000 }, async () => {
-    const child = spawn(process.execPath, ["--import", "./workers/ts_register.mjs", "src/cli/bin.ts", "serve", "--port", "0", ...common, "--output", join(tmp, "out"), "--input", join(tmp, "in")], {
+  // The same CLI on each runtime's own HTTP server: SIGTERM under Node, Ctrl-C (SIGINT) under Deno and Bun.
+  const bin = join(root, "node_modules", ".bin");
+  const runtimes = [
+    { runtime: "node", signal: "SIGTERM", argv: [process.execPath, "--import", "./workers/ts_register.mjs", "src/cli/bin.ts"] },
+    { runtime: "deno", signal: "SIGINT", argv: [join(bin, "deno"), "run", "-A", "src/cli/bin.ts"] },
+    { runtime: "bun", signal: "SIGINT", argv: [join(bin, "bun"), "src/cli/bin.ts"] },
+  ] as const;
+  it.each(runtimes)("serves under $runtime until $signal, which interrupts the running prompt, stops every process and releases every segment", { timeout: 240_000 }, async ({ signal, argv }) => {
+    const child = spawn(argv[0], [...argv.slice(1), "serve", "--port", "0", ...common, "--output", join(tmp, "out"), "--input", join(tmp, "in")], {
       cwd: root,
       stdio: ["ignore", "pipe", "pipe"],
     });
+    onTestFinished(() => void child.kill("SIGKILL"));
     let out = "";
     let err = "";
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
@@ -59,15 +73,18 @@ describe("pyisolate serve", () => {
     await ws.next((m) => m.type === "progress");
     const kids = childrenOf(child.pid!);
     expect(kids.length).toBeGreaterThan(0);
-    child.kill("SIGTERM");
-    expect(await exited).toBe(0);
-    expect(err).toContain("SIGTERM: shutting down");
+    const hostId = hostIdOf(kids[0]!);
+    expect(hostId).toMatch(/^[0-9A-Za-z]+$/);
+    expect(existsSync(`/dev/shm/pyisolate-${hostId}`)).toBe(true);
+    child.kill(signal);
+    expect(await exited, err).toBe(0);
+    expect(err).toContain(`${signal}: shutting down`);
     expect(err).toContain("Server stopped.");
     // The client saw the prompt interrupted before the server went away.
     expect(ws.messages.some((m) => m.type === "execution_interrupted")).toBe(true);
     await until("the client to be closed", () => (ws.closed !== null ? true : undefined));
     await until("the Python processes to exit", () => (kids.every((p) => !childrenOf(child.pid!).includes(p)) ? true : undefined), 10_000);
-    expect(readdirSync("/dev/shm").filter((n) => n.startsWith(`pyisolate-${child.pid}-`))).toEqual([]);
+    expect(existsSync(`/dev/shm/pyisolate-${hostId}`), "the host's segment folder is gone").toBe(false);
   });
 
   it("says which port is in use (a usage error: exit code 2)", { timeout: 120_000 }, async () => {

@@ -44,7 +44,7 @@ export const buildCommand: Command = {
     const isolated = selected.filter((p) => p.kind === "isolated");
     let results: BuildResult[] = [];
     if (isolated.length > 0) {
-      const envs = await EnvManager.create({ cacheDir: ctx.opts.cacheDir, ...(ctx.opts.python ? { python: ctx.opts.python } : {}) });
+      const envs = await EnvManager.create({ cacheDir: ctx.opts.cacheDir, customNodes: ctx.opts.customNodes, ...(ctx.opts.python ? { python: ctx.opts.python } : {}) });
       void envs.uv; // fail early, with one line, when uv is missing
       const view = new ProgressView(ctx.io, isolated.map((p) => p.name));
       try {

@@ -6,6 +6,7 @@
 import { basename, resolve } from "node:path";
 import { EnvManager } from "../env/env_manager.ts";
 import { discoverPacks } from "../manifest/manifest.ts";
+import { unmetRequirements } from "../manifest/requirements.ts";
 import { MetadataCache } from "../nodes/metadata_cache.ts";
 import { displayPath } from "../util/fs.ts";
 import type { Command, CommandContext } from "./command.ts";
@@ -14,7 +15,7 @@ import { formatTable } from "./view.ts";
 /** The environment manager, or why the environments' state cannot be known. */
 async function tryEnvManager(ctx: CommandContext): Promise<{ envs: EnvManager | null; problem: string | null }> {
   try {
-    const envs = await EnvManager.create({ cacheDir: ctx.opts.cacheDir, ...(ctx.opts.python ? { python: ctx.opts.python } : {}) });
+    const envs = await EnvManager.create({ cacheDir: ctx.opts.cacheDir, customNodes: ctx.opts.customNodes, ...(ctx.opts.python ? { python: ctx.opts.python } : {}) });
     return { envs, problem: null };
   } catch (err) {
     return { envs: null, problem: (err as Error).message };
@@ -68,6 +69,10 @@ export const listCommand: Command = {
     }
     if (problem) ctx.err(`warning: environment state unknown: ${problem}`);
     for (const p of packs) for (const w of p.warnings) ctx.err(`warning: ${p.name}: ${w}`);
+    for (const p of packs) {
+      const missing = envs && p.kind === "shared" && p.layout === "package" ? unmetRequirements(p.path, envs.host.distributions) : [];
+      if (missing.length > 0) ctx.err(`warning: ${p.name}: its requirements.txt lists ${missing.join(", ")}, which the host environment lacks; run \`pyisolate init ${displayPath(p.path)}\` to give it a manifest and its own environment.`);
+    }
     for (const e of errors) ctx.err(`error: ${e.message}`);
     return 0;
   },

@@ -6,15 +6,15 @@
  * @module
  */
 import process from "node:process";
-import { resolve } from "node:path";
 import type { Command } from "./command.ts";
+import { FOLDER_FLAGS, folderChoice } from "./folder_flags.ts";
 import { PyisolateError } from "../errors.ts";
 import { createHost } from "../host.ts";
 import { Logger, streamSink } from "../log.ts";
 import { serve } from "../server/server.ts";
 import { plural } from "../util/text.ts";
 
-function intFlag(value: string | boolean | undefined, name: string, min: number, max: number): number | undefined {
+function intFlag(value: string | boolean | string[] | undefined, name: string, min: number, max: number): number | undefined {
   if (typeof value !== "string") return undefined;
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) throw new PyisolateError("USAGE", `${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}.`);
@@ -23,7 +23,7 @@ function intFlag(value: string | boolean | undefined, name: string, min: number,
 
 /** `pyisolate serve`. */
 export const serveCommand: Command = {
-  usage: "serve [--listen ADDR] [--port N] [--output DIR] [--input DIR] [--user-directory DIR] [--shared-modules DIRS] [--max-upload-size MB]",
+  usage: "serve [--listen ADDR] [--port N] [folder options] [--shared-modules DIRS] [--max-upload-size MB]",
   summary: "serve ComfyUI's HTTP API and /ws over the node packs",
   description:
     "Starts the packs as `run` does (no process starts until a node or a pack route needs it)\n" +
@@ -32,14 +32,17 @@ export const serveCommand: Command = {
     "one at a time; packs' routes (route_manifest.json and @PromptServer.instance.routes\n" +
     "decorators) run in their own processes. Loopback only unless --listen says otherwise.\n" +
     "\n" +
+    "Folders follow ComfyUI's flags, as for run: --base-directory, --output-directory,\n" +
+    "--input-directory (uploads go there), --temp-directory, --user-directory (users,\n" +
+    "settings, user data), --extra-model-paths-config.\n" +
+    "\n" +
     "SIGINT or SIGTERM shuts down gracefully: the running prompt is interrupted, the Python\n" +
-    "processes stop, the tensor segments are released; a second signal stops at once.",
+    "processes stop, the tensor segments are released, and the exit code is 0; a second\n" +
+    "signal stops at once (exit code 130).",
   flags: [
     { name: "--listen", value: "ADDR", help: "address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)" },
     { name: "--port", value: "N", help: "TCP port (default 8188; 0 picks a free one)" },
-    { name: "--output", value: "DIR", help: "where output nodes save, and /view's output folder (default ./output)" },
-    { name: "--input", value: "DIR", help: "the input folder: uploads and folder_paths' input directory (default ./input)" },
-    { name: "--user-directory", value: "DIR", help: "users, settings and user data (default ./user)" },
+    ...FOLDER_FLAGS,
     { name: "--shared-modules", value: "DIRS", help: "folders (':'-separated) every Python process puts on sys.path, for shared modules such as ProxiedSingletons" },
     { name: "--max-upload-size", value: "MB", help: "largest request body accepted (default 100)" },
   ],
@@ -50,16 +53,15 @@ export const serveCommand: Command = {
     const listen = typeof ctx.flags.listen === "string" ? ctx.flags.listen : "127.0.0.1";
     const logger = new Logger(streamSink((text) => ctx.io.stderr.write(text)));
     const started = performance.now();
+    const folders = folderChoice(ctx);
     const host = await createHost({
-      customNodes: ctx.opts.customNodes,
+      ...folders,
+      customNodes: folders.customNodes!,
       cacheDir: ctx.opts.cacheDir,
       ...(ctx.opts.python ? { python: ctx.opts.python } : {}),
-      outputDir: resolve(typeof ctx.flags.output === "string" ? ctx.flags.output : "output"),
-      inputDir: resolve(typeof ctx.flags.input === "string" ? ctx.flags.input : "input"),
       ...(typeof ctx.flags["shared-modules"] === "string" ? { sharedModules: ctx.flags["shared-modules"].split(":").filter(Boolean) } : {}),
       logger,
     });
-    if (typeof ctx.flags["user-directory"] === "string") host.api.folderPaths.set_user_directory(resolve(ctx.flags["user-directory"]));
     let server;
     try {
       server = await serve(host, { listen, port, logger, ...(maxUpload !== undefined ? { maxUploadSizeMb: maxUpload } : {}) });

@@ -144,10 +144,19 @@ export class EnvManager {
    * Resolves the host Python (option `python`, `PYISOLATE_PYTHON`, `./.venv`, PATH) and
    * returns a manager for `cacheDir`.
    */
-  static async create(opts: { cacheDir: string; python?: string; cwd?: string; runtime?: Runtime; env?: Record<string, string | undefined> }): Promise<EnvManager> {
+  static async create(opts: {
+    cacheDir: string;
+    python?: string;
+    cwd?: string;
+    /** The custom nodes folder (a ComfyUI install around it provides the host Python). */
+    customNodes?: string;
+    runtime?: Runtime;
+    env?: Record<string, string | undefined>;
+  }): Promise<EnvManager> {
     const host = await resolveHostPython({
       cacheDir: opts.cacheDir,
       ...(opts.python ? { python: opts.python } : {}),
+      ...(opts.customNodes ? { customNodes: opts.customNodes } : {}),
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
       ...(opts.runtime ? { runtime: opts.runtime } : {}),
       ...(opts.env ? { env: opts.env } : {}),

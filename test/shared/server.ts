@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -27,7 +27,6 @@ import { call, shortForm, until, WsClient, type WsMessage } from "./server_clien
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const PACKS = fileURLToPath(new URL("./server_packs/", import.meta.url));
 const PYTHON = process.env.PYISOLATE_PYTHON || join(ROOT, ".venv", "bin", "python");
-const SHM_DIR = process.env.PYISOLATE_SHM_DIR || "/dev/shm";
 
 /** Ceiling for the test that builds an environment and starts the server (not a speed check). */
 const SLOW_MS = 180_000;
@@ -44,14 +43,6 @@ interface State {
   server?: PromptServerHandle;
   /** Clients to close at the end. */
   clients: WsClient[];
-}
-
-function ownSegments(): string[] {
-  try {
-    return readdirSync(SHM_DIR).filter((n) => n.startsWith(`pyisolate-${process.pid}-`));
-  } catch {
-    return [];
-  }
 }
 
 /** A PNG of `w`×`h` RGBA pixels from `px(x, y)`, with text chunks. */
@@ -156,7 +147,8 @@ export function defineServerTests(t: TestApi, runtime: RuntimeName): void {
       // /internal is served without the /api prefix, as in ComfyUI.
       assert.equal(typeof (await call(url(), "/internal/logs")).body, "string");
       assert.ok(Array.isArray(((await call(url(), "/internal/logs/raw")).body as { entries: unknown[] }).entries));
-      assert.deepEqual(((await call(url(), "/internal/folder_paths")).body as Record<string, string[]>).checkpoints, [join(models, "checkpoints")]);
+      // As ComfyUI's main.py does, the output folder's checkpoints follow the models folder's.
+      assert.deepEqual(((await call(url(), "/internal/folder_paths")).body as Record<string, string[]>).checkpoints, [join(models, "checkpoints"), join(s().root, "comfy", "output", "checkpoints")]);
       assert.deepEqual((await call(url(), "/internal/files/output")).body, []);
       assert.equal((await call(url(), "/internal/files/elsewhere")).status, 400);
       assert.equal((await call(url(), "/no/such/route")).status, 404);
@@ -611,9 +603,11 @@ export function defineServerTests(t: TestApi, runtime: RuntimeName): void {
       assert.ok(c.messages.slice(from).some((m) => m.type === "execution_interrupted" && m.data.prompt_id === id), "the client saw its prompt interrupted");
       await assert.rejects(fetch(`${url()}/prompt`));
       const procs = st.host.core.processes();
+      const folder = st.host.segments.hostDir;
+      assert.ok(existsSync(folder), "the host's segment folder exists while it runs");
       await st.host.close();
       assert.ok(procs.every((p) => p.state === "closed" || p.state === "exited" || p.state === "idle"), procs.map((p) => p.state).join(","));
-      assert.deepEqual(ownSegments(), []);
+      assert.ok(!existsSync(folder), "closing the host removed its segment folder");
     }, CALL_MS);
   });
 }
