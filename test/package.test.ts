@@ -25,6 +25,7 @@ describe("the package's entries", () => {
       "currentCall",
       "exposeServices",
       "isTuple",
+      "isUiWorkflow",
       "parseExactJson",
       "pyFloat",
       "serve",
@@ -70,6 +71,7 @@ describe("the package's entries", () => {
       "collectPackRoutes",
       "collectTensorRefs",
       "compilePattern",
+      "convertUiWorkflow",
       "createApp",
       "defaultRegistry",
       "detectRuntime",
@@ -83,6 +85,7 @@ describe("the package's entries", () => {
       "logCacheHit",
       "newHostId",
       "planSandbox",
+      "processDynamicPrompt",
       "readExtraModelPaths",
       "registerTag",
       "resolveHostPython",
@@ -91,6 +94,7 @@ describe("the package's entries", () => {
       "setupHostEnv",
       "validateIoValue",
       "validatePrompt",
+      "widgetSlots",
     ]);
     expect(names.filter((n) => n in mod)).toEqual([]);
   });
