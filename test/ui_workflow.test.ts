@@ -60,11 +60,13 @@ describe("UI-format workflows", () => {
     expect(widgetSlots(INFO.UiSink!).map((w) => w.name)).toEqual(["label"]);
   });
 
-  it("names widget values, drops controls and Notes, strips prompt comments, keeps titles", () => {
+  it("names widget values, drops controls and Notes, keeps titles; applies the editor's value migration and defaults", () => {
     expect(convertUiWorkflow(widgetsCase(INFO), INFO)).toEqual({
       "1": { inputs: { seed: 12345 }, class_type: "UiSource", _meta: { title: "UiSource" } },
       "2": {
-        inputs: { noise_seed: 777, steps: 25, cfg: 6.5, sampler: "ddim", scheduler: "karras", text: "a cat \non a mat", denoise: 0.75, latent: ["1", 0] },
+        // 10 values is what the editor's old layout (a slot for the forced "tag") holds: it drops
+        // the value at that place, so the text box gets 0.75 (as text) and denoise its default.
+        inputs: { noise_seed: 777, steps: 25, cfg: 6.5, sampler: "ddim", scheduler: "karras", text: "0.75", denoise: 1, latent: ["1", 0] },
         class_type: "UiSampler",
         _meta: { title: "My sampler" },
       },
@@ -76,7 +78,7 @@ describe("UI-format workflows", () => {
   it("follows Reroutes, applies Primitives to the widgets they feed, lets a link replace a widget", () => {
     const p = convertUiWorkflow(linksCase(INFO), INFO);
     expect(Object.keys(p).sort()).toEqual(["1", "5", "6", "7"]);
-    expect(p["5"]!.inputs).toMatchObject({ latent: ["1", 0], steps: 42, text: "first" });
+    expect(p["5"]!.inputs).toMatchObject({ latent: ["1", 0], steps: 42 });
     expect(p["6"]!.inputs).toMatchObject({ latent: ["5", 0], text: ["5", 1], steps: 10 });
   });
 
@@ -91,7 +93,7 @@ describe("UI-format workflows", () => {
   it("flattens subgraphs with outer:inner ids", () => {
     const p = convertUiWorkflow(subgraphCase(INFO), INFO);
     expect(Object.keys(p).sort()).toEqual(["1", "2:1", "3"]);
-    expect(p["2:1"]!.inputs).toMatchObject({ latent: ["1", 0], sampler: "uni_pc", denoise: 0.5 });
+    expect(p["2:1"]!.inputs).toMatchObject({ latent: ["1", 0], sampler: "uni_pc", steps: 8 });
     expect(p["3"]!.inputs).toMatchObject({ latent: ["2:1", 0] });
   });
 

@@ -73,6 +73,10 @@ export function isUiWorkflow(data: unknown): data is UiWorkflow {
 /** One widget the editor makes for a node, in order. */
 interface WidgetSlot {
   name: string;
+  /** The value a new widget has (the schema's default, a combo's first option). */
+  initial?: unknown;
+  /** A multiline text box: whatever it is given, it holds text. */
+  textBox?: boolean;
   /** False for widgets the editor keeps out of the prompt (controls, filter lists, upload buttons). */
   serialize: boolean;
   dynamicPrompts: boolean;
@@ -102,7 +106,8 @@ export function widgetSlots(info: NodeInfo): WidgetSlot[] {
       slots.push({ name, serialize: false, dynamicPrompts: false });
       continue;
     }
-    slots.push({ name, serialize: true, dynamicPrompts: type === "STRING" && opts.dynamicPrompts === true });
+    const initial = opts.default ?? (type === "COMBO" ? (Array.isArray(spec[0]) ? spec[0][0] : undefined) : type === "STRING" ? "" : type === "BOOLEAN" ? false : type === "INT" || type === "FLOAT" ? 0 : undefined);
+    slots.push({ name, serialize: true, dynamicPrompts: type === "STRING" && opts.dynamicPrompts === true, initial, textBox: type === "STRING" && opts.multiline === true });
     const control = type === "INT" ? (opts.control_after_generate ?? (name === "seed" || name === "noise_seed")) : opts.control_after_generate;
     if ((type === "INT" || type === "FLOAT" || type === "COMBO") && control) {
       slots.push({ name: "control_after_generate", serialize: false, dynamicPrompts: false });
@@ -110,6 +115,27 @@ export function widgetSlots(info: NodeInfo): WidgetSlot[] {
     }
   }
   return slots;
+}
+
+/**
+ * The editor's migration of old widget values, applied as it loads a node: when the values
+ * number exactly what a layout with one slot per forced input would hold (each widget or
+ * forced input one, a seed or controlled input two), the values at forced inputs' places are
+ * dropped. The editor does this to files it saved itself when the counts happen to agree.
+ */
+export function migrateWidgetValues(info: NodeInfo, values: unknown[]): unknown[] {
+  const names = new Set(widgetSlots(info).map((w) => w.name));
+  const required = Object.entries(info.input?.required ?? {});
+  const media = required.some(([, s]) => {
+    const o = (s[1] ?? {}) as Record<string, unknown>;
+    return specType(s) === "COMBO" && (o.image_upload === true || o.video_upload === true || o.animated_image_upload === true);
+  });
+  const inputs = [...required, ...(media ? [["upload", ["IMAGEUPLOAD", {}]] as [string, InputSpec]] : []), ...Object.entries(info.input?.optional ?? {})]
+    .map(([name, spec]) => ({ name, opts: (spec[1] ?? {}) as Record<string, unknown> }))
+    .filter((i) => names.has(i.name) || i.opts.forceInput === true);
+  const count = inputs.reduce((n, i) => n + (i.opts.control_after_generate || i.name === "seed" || i.name === "noise_seed" ? 2 : 1), 0);
+  if (count !== values.length) return values;
+  return values.filter((_, k) => inputs[k]?.opts.forceInput !== true);
 }
 
 /**
@@ -327,7 +353,7 @@ export function convertUiWorkflow(ui: UiWorkflow, nodes: Record<string, NodeInfo
       seen.add(id);
       const inputs: Record<string, unknown> = {};
       const fed = primitives.get(String(n.id));
-      const values = n.widgets_values;
+      const values = Array.isArray(n.widgets_values) ? migrateWidgetValues(info, n.widgets_values) : n.widgets_values;
       const slots = widgetSlots(info);
       slots.forEach((w, i) => {
         if (!w.serialize) return;
@@ -335,7 +361,9 @@ export function convertUiWorkflow(ui: UiWorkflow, nodes: Record<string, NodeInfo
         if (fed?.has(w.name)) v = fed.get(w.name);
         else if (Array.isArray(values)) v = values[i];
         else if (values && typeof values === "object") v = (values as Record<string, unknown>)[w.name];
+        if (v === undefined) v = w.initial;
         if (v === undefined) return;
+        if (w.textBox && v !== null && typeof v !== "string") v = String(v);
         if (w.dynamicPrompts && typeof v === "string" && opts.dynamicPrompts !== false) v = processDynamicPrompt(v);
         inputs[w.name] = Array.isArray(v) ? { __value__: v } : v;
       });
