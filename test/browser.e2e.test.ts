@@ -26,7 +26,9 @@ let skip: string | null = existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing 
 const problems: string[] = [];
 
 /** What ComfyUI itself answers 404 to on a fresh install, and the page's own calls outside. */
-const EXPECTED_404 = [/\/user\.css$/, /\/api\/userdata\/user\.css$/, /\/api\/userdata\?dir=(workflows|subgraphs)/, /\/api\/userdata\/comfy\.templates\.json$/];
+const EXPECTED_404 = [/\/user\.css$/, /\/api\/userdata\/user\.css$/, /\/api\/userdata\?dir=(workflows|subgraphs)/, /\/api\/userdata\/comfy\.templates\.json$/,
+  // The generated cases' image loader previews "other.png", which the input folder lacks (ComfyUI answers 404 too).
+  /\/api\/view\?type=input&filename=other\.png&/];
 
 beforeAll(async () => {
   if (skip) return;
@@ -102,13 +104,15 @@ describe("the ComfyUI editor in Chromium", () => {
     await page.evaluate(async (w) => {
       await (window as unknown as { app: { loadGraphData(w: unknown): Promise<void> } }).app.loadGraphData(w);
     }, demo);
+    mkdirSync(ARTIFACTS, { recursive: true });
     // A first start opens the templates dialog over the canvas: close it.
     for (let i = 0; i < 3 && (await page.locator(".p-dialog-mask").count()) > 0; i++) {
       await page.keyboard.press("Escape");
       await page.waitForTimeout(500);
     }
-    const queued = page.waitForResponse((r) => r.url().endsWith("/api/prompt") && r.request().method() === "POST");
-    await page.locator("button:visible", { hasText: /^\s*Run\b/ }).first().click({ force: true });
+    const queued = page.waitForResponse((r) => /\/api\/prompt$/.test(new URL(r.url()).pathname) && r.request().method() === "POST");
+    // The Run button of the top bar (a DOM click: its bar animates, which Playwright waits on).
+    await page.evaluate(() => Array.from(document.querySelectorAll<HTMLButtonElement>('button[aria-label="Run"]')).find((b) => b.offsetParent !== null)!.click());
     const posted = (await (await queued).json()) as { prompt_id: string };
     const q = async () => (await (await fetch(`${server!.url}/api/queue`)).json()) as { queue_running: unknown[]; queue_pending: unknown[] };
     const deadline = Date.now() + 240_000;
@@ -127,6 +131,12 @@ describe("the ComfyUI editor in Chromium", () => {
     await page.waitForFunction((f) => Array.from(document.querySelectorAll("img")).some((i) => i.src.includes("/view") && i.src.includes(f)) ||
       ((window as unknown as { app: { graph: { getNodeById(id: number): { imgs?: HTMLImageElement[] } | null } } }).app.graph.getNodeById(4)?.imgs ?? []).some((i) => i.src.includes(f)), file, { timeout: 30_000 });
     mkdirSync(ARTIFACTS, { recursive: true });
+    // The templates dialog of a first start: closed for the picture, the graph fitted to the view.
+    await page.evaluate(() => {
+      for (const b of Array.from(document.querySelectorAll<HTMLButtonElement>(".p-dialog button"))) if (/close/i.test(b.getAttribute("aria-label") ?? "") || b.className.includes("close")) b.click();
+    });
+    await page.waitForTimeout(800);
+    await page.evaluate(() => Array.from(document.querySelectorAll<HTMLButtonElement>('button[aria-label="Fit View (.)"]')).find((b) => b.offsetParent !== null)?.click());
     await page.waitForTimeout(1000);
     await page.screenshot({ path: join(ARTIFACTS, "editor.png") });
     expect(problems).toEqual([]);
