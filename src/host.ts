@@ -15,6 +15,7 @@ import { asPyisolateError, PyisolateError } from "./errors.ts";
 import { ClientView } from "./executor/client_view.ts";
 import { PromptExecutor, type NodeRecord, type RunResult } from "./executor/executor.ts";
 import { validatePrompt } from "./executor/validate.ts";
+import { convertUiWorkflow, isUiWorkflow, type UiWorkflow } from "./workflow/ui_workflow.ts";
 import type { ExecutionEvent, NodeInfo, Prompt, ValidationResult } from "./executor/types.ts";
 import { HostCore, type HostPack } from "./process/host_core.ts";
 import { asLogger, type Logger, type LoggerLike } from "./log.ts";
@@ -132,15 +133,24 @@ export interface Host {
   readonly segments: SegmentRegistry;
   /** Every node's `/object_info` entry. */
   nodes(): Record<string, NodeInfo>;
-  /** Validates and runs an API-format prompt. */
-  run(prompt: Prompt, opts?: HostRunOptions): Promise<RunResult>;
+  /**
+   * Validates and runs a prompt: API format, or a workflow in the UI format (converted first,
+   * as {@link Host.toPrompt} does).
+   */
+  run(prompt: Prompt | UiWorkflow, opts?: HostRunOptions): Promise<RunResult>;
+  /**
+   * The API prompt of a workflow: a UI-format one converted from the node schemas, as the
+   * ComfyUI editor's "Export (API)" does; an API prompt is returned as it is.
+   * @throws {PyisolateError} `VALIDATION` naming a node no pack provides, and its id.
+   */
+  toPrompt(workflow: Prompt | UiWorkflow): Prompt;
   /**
    * Whether a prompt is running. While it is, what nodes send reaches that run's `onEvent`;
    * a listener of `api.events` that forwards the rest checks it.
    */
   readonly running: boolean;
   /** Validates a prompt against the node schemas without running it (ComfyUI's `/prompt` check). */
-  validate(prompt: Prompt): Promise<ValidationResult>;
+  validate(prompt: Prompt | UiWorkflow): Promise<ValidationResult>;
   /** Stops the running prompt (ComfyUI's interrupt). */
   interrupt(): void;
   /**
@@ -358,6 +368,9 @@ async function startHost(opts: HostOptions): Promise<Host> {
   const executor = new PromptExecutor(registry);
   let closed = false;
   let running = false;
+  const toPrompt = (workflow: Prompt | UiWorkflow): Prompt =>
+    isUiWorkflow(workflow) ? convertUiWorkflow(workflow, registry.objectInfo()) : (workflow as Prompt);
+
   return {
     packs: [...statuses.values()].sort((a, b) => a.name.localeCompare(b.name)),
     api,
@@ -366,6 +379,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
     python: envs.host,
     segments,
     nodes: () => registry.objectInfo(),
+    toPrompt,
     get running() {
       return running;
     },
@@ -377,7 +391,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
       const wasRunning = running;
       running = true;
       try {
-        return await executor.run(prompt, {
+        return await executor.run(toPrompt(prompt), {
           ...(runOpts.promptId ? { promptId: runOpts.promptId } : {}),
           ...(runOpts.extraPngInfo !== undefined ? { extraPngInfo: runOpts.extraPngInfo } : {}),
           ...(view ? { onEvent: view.executor } : {}),
@@ -393,7 +407,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
         running = wasRunning;
       }
     },
-    validate: (prompt) => validatePrompt(structuredClone(prompt), registry),
+    validate: async (prompt) => validatePrompt(structuredClone(toPrompt(prompt)), registry),
     interrupt: () => executor.interrupt(),
     free({ unloadModels = false, freeMemory = false }) {
       if (unloadModels || freeMemory) api.modelManagement.unloadAllModels();

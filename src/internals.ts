@@ -73,6 +73,9 @@ export { collectPackRoutes, compilePattern, type PackRouteEntry } from "./server
 export { API_AREAS, createApp, type AppParts } from "./server/app.ts";
 export type { RouteArea, ServerContext } from "./server/context.ts";
 
+// UI-format workflows (what the editor saves) to API prompts.
+export { convertUiWorkflow, widgetSlots, processDynamicPrompt, type ConvertOptions, type UiLink, type UiNode, type UiSubgraph } from "./workflow/ui_workflow.ts";
+
 // Logs and runtimes.
 export { log } from "./log.ts";
 export { getRuntime, detectRuntime } from "./runtime/detect.ts";

@@ -44,6 +44,7 @@ export type { PackInfo, PackManifest } from "./manifest/manifest.ts";
 // The ComfyUI-compatible server over a host, and JSON that keeps seeds exact.
 export { serve, type PromptServerHandle, type ServeOptions } from "./server/server.ts";
 export { parseExactJson, stringifyExactJson } from "./util/exact_json.ts";
+export { isUiWorkflow, type UiWorkflow } from "./workflow/ui_workflow.ts";
 
 // Host services, which Python code (and TypeScript workers) call by name.
 export { ServiceRegistry, service, currentCall, type CallContext, type Remote } from "./rpc/services.ts";

@@ -99,7 +99,7 @@ describe("help and usage", () => {
 describe("argument parsing", () => {
   it("suggests the closest command or flag for a typo", async () => {
     const cmd = await cli("bulid");
-    expect(cmd).toEqual({ code: 2, out: "", err: 'error: Unknown command "bulid". Did you mean "build"? Commands: run, serve, list, build, doctor, init, setup.\n' });
+    expect(cmd).toEqual({ code: 2, out: "", err: 'error: Unknown command "bulid". Did you mean "build"? Commands: run, serve, convert, list, build, doctor, init, setup.\n' });
     const flag = await cli("list", "--jsn");
     expect(flag.code).toBe(2);
     expect(flag.err).toBe('error: Unknown option --jsn for "list". Did you mean "--json"? Run "pyisolate list --help" for the options.\n');

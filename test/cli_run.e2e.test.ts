@@ -1,7 +1,7 @@
 // `pyisolate run` end to end, in-process through main(): the demo workflow over the example
 // packs (real environments and processes), --json event lines, and the CLI's errors.
 import { afterAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync, writeFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main } from "../src/cli/main.ts";
@@ -34,6 +34,19 @@ describe("pyisolate run", () => {
     expect(readdirSync(join(tmp, "out")).filter((f) => f.endsWith(".png"))).toHaveLength(1);
   });
 
+  it("converts the UI-format demo to the API demo, and runs it", async () => {
+    const c = await cli("convert", join(root, "examples", "workflows", "demo_ui.json"), ...common.slice(0, 4));
+    expect(c.code, c.err).toBe(0);
+    expect(JSON.parse(c.out)).toEqual(JSON.parse(readFileSync(join(root, "examples", "workflows", "demo.json"), "utf8")));
+    const r = await cli("run", join(root, "examples", "workflows", "demo_ui.json"), ...common, "--output", join(tmp, "out-ui"));
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain("11 executed");
+    expect(readdirSync(join(tmp, "out-ui")).filter((f) => f.endsWith(".png"))).toHaveLength(1);
+    const bad = await cli("convert", join(root, "examples", "workflows", "nope.json"), ...common.slice(0, 4));
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain("Cannot read the workflow");
+  });
+
   it("shows a table with every node, its pack and kind, and the outputs", async () => {
     const r = await cli("run", join(root, "examples", "workflows", "demo.json"), ...common, "--output", join(tmp, "out2"));
     expect(r.code, r.err).toBe(0);
@@ -56,12 +69,12 @@ describe("pyisolate run", () => {
     expect(Object.keys(last.data.node_errors)).toEqual(["1"]);
   });
 
-  it("refuses UI-format workflows, files that are not JSON, and an output path that is a file", async () => {
+  it("names the unknown node of a UI-format workflow; refuses files that are not JSON, and an output path that is a file", async () => {
     const ui = join(tmp, "ui.json");
-    writeFileSync(ui, JSON.stringify({ nodes: [], links: [] }));
+    writeFileSync(ui, JSON.stringify({ nodes: [{ id: 3, type: "NoSuchNode", inputs: [], outputs: [], widgets_values: [] }], links: [] }));
     const a = await cli("run", ui, ...common);
     expect(a.code).toBe(1);
-    expect(a.err).toContain("UI format");
+    expect(a.err).toContain('Node 3 of the workflow is a "NoSuchNode", which no pack provides');
     const notJson = join(tmp, "x.json");
     writeFileSync(notJson, "{ nope");
     const b = await cli("run", notJson, ...common);

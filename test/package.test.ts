@@ -26,6 +26,7 @@ describe("the package's entries", () => {
       "currentCall",
       "exposeServices",
       "isTuple",
+      "isUiWorkflow",
       "parseExactJson",
       "pyFloat",
       "serve",
@@ -73,6 +74,7 @@ describe("the package's entries", () => {
       "collectPackRoutes",
       "collectTensorRefs",
       "compilePattern",
+      "convertUiWorkflow",
       "createApp",
       "defaultRegistry",
       "detectRuntime",
@@ -86,6 +88,7 @@ describe("the package's entries", () => {
       "logCacheHit",
       "newHostId",
       "planSandbox",
+      "processDynamicPrompt",
       "readExtraModelPaths",
       "registerTag",
       "resolveHostPython",
@@ -94,6 +97,7 @@ describe("the package's entries", () => {
       "setupHostEnv",
       "validateIoValue",
       "validatePrompt",
+      "widgetSlots",
     ]);
     expect(names.filter((n) => n in mod)).toEqual([]);
   });

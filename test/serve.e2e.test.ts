@@ -63,7 +63,7 @@ describe("pyisolate serve", () => {
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
     child.stderr.on("data", (c: Buffer) => (err += c.toString()));
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    const base = await until("the server's address", () => /Serving ComfyUI's API on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1], 180_000);
+    const base = await until("the server's address", () => /Serving .* on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1], 180_000);
     expect(out).toMatch(/6 nodes from 2 packs, 14 pack routes, ready in/);
     const ws = await WsClient.open(base);
     const r = await call(base, "/prompt", {

@@ -13,6 +13,7 @@ import { ensurePackageFiles } from "../paths.ts";
 import { RUNTIME_VERSION } from "../version.ts";
 import { parseArgs, type ParsedArgs } from "./args.ts";
 import { buildCommand } from "./build.ts";
+import { convertCommand } from "./convert.ts";
 import { GLOBAL_FLAGS, type Command, type FlagSpec } from "./command.ts";
 import { doctorCommand } from "./doctor.ts";
 import { initCommand } from "./init.ts";
@@ -29,6 +30,7 @@ export type { CliIo, CliStream } from "./view.ts";
 export const commands: Record<string, Command> = {
   run: runCommand,
   serve: serveCommand,
+  convert: convertCommand,
   list: listCommand,
   build: buildCommand,
   doctor: doctorCommand,

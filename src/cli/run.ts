@@ -21,9 +21,14 @@ import { Logger, streamSink } from "../log.ts";
 import { discoverPacks } from "../manifest/manifest.ts";
 import { parseExactJson, stringifyExactJson } from "../util/exact_json.ts";
 import { Buffer } from "node:buffer";
+import { isUiWorkflow, type UiWorkflow } from "../workflow/ui_workflow.ts";
 
-/** Reads an API-format workflow file, with a clear error for anything else. */
-export function readPrompt(file: string): Prompt {
+/**
+ * Reads a workflow file: an API-format prompt, a `{"prompt": {...}}` body as posted to
+ * ComfyUI's `/prompt`, or a workflow in the UI format (returned as it is, for
+ * `host.toPrompt` to convert); a clear error for anything else.
+ */
+export function readWorkflow(file: string): Prompt | UiWorkflow {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -38,18 +43,25 @@ export function readPrompt(file: string): Prompt {
     throw new PyisolateError("VALIDATION", `${displayPath(file)} is not valid JSON: ${(e as Error).message.replace(/\s+/g, " ")}.`);
   }
   if (!data || typeof data !== "object" || Array.isArray(data)) {
-    throw new PyisolateError("VALIDATION", `${displayPath(file)} must hold an API-format prompt: an object {"<id>": {"class_type", "inputs"}}.`);
-  }
-  const obj = data as Record<string, unknown>;
-  if (Array.isArray(obj.nodes) && Array.isArray(obj.links)) {
     throw new PyisolateError(
       "VALIDATION",
-      `${displayPath(file)} is a workflow in ComfyUI's UI format; pyisolate runs API-format prompts. In ComfyUI, use "Export (API)" to save one.`,
+      `${displayPath(file)} must hold a workflow: ComfyUI's UI format ({"nodes", "links"}) or an API-format prompt ({"<id>": {"class_type", "inputs"}}).`,
     );
   }
+  if (isUiWorkflow(data)) return data;
+  const obj = data as Record<string, unknown>;
   // A `{"prompt": {...}}` body, as posted to ComfyUI's /prompt, is accepted too.
   if (obj.prompt && typeof obj.prompt === "object" && !("class_type" in (obj.prompt as object))) return obj.prompt as Prompt;
   return obj as unknown as Prompt;
+}
+
+/** Reads an API-format prompt file; a UI-format workflow is refused (convert it with a host). */
+export function readPrompt(file: string): Prompt {
+  const w = readWorkflow(file);
+  if (isUiWorkflow(w)) {
+    throw new PyisolateError("VALIDATION", `${displayPath(file)} is a workflow in ComfyUI's UI format; convert it first ("pyisolate convert").`);
+  }
+  return w;
 }
 
 /**
@@ -206,12 +218,14 @@ function interruptSummary(prompt: Prompt, r: RunResult | undefined): string {
 /** `pyisolate run`. */
 export const runCommand: Command = {
   usage: "run <workflow.json> [folder options] [--shared-modules DIRS] [--json]",
-  summary: "run an API-format workflow (prompt) over the node packs",
+  summary: "run a workflow (UI or API format) over the node packs",
   description:
     "Builds the environments the packs need (with progress), registers their nodes (from the\n" +
     "metadata cache when it can: no process starts until a node runs), validates the prompt\n" +
-    "and runs it. Each node shows its pack, isolated or shared, cached or executed, and time;\n" +
-    "a table follows. Output nodes save into the output folder.\n" +
+    "and runs it. The workflow is a file ComfyUI's editor saved (UI format: converted as its\n" +
+    "\"Export (API)\" does, see pyisolate convert) or an API-format prompt. Each node shows\n" +
+    "its pack, isolated or shared, cached or executed, and time; a table follows. Output\n" +
+    "nodes save into the output folder.\n" +
     "\n" +
     "Folders follow ComfyUI's flags: --base-directory (models/, input/, output/, temp/, user/,\n" +
     "custom_nodes/ under it), --output-directory, --input-directory, --temp-directory,\n" +
@@ -239,7 +253,7 @@ export const runCommand: Command = {
     const file = ctx.args[0];
     if (!file) throw new PyisolateError("USAGE", 'Missing the workflow file: pyisolate run <workflow.json>. Run "pyisolate run --help" for details.');
     if (ctx.args.length > 1) throw new PyisolateError("USAGE", `pyisolate run takes one workflow file, got ${ctx.args.length}: ${ctx.args.join(" ")}.`);
-    const prompt = readPrompt(resolve(file));
+    const workflow = readWorkflow(resolve(file));
     const json = ctx.flags.json === true;
     const folders = folderChoice(ctx);
     const customNodes = folders.customNodes!;
@@ -308,11 +322,13 @@ export const runCommand: Command = {
       startup.stop();
       const startupMs = performance.now() - started;
       if (ctrlC.interrupted) {
-        ctx.err(interruptSummary(prompt, undefined));
+        ctx.err(interruptSummary({}, undefined));
         return INTERRUPTED_EXIT_CODE;
       }
       const h = host;
       const info = h.nodes();
+      // A UI-format workflow becomes the prompt the editor's "Export (API)" would write.
+      const prompt = h.toPrompt(workflow);
       const owners = new Map<string, { pack: string; kind: string }>();
       const describe = (classType: string) => {
         let o = owners.get(classType);

@@ -5,6 +5,7 @@
  * second signal stops at once.
  * @module
  */
+import { resolve } from "node:path";
 import process from "node:process";
 import type { Command } from "./command.ts";
 import { FOLDER_FLAGS, folderChoice } from "./folder_flags.ts";
@@ -23,14 +24,18 @@ function intFlag(value: string | boolean | string[] | undefined, name: string, m
 
 /** `pyisolate serve`. */
 export const serveCommand: Command = {
-  usage: "serve [--listen ADDR] [--port N] [folder options] [--shared-modules DIRS] [--max-upload-size MB]",
-  summary: "serve ComfyUI's HTTP API and /ws over the node packs",
+  usage: "serve [--listen ADDR] [--port N] [folder options] [--shared-modules DIRS] [--max-upload-size MB] [--front-end-root DIR]",
+  summary: "serve the ComfyUI editor, its HTTP API and /ws over the node packs",
   description:
     "Starts the packs as `run` does (no process starts until a node or a pack route needs it)\n" +
     "and answers ComfyUI's API: /prompt, /queue, /history, /object_info, /view, /upload/image,\n" +
     "/ws and the rest (see docs/server.md), every route also under /api. Prompts queue and run\n" +
     "one at a time; packs' routes (route_manifest.json and @PromptServer.instance.routes\n" +
     "decorators) run in their own processes. Loopback only unless --listen says otherwise.\n" +
+    "\n" +
+    "The stock ComfyUI editor is served at /: the comfyui-frontend-package of the host\n" +
+    "Python's environment (as ComfyUI finds it), or the build in --front-end-root DIR;\n" +
+    "without either, / answers 404 and the API works alone.\n" +
     "\n" +
     "Folders follow ComfyUI's flags, as for run: --base-directory, --output-directory,\n" +
     "--input-directory (uploads go there), --temp-directory, --user-directory (users,\n" +
@@ -45,6 +50,7 @@ export const serveCommand: Command = {
     ...FOLDER_FLAGS,
     { name: "--shared-modules", value: "DIRS", help: "folders (':'-separated) every Python process puts on sys.path, for shared modules such as ProxiedSingletons" },
     { name: "--max-upload-size", value: "MB", help: "largest request body accepted (default 100)" },
+    { name: "--front-end-root", value: "DIR", help: "the ComfyUI editor build to serve at / (default: comfyui-frontend-package in the host Python's environment)" },
   ],
   async run(ctx) {
     if (ctx.args.length > 0) throw new PyisolateError("USAGE", `pyisolate serve takes no arguments, got: ${ctx.args.join(" ")}.`);
@@ -64,7 +70,8 @@ export const serveCommand: Command = {
     });
     let server;
     try {
-      server = await serve(host, { listen, port, logger, ...(maxUpload !== undefined ? { maxUploadSizeMb: maxUpload } : {}) });
+      const frontendRoot = typeof ctx.flags["front-end-root"] === "string" ? resolve(ctx.flags["front-end-root"]) : undefined;
+      server = await serve(host, { listen, port, logger, ...(maxUpload !== undefined ? { maxUploadSizeMb: maxUpload } : {}), ...(frontendRoot ? { frontendRoot } : {}) });
     } catch (e) {
       await host.close();
       throw e;
@@ -74,7 +81,11 @@ export const serveCommand: Command = {
     ctx.out(
       `${plural(nodes, "node")} from ${plural(host.packs.length - failed, "pack")}${failed ? ` (${failed} skipped)` : ""}, ${plural(server.packRoutes.length, "pack route")}, ready in ${((performance.now() - started) / 1000).toFixed(2)} s.`,
     );
-    ctx.out(`Serving ComfyUI's API on ${server.url} (Ctrl-C stops)`);
+    ctx.out(
+      server.frontendRoot
+        ? `Serving the ComfyUI editor and its API on ${server.url} (Ctrl-C stops)`
+        : `Serving ComfyUI's API on ${server.url} (no editor: install comfyui-frontend-package or give --front-end-root; Ctrl-C stops)`,
+    );
 
     return await new Promise<number>((done) => {
       let stopping = false;

@@ -20,6 +20,8 @@ export interface ServerContext {
   features: ServerFeatures;
   /** Largest upload accepted, in bytes. */
   maxUploadSize: number;
+  /** The editor's static root when the server serves it (its scripts join `/extensions`). */
+  frontendRoot?: string | null;
 }
 
 /**

@@ -5,6 +5,7 @@
  * folder paths, file lists), which ComfyUI serves without the `/api` prefix.
  * @module
  */
+import { editorExtensionScripts } from "./frontend.ts";
 import { closeSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 import { freemem, totalmem } from "node:os";
 import { extname, join, relative, sep } from "node:path";
@@ -127,7 +128,7 @@ export function systemRoutes(app: Hono, ctx: ServerContext): void {
   });
 
   app.get("/extensions", () => {
-    const out: string[] = [];
+    const out: string[] = ctx.frontendRoot ? editorExtensionScripts(ctx.frontendRoot) : [];
     for (const [pack, dir] of Object.entries(host.registry.webDirectories())) {
       for (const rel of scriptsUnder(dir)) out.push(`/extensions/${encodeURIComponent(pack)}/${rel}`);
     }

@@ -19,6 +19,9 @@ import { LogBuffer } from "./logs.ts";
 import { collectPackRoutes, DEFAULT_ROUTE_TIMEOUT_MS, type PackRouteEntry } from "./pack_routes.ts";
 import { MAXIMUM_HISTORY_SIZE, PromptQueue } from "./queue.ts";
 import { WsHub, type ServerFeatures } from "./ws.ts";
+import { editorApiArea, editorStaticArea, findFrontendRoot, findTemplatesRoot } from "./frontend.ts";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 
 /** Options of {@link serve}. */
 export interface ServeOptions {
@@ -38,6 +41,11 @@ export interface ServeOptions {
   areas?: readonly RouteArea[];
   /** Route areas after the pack routes (a static web root, which must come last). @default [] */
   after?: readonly RouteArea[];
+  /**
+   * The ComfyUI editor's static build to serve at `/`: a folder, `false` for none, or (the
+   * default) the `comfyui-frontend-package` installed in the host Python's environment.
+   */
+  frontendRoot?: string | false;
 }
 
 /** A running server. */
@@ -46,6 +54,8 @@ export interface PromptServerHandle {
   readonly url: string;
   readonly port: number;
   readonly hostname: string;
+  /** The editor's static root served at `/`, or null when none is served. */
+  readonly frontendRoot: string | null;
   /** The packs' routes it serves. */
   readonly packRoutes: readonly PackRouteEntry[];
   /** The queue (what `/queue` and `/history` show). */
@@ -101,13 +111,18 @@ export async function serve(host: Host, opts: ServeOptions = {}): Promise<Prompt
     hub.sendEvent({ type: e.type, data, sid: e.sid }, null);
   });
 
-  const ctx: ServerContext = { host, queue: q, hub, logs, logger, features, maxUploadSize };
+  const sitePackages = host.python.sitePackages ?? [];
+  const frontendRoot = opts.frontendRoot === false ? null : opts.frontendRoot ?? findFrontendRoot(sitePackages);
+  if (frontendRoot !== null && !existsSync(join(frontendRoot, "index.html"))) {
+    throw new PyisolateError("NOT_FOUND", `The editor's folder ${frontendRoot} has no index.html; give the "static" folder of comfyui-frontend-package (or a ComfyUI frontend build).`);
+  }
+  const ctx: ServerContext = { host, queue: q, hub, logs, logger, features, maxUploadSize, frontendRoot };
   const routes = collectPackRoutes(ctx);
   const app = createApp(ctx, {
-    areas: [...API_AREAS, ...(opts.areas ?? [])],
+    areas: [...API_AREAS, ...(frontendRoot !== null ? [editorApiArea] : []), ...(opts.areas ?? [])],
     packRoutes: routes,
     routeTimeoutMs: opts.routeTimeoutMs ?? DEFAULT_ROUTE_TIMEOUT_MS,
-    after: opts.after ?? [],
+    after: [...(opts.after ?? []), ...(frontendRoot !== null ? [editorStaticArea(frontendRoot, findTemplatesRoot(sitePackages))] : [])],
   });
   app.notFound(() => text("404: Not Found", 404));
 
@@ -131,6 +146,7 @@ export async function serve(host: Host, opts: ServeOptions = {}): Promise<Prompt
     port: server.port,
     hostname: listen,
     packRoutes: routes,
+    frontendRoot,
     queue: q,
     close() {
       closing ??= (async () => {

@@ -93,7 +93,8 @@ export function defineServerTests(t: TestApi, runtime: RuntimeName): void {
           ["ServerShared", "shared", 1, undefined],
         ],
       );
-      state.server = await serve(state.host, { port: 0, logger });
+      // The API alone: the editor (served at / when installed) is the browser test's.
+      state.server = await serve(state.host, { port: 0, logger, frontendRoot: false });
       assert.match(state.server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
       assert.notEqual(state.server.port, 8188);
       assert.deepEqual(
@@ -584,7 +585,7 @@ export function defineServerTests(t: TestApi, runtime: RuntimeName): void {
       const logger = new Logger((_level, line) => st.lines.push(line));
       st.host = await createHost({ customNodes: join(st.root, "custom_nodes"), cacheDir: join(st.root, "cache"), python: PYTHON, baseDir: join(st.root, "comfy"), logger });
       assert.deepEqual(st.host.packs.map((p) => p.source), ["cache", "cache"]);
-      st.server = await serve(st.host, { port: 0, logger });
+      st.server = await serve(st.host, { port: 0, logger, frontendRoot: false });
       assert.ok(st.server.packRoutes.some((r) => r.path === "/server_test/hello/{name}" && r.source === "decorator"));
       const proc = st.host.core.processFor("ServerIsolated");
       assert.equal(proc.state, "idle");
