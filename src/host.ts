@@ -6,6 +6,8 @@
  * @module
  */
 import { resolve } from "node:path";
+import { comfyuiArgsFromEnv, comfyuiFromEnv, CORE_PACK_NAME, corePack, resolveComfyUI, type ComfyCheckout } from "./env/comfyui.ts";
+import { envStateStamp, metadataKey } from "./nodes/pack_keys.ts";
 import { MetadataCache } from "./nodes/metadata_cache.ts";
 import { EnvManager, type BuildProgress, type BuildResult } from "./env/env_manager.ts";
 import { PyisolateError } from "./errors.ts";
@@ -15,7 +17,7 @@ import { HostCore, type HostPack } from "./process/host_core.ts";
 import { log as defaultLog, type Logger } from "./log.ts";
 import { discoverPacks, type PackInfo } from "./manifest/manifest.ts";
 import { installNodeApi, type NodeApi } from "./node_api/mod.ts";
-import { NodeRegistry, type PackLoad } from "./nodes/registry.ts";
+import { NodeRegistry, type ImportFailure, type PackLoad } from "./nodes/registry.ts";
 import { ServiceRegistry } from "./rpc/services.ts";
 import { SegmentRegistry } from "./values/segments.ts";
 
@@ -25,9 +27,18 @@ export interface HostOptions {
   customNodes?: string;
   /** Environments, metadata cache and probes. One per `customNodes` folder. @default ".pyisolate" */
   cacheDir?: string;
-  /** The host Python, whose environment holds torch. @default `$PYISOLATE_PYTHON`, `./.venv/bin/python`, else `python3` with torch */
+  /** The host Python, whose environment holds torch. @default `$PYISOLATE_PYTHON`, the ComfyUI checkout's `.venv`/`venv` (with `comfyui`), `./.venv/bin/python`, else `python3` with torch */
   python?: string;
-  /** ComfyUI's base directory for `folder_paths` (models/, input/, output/, temp/). @default the current directory */
+  /**
+   * A ComfyUI checkout (core mode): every process imports ComfyUI's real modules from it, the
+   * shared process also loads its built-in nodes (pack `"ComfyUI"`), and its environment is
+   * the default host Python. Without one, pyisolate's shims provide the node API.
+   * @default `$PYISOLATE_COMFYUI`, else none
+   */
+  comfyui?: string;
+  /** ComfyUI's own command-line arguments, as `comfy.cli_args` parses them in every process (e.g. `["--cpu"]`). @default `$PYISOLATE_COMFYUI_ARGS` split on spaces */
+  comfyuiArgs?: string[];
+  /** ComfyUI's base directory for `folder_paths` (models/, input/, output/, temp/). @default the ComfyUI checkout with `comfyui`, else the current directory */
   baseDir?: string;
   /** Where output nodes save files. @default `<baseDir>/output` */
   outputDir?: string;
@@ -48,12 +59,15 @@ export interface HostOptions {
 /** What happened to one pack while the host started. */
 export interface PackStatus {
   name: string;
-  kind: "isolated" | "shared" | "invalid";
+  /** `core`: ComfyUI's built-in nodes (core mode), in the shared process. */
+  kind: "isolated" | "shared" | "core" | "invalid";
   /** `cache`: nodes registered from the metadata cache; `process`: its process reported them. */
   source: "cache" | "process" | "failed";
   nodes: number;
   env?: BuildResult["status"];
   error?: PyisolateError;
+  /** Set when the pack failed to import: the exception, file and line its process reported. */
+  importError?: ImportFailure;
 }
 
 /** Options of {@link Host.run}. */
@@ -78,6 +92,8 @@ export interface Host {
   readonly api: NodeApi;
   /** The host's processes. */
   readonly core: HostCore;
+  /** The ComfyUI checkout of core mode, or null (shims). */
+  readonly comfyui: ComfyCheckout | null;
   /** The node classes. */
   readonly registry: NodeRegistry;
   /** Every node's `/object_info` entry. */
@@ -93,7 +109,8 @@ export interface Host {
 /**
  * Starts a host over a folder of node packs.
  *
- * @throws {PyisolateError} `PYTHON_NOT_FOUND` when no host Python can be found. A pack whose
+ * @throws {PyisolateError} `PYTHON_NOT_FOUND` when no host Python can be found; `NOT_FOUND` or
+ *   `VALIDATION` (naming the file) for a `comfyui` folder that is not a usable checkout. A pack whose
  *   manifest is invalid or whose environment cannot be built is reported in `host.packs` and
  *   skipped; the other packs still load.
  * @example
@@ -108,7 +125,9 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
   const logger = opts.logger ?? defaultLog;
   const customNodes = resolve(opts.customNodes ?? "custom_nodes");
   const cacheDir = resolve(opts.cacheDir ?? ".pyisolate");
-  const baseDir = resolve(opts.baseDir ?? ".");
+  const comfyDir = opts.comfyui ?? comfyuiFromEnv();
+  const checkout = comfyDir !== undefined ? resolveComfyUI(comfyDir, opts.comfyuiArgs ?? comfyuiArgsFromEnv()) : null;
+  const baseDir = resolve(opts.baseDir ?? checkout?.dir ?? ".");
 
   const found = await discoverPacks(customNodes);
   const statuses = new Map<string, PackStatus>();
@@ -128,8 +147,12 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     packs = packs.filter((p) => opts.packs!.includes(p.name));
   }
   for (const p of packs) for (const w of p.warnings) logger.pack(p.name, `warning: ${w}`, "warn");
+  if (checkout && packs.some((p) => p.name === CORE_PACK_NAME)) {
+    throw new PyisolateError("USAGE", `A pack in ${customNodes} is named "${CORE_PACK_NAME}", the name ComfyUI's built-in nodes take in core mode; rename that pack's folder.`, { pack: CORE_PACK_NAME });
+  }
 
-  const envs = await EnvManager.create({ cacheDir, ...(opts.python ? { python: opts.python } : {}) });
+  const envs = await EnvManager.create({ cacheDir, ...(opts.python ? { python: opts.python } : {}), ...(checkout ? { comfyui: checkout.dir } : {}) });
+  if (checkout) logger.info(`][ ${CORE_PACK_NAME} core mode: ComfyUI ${checkout.version ?? "(unknown version)"} at ${checkout.dir}, host Python ${envs.host.python}${checkout.args.length ? `, arguments ${checkout.args.join(" ")}` : ""}`);
   const builds = await envs.build(packs, {
     ...(opts.buildConcurrency ? { concurrency: opts.buildConcurrency } : {}),
     ...(opts.onBuildProgress ? { onProgress: opts.onBuildProgress } : {}),
@@ -150,7 +173,13 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
   const segments = new SegmentRegistry();
   segments.sweepDeadHosts();
   const hostPacks: HostPack[] = usable.map((p) => ({ name: p.name, path: p.path, kind: p.kind, ...(p.kind === "isolated" && p.manifest?.env ? { env: p.manifest.env } : {}) }));
-  const core = new HostCore({
+  if (checkout) {
+    const builtIn = corePack(checkout);
+    hostPacks.unshift({ name: builtIn.name, path: builtIn.path, kind: "shared", core: true });
+    byName.set(builtIn.name, builtIn);
+    statuses.set(builtIn.name, { name: builtIn.name, kind: "core", source: "failed", nodes: 0, env: "shared" });
+  }
+  const hostCore = new HostCore({
     hostPython: envs.host.python,
     packs: hostPacks,
     resolvePython: async (name) => envs.envPython(byName.get(name)!),
@@ -158,8 +187,9 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     logger,
     cacheDir,
     sysPath: (opts.sharedModules ?? []).map((d) => resolve(d)),
+    ...(checkout ? { options: { comfyui: { dir: checkout.dir, args: checkout.args, version: checkout.version } } } : {}),
   });
-  const api = installNodeApi(core, {
+  const api = installNodeApi(hostCore, {
     folders: {
       baseDir,
       customNodesDir: customNodes,
@@ -169,11 +199,15 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
   });
   const cache = new MetadataCache(cacheDir);
   const registry = new NodeRegistry({
-    core,
+    core: hostCore,
     cache,
     cacheKey: (name) => {
       const p = byName.get(name);
-      return p ? cache.key(p, envs.fingerprint(p)) : undefined;
+      return p ? metadataKey(cache, envs, p, checkout) : undefined;
+    },
+    retryStamp: (name) => {
+      const p = byName.get(name);
+      return p ? envStateStamp(envs, p) : "";
     },
     segments,
     logger,
@@ -183,7 +217,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
   try {
     loads = await registry.load();
   } catch (e) {
-    await core.close();
+    await hostCore.close();
     segments.releaseAll();
     throw e;
   }
@@ -192,6 +226,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     s.source = l.source;
     s.nodes = l.nodes;
     if (l.error) s.error = l.error;
+    if (l.importError) s.importError = l.importError;
   }
 
   const executor = new PromptExecutor(registry);
@@ -199,7 +234,8 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
   return {
     packs: [...statuses.values()].sort((a, b) => a.name.localeCompare(b.name)),
     api,
-    core,
+    core: hostCore,
+    comfyui: checkout,
     registry,
     nodes: () => registry.objectInfo(),
     async run(prompt, runOpts = {}) {
@@ -222,8 +258,9 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
       if (closed) return;
       closed = true;
       executor.clearCache();
-      await core.close();
+      await hostCore.close();
       segments.releaseAll();
     },
   };
 }
+

@@ -6,6 +6,7 @@
 import { mkdirSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
+import { comfyuiFromEnv } from "../env/comfyui.ts";
 import { resolveHostPython, resolveUv, uvVersion, type HostPython } from "../env/host_python.ts";
 import { discoverPacks } from "../manifest/manifest.ts";
 import { detectRuntime } from "../runtime/detect.ts";
@@ -36,12 +37,14 @@ export const doctorCommand: Command = {
     const sourceText: Record<HostPython["source"], string> = {
       option: "--python",
       env: "PYISOLATE_PYTHON",
+      comfyui: "the ComfyUI checkout's environment",
       venv: "./.venv",
       path: "PATH",
     };
     let host: HostPython | null = null;
     try {
-      host = await resolveHostPython({ cacheDir: ctx.opts.cacheDir, ...(ctx.opts.python ? { python: ctx.opts.python } : {}) });
+      const comfyui = ctx.opts.comfyui ?? comfyuiFromEnv();
+      host = await resolveHostPython({ cacheDir: ctx.opts.cacheDir, ...(ctx.opts.python ? { python: ctx.opts.python } : {}), ...(comfyui ? { comfyui } : {}) });
       ok("host Python", `${host.version} at ${host.python} (from ${sourceText[host.source]})`);
       const [maj, min] = host.version.split(".").map(Number);
       if ((maj ?? 0) < 3 || ((maj ?? 0) === 3 && (min ?? 0) < 9)) fail("host Python version", host.version, "use Python 3.9 or newer");

@@ -16,6 +16,7 @@ import { GLOBAL_FLAGS, type Command, type FlagSpec } from "./command.ts";
 import { doctorCommand } from "./doctor.ts";
 import { initCommand } from "./init.ts";
 import { listCommand } from "./list.ts";
+import { nodesCommand } from "./nodes.ts";
 import { runCommand } from "./run.ts";
 import type { CliIo } from "./view.ts";
 
@@ -26,6 +27,7 @@ export type { CliIo, CliStream } from "./view.ts";
 export const commands: Record<string, Command> = {
   run: runCommand,
   list: listCommand,
+  nodes: nodesCommand,
   build: buildCommand,
   doctor: doctorCommand,
   init: initCommand,
@@ -53,7 +55,8 @@ export function globalHelp(): string {
     "Options (every command):",
     ...flagLines(GLOBAL_FLAGS),
     "",
-    "Environment: PYISOLATE_PYTHON (host Python), PYISOLATE_UV (uv binary).",
+    "Environment: PYISOLATE_PYTHON (host Python), PYISOLATE_UV (uv binary), PYISOLATE_COMFYUI and",
+    "PYISOLATE_COMFYUI_ARGS (a ComfyUI checkout and its arguments, for core mode).",
     'Run "pyisolate <command> --help" for a command\'s own options.',
   ].join("\n");
 }

@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import type { Command, CommandContext } from "./command.ts";
+import { hostOptions, type Command, type CommandContext } from "./command.ts";
 import { plural } from "../util/text.ts";
 import { formatTable, ProgressView, type CliIo } from "./view.ts";
 import { PyisolateError } from "../errors.ts";
@@ -230,9 +230,7 @@ export const runCommand: Command = {
       toStderr(level, line);
     });
     const host = await createHost({
-      customNodes: ctx.opts.customNodes,
-      cacheDir: ctx.opts.cacheDir,
-      ...(ctx.opts.python ? { python: ctx.opts.python } : {}),
+      ...hostOptions(ctx.opts),
       outputDir,
       inputDir,
       ...(typeof ctx.flags["shared-modules"] === "string" ? { sharedModules: ctx.flags["shared-modules"].split(":").filter(Boolean) } : {}),

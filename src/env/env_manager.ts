@@ -141,13 +141,15 @@ export class EnvManager {
   }
 
   /**
-   * Resolves the host Python (option `python`, `PYISOLATE_PYTHON`, `./.venv`, PATH) and
+   * Resolves the host Python (option `python`, `PYISOLATE_PYTHON`, the ComfyUI checkout's
+   * environment when `comfyui` names one, `./.venv`, PATH) and
    * returns a manager for `cacheDir`.
    */
-  static async create(opts: { cacheDir: string; python?: string; cwd?: string; runtime?: Runtime; env?: Record<string, string | undefined> }): Promise<EnvManager> {
+  static async create(opts: { cacheDir: string; python?: string; comfyui?: string; cwd?: string; runtime?: Runtime; env?: Record<string, string | undefined> }): Promise<EnvManager> {
     const host = await resolveHostPython({
       cacheDir: opts.cacheDir,
       ...(opts.python ? { python: opts.python } : {}),
+      ...(opts.comfyui ? { comfyui: opts.comfyui } : {}),
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
       ...(opts.runtime ? { runtime: opts.runtime } : {}),
       ...(opts.env ? { env: opts.env } : {}),

@@ -15,9 +15,10 @@ import { HOST_TORCH } from "../manifest/requirements.ts";
 import type { Runtime } from "../runtime/contract.ts";
 import { getRuntime } from "../runtime/detect.ts";
 import { atomicWriteFile, isExecutable, which } from "../util/fs.ts";
+import { checkoutPython } from "./comfyui.ts";
 
 /** Where the host Python was found. */
-export type HostPythonSource = "option" | "env" | "venv" | "path";
+export type HostPythonSource = "option" | "env" | "comfyui" | "venv" | "path";
 
 /** What pyisolate knows about the host Python. */
 export interface HostPython {
@@ -29,7 +30,7 @@ export interface HostPython {
   torchVersion: string | null;
   /** Its site-packages directories (existing ones, in `sys.path` order). */
   sitePackages: string[];
-  /** How it was found: the `python` option, `PYISOLATE_PYTHON`, `./.venv`, or PATH. */
+  /** How it was found: the `python` option, `PYISOLATE_PYTHON`, the ComfyUI checkout's environment, `./.venv`, or PATH. */
   source: HostPythonSource;
   /** Installed torch-ecosystem distributions (torch, torchvision, torchaudio, triton, nvidia-*), canonical name → version. */
   torchPackages: Record<string, string>;
@@ -43,6 +44,8 @@ export interface HostPython {
 export interface ResolvePythonOptions {
   /** An interpreter chosen by the caller; wins over everything else. */
   python?: string;
+  /** A ComfyUI checkout (core mode) whose own environment (`.venv`, `venv`) is tried after `PYISOLATE_PYTHON`. */
+  comfyui?: string;
   /** Directory whose `.venv/bin/python` is tried. @default process.cwd() */
   cwd?: string;
   /** Where the probe result is cached (`<cacheDir>/python-probe.json`). No caching when absent. */
@@ -242,8 +245,9 @@ function explicitInterpreter(path: string, what: string, cwd: string): string {
 
 /**
  * Finds and probes the host Python. Order: the `python` option, env `PYISOLATE_PYTHON`,
- * `./.venv/bin/python` (relative to `cwd`), then `python3` (or `python`) on PATH, preferring
- * one whose environment has torch.
+ * with a ComfyUI checkout (`comfyui`) its own environment (`<checkout>/.venv/bin/python`,
+ * `<checkout>/venv/bin/python`), `./.venv/bin/python` (relative to `cwd`), then `python3`
+ * (or `python`) on PATH, preferring one whose environment has torch.
  * @throws PyisolateError `PYTHON_NOT_FOUND` when none is usable.
  * @example
  * const host = await resolveHostPython({ cacheDir: ".pyisolate" });
@@ -255,6 +259,8 @@ export async function resolveHostPython(opts: ResolvePythonOptions = {}): Promis
   if (opts.python) return toHost(await probe(explicitInterpreter(opts.python, "The python option", cwd), opts), "option");
   const fromEnv = env.PYISOLATE_PYTHON;
   if (fromEnv) return toHost(await probe(explicitInterpreter(fromEnv, "PYISOLATE_PYTHON", cwd), opts), "env");
+  const ofCheckout = opts.comfyui ? checkoutPython(resolve(cwd, opts.comfyui)) : null;
+  if (ofCheckout) return toHost(await probe(ofCheckout, opts), "comfyui");
   const venv = join(cwd, ".venv", "bin", "python");
   if (isExecutable(venv)) return toHost(await probe(venv, opts), "venv");
   const candidates = ["python3", "python"].map((n) => which(n, env.PATH)).filter((p): p is string => p !== null);
