@@ -3,13 +3,18 @@
  * web streams). Private to `adapters/`.
  * @module
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { PyisolateError } from "../src/errors.ts";
 import type { ChildHandle, ExitStatus, MappedFile, SpawnOptions } from "../src/runtime/contract.ts";
 
 /** Reads `length` bytes of a file into a buffer of their own: the copying fallback of `mapFile`. */
 export function readCopy(path: string, length: number): MappedFile {
   const fd = openSync(path, "r");
   try {
+    const size = fstatSync(fd).size;
+    if (size < length) {
+      throw new PyisolateError("USAGE", `Cannot read ${length} bytes of "${path}": the file holds only ${size}.`, { file: path });
+    }
     const bytes = new Uint8Array(length);
     let off = 0;
     while (off < length) {
@@ -45,6 +50,9 @@ export function failedChild(err: unknown): ChildHandle {
   return { pid: -1, exited, kill() {} };
 }
 
+/** How long output may keep flowing after a child exited before its exit is reported anyway. */
+export const DRAIN_AFTER_EXIT_MS = 2_000;
+
 /** A started child as the web-stream runtimes (Deno, Bun) report it. */
 export interface StreamChild {
   pid: number;
@@ -69,7 +77,13 @@ export function streamChildHandle(opts: SpawnOptions, child: StreamChild): Child
     opts.onStderr && child.stderr ? pump(child.stderr, opts.onStderr) : undefined,
   ]);
   let done = false;
-  const exited = Promise.all([child.status, drained]).then(([st]) => {
+  // A process of its own that outlives the child may hold the output pipes open: the exit
+  // counts once they drain, or shortly after the exit whatever they do.
+  const drainedOrLate = child.status.then(() => Promise.race([drained, new Promise<void>((r) => {
+    const t = setTimeout(r, DRAIN_AFTER_EXIT_MS);
+    (t as { unref?: () => void }).unref?.();
+  })]));
+  const exited = Promise.all([child.status, drainedOrLate]).then(([st]) => {
     done = true;
     return st;
   });

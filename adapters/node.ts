@@ -4,11 +4,12 @@
  */
 import { spawn as nodeSpawn } from "node:child_process";
 import { createConnection, createServer, type Socket } from "node:net";
-import { openSync, closeSync } from "node:fs";
+import { openSync, closeSync, fstatSync } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { Worker, parentPort, workerData, isMainThread } from "node:worker_threads";
 import { readCopy } from "./_shared.ts";
+import { PyisolateError } from "../src/errors.ts";
 import type {
   ChildHandle,
   ExitStatus,
@@ -51,6 +52,9 @@ function wrapSocket(sock: Socket): SocketConn {
   };
 }
 
+/** How long output may keep flowing after the process exited before the exit is reported anyway. */
+const DRAIN_AFTER_EXIT_MS = 2_000;
+
 function spawn(opts: SpawnOptions): ChildHandle {
   const child = nodeSpawn(opts.cmd, [...opts.args], {
     env: opts.env ?? (process.env as Record<string, string>),
@@ -68,6 +72,17 @@ function spawn(opts: SpawnOptions): ChildHandle {
       if (child.pid === undefined) reject(err);
     });
     child.once("close", (code, signal) => resolve({ code, signal }));
+    // A process of its own that outlives it may hold the output pipes open: the exit counts
+    // once they drain, or shortly after the exit whatever they do.
+    child.once("exit", (code, signal) => {
+      const t = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        resolve({ code, signal });
+      }, DRAIN_AFTER_EXIT_MS);
+      t.unref();
+      child.once("close", () => clearTimeout(t));
+    });
   });
   // A spawn error is delivered through `exited`; keep it from surfacing as unhandled.
   exited.catch(() => {});
@@ -233,6 +248,11 @@ function mapFile(path: string, length: number): MappedFile {
   const fd = openSync(path, "r");
   let mapping: { ptr: unknown; buffer: ArrayBuffer };
   try {
+    // A mapping past the end of the file would kill the process with SIGBUS on first touch.
+    const size = fstatSync(fd).size;
+    if (size < length) {
+      throw new PyisolateError("USAGE", `Cannot map ${length} bytes of "${path}": the file holds only ${size}.`, { file: path });
+    }
     mapping = lib.map(fd, length);
   } finally {
     closeSync(fd);

@@ -9,6 +9,7 @@ const benches: Record<string, () => Promise<{ run: (opts?: Record<string, unknow
   nodes: () => import("./node_overhead.ts"),
   startup: () => import("./startup.ts"),
   runtimes: () => import("./runtimes.ts"),
+  scale: () => import("./workflow_scale.ts"),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));

@@ -147,7 +147,7 @@ export async function run(opts: TensorPassOptions = {}): Promise<TensorPassRow[]
   writeFileSync(join(dir, "BenchProducer", "__init__.py"), PRODUCER);
   writeFileSync(join(dir, "BenchConsumer", "__init__.py"), CONSUMER);
   const segments = new SegmentRegistry();
-  segments.sweepDeadHosts();
+  await segments.sweepDeadHosts();
   const host = new HostCore({
     hostPython: python,
     packs: [

@@ -5,21 +5,29 @@
  * prompts over the packs' processes.
  * @module
  */
-import { resolve } from "node:path";
+import { existsSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import process from "node:process";
 import { comfyuiArgsFromEnv, comfyuiFromEnv, CORE_PACK_NAME, corePack, resolveComfyUI, type ComfyCheckout } from "./env/comfyui.ts";
 import { envStateStamp, metadataKey } from "./nodes/pack_keys.ts";
 import { MetadataCache } from "./nodes/metadata_cache.ts";
 import { EnvManager, type BuildProgress, type BuildResult } from "./env/env_manager.ts";
-import { PyisolateError } from "./errors.ts";
+import { asPyisolateError, PyisolateError } from "./errors.ts";
+import { comfyInstallOf } from "./env/host_python.ts";
 import { PromptExecutor, type NodeRecord, type RunResult } from "./executor/executor.ts";
 import type { ExecutionEvent, NodeInfo, Prompt } from "./executor/types.ts";
 import { HostCore, type HostPack } from "./process/host_core.ts";
-import { log as defaultLog, type Logger } from "./log.ts";
+import { asLogger, type Logger, type LoggerLike } from "./log.ts";
+import type { HealthCheckOptions } from "./process/python_process.ts";
+import { planSandbox, sandboxAvailability, type SandboxMode, type SandboxPlan } from "./process/sandbox.ts";
 import { discoverPacks, type PackInfo } from "./manifest/manifest.ts";
+import { unmetRequirements } from "./manifest/requirements.ts";
+import { applyComfyStartupPaths, EXTRA_MODEL_PATHS_FILE, readExtraModelPaths, type ExtraModelPath } from "./node_api/extra_model_paths.ts";
 import { installNodeApi, type NodeApi } from "./node_api/mod.ts";
 import { NodeRegistry, type ImportFailure, type PackLoad } from "./nodes/registry.ts";
 import { ServiceRegistry } from "./rpc/services.ts";
-import { SegmentRegistry } from "./values/segments.ts";
+import { SegmentRegistry, newHostId } from "./values/segments.ts";
+import { ensurePackageFiles } from "./paths.ts";
 
 /** Options of {@link createHost}. */
 export interface HostOptions {
@@ -27,7 +35,12 @@ export interface HostOptions {
   customNodes?: string;
   /** Environments, metadata cache and probes. One per `customNodes` folder. @default ".pyisolate" */
   cacheDir?: string;
-  /** The host Python, whose environment holds torch. @default `$PYISOLATE_PYTHON`, the ComfyUI checkout's `.venv`/`venv` (with `comfyui`), `./.venv/bin/python`, else `python3` with torch */
+  /**
+   * The host Python, whose environment holds torch. @default `$PYISOLATE_PYTHON`, else the
+   * ComfyUI checkout's `.venv`/`venv` (with `comfyui`), the Python of the ComfyUI install around
+   * `customNodes`, `./.venv/bin/python`, the environment `pyisolate setup` made, or `python3`
+   * on PATH when it has torch
+   */
   python?: string;
   /**
    * A ComfyUI checkout (core mode): every process imports ComfyUI's real modules from it, the
@@ -44,6 +57,16 @@ export interface HostOptions {
   outputDir?: string;
   /** Where `folder_paths.get_input_directory()` points. @default `<baseDir>/input` */
   inputDir?: string;
+  /** `folder_paths.get_temp_directory()`. @default `<baseDir>/temp` */
+  tempDir?: string;
+  /** `folder_paths.get_user_directory()`. @default `<baseDir>/user` */
+  userDir?: string;
+  /**
+   * ComfyUI `extra_model_paths.yaml` files, read (as ComfyUI reads them) after the default one:
+   * `extra_model_paths.yaml` in the ComfyUI install around `customNodes`, else in `baseDir`,
+   * when it exists. @default []
+   */
+  extraModelPaths?: string[];
   /** Only these packs (by name). @default every pack found */
   packs?: string[];
   /** How many environments build at once. @default min(4, CPUs) */
@@ -52,8 +75,23 @@ export interface HostOptions {
   onBuildProgress?: (p: BuildProgress) => void;
   /** Folders every Python process puts on `sys.path`: where shared modules (ProxiedSingletons) live. @default [] */
   sharedModules?: string[];
-  /** @default the shared `log` (stderr) */
-  logger?: Logger;
+  /** Where log lines go: a {@link Logger}, or any `{ debug, info, warn, error }` object (`console`, pino). @default the shared `log` (stderr) */
+  logger?: Logger | LoggerLike;
+  /**
+   * Bubblewrap sandboxes: `"off"` runs no pack sandboxed (a pack that requires one fails to
+   * load), `"auto"` sandboxes the packs whose manifest asks for it, `"required"` every pack,
+   * the shared process included (see the README's "Reliability and security").
+   * @default `PYISOLATE_SANDBOX`, else "auto"
+   */
+  sandbox?: SandboxMode;
+  /** Each node's time limit (ms) in packs whose manifest sets no `node_timeout`; `0` for none. @default 0 */
+  nodeTimeoutMs?: number;
+  /** How long a node has to stop after an interrupt or its time limit before its process is killed (and restarted on the next call). @default 10000 */
+  interruptGraceMs?: number;
+  /** Memory limit (MiB) of each isolated pack's process whose manifest sets no `memory_limit`. @default none */
+  memoryLimitMb?: number;
+  /** The health check of running processes (a ping the child's I/O thread answers), or `false`. @default every 5 s, failed after 30 s */
+  healthCheck?: HealthCheckOptions | false;
 }
 
 /** What happened to one pack while the host started. */
@@ -96,6 +134,8 @@ export interface Host {
   readonly comfyui: ComfyCheckout | null;
   /** The node classes. */
   readonly registry: NodeRegistry;
+  /** The host's shared-memory segments (its folder `/dev/shm/pyisolate-<id>/`, removed by `close()`). */
+  readonly segments: SegmentRegistry;
   /** Every node's `/object_info` entry. */
   nodes(): Record<string, NodeInfo>;
   /** Validates and runs an API-format prompt. */
@@ -104,6 +144,21 @@ export interface Host {
   interrupt(): void;
   /** Stops every process and removes every tensor segment. */
   close(): Promise<void>;
+}
+
+function sandboxModeFromEnv(): SandboxMode {
+  const v = process.env.PYISOLATE_SANDBOX;
+  if (v === undefined || v === "") return "auto";
+  if (v === "off" || v === "auto" || v === "required") return v;
+  throw new PyisolateError("USAGE", `PYISOLATE_SANDBOX is ${JSON.stringify(v)}; use "off", "auto" or "required".`);
+}
+
+/** The folders sandboxed packs may write (created, so that they can be bound). */
+function hostDirs(baseDir: string, opts: HostOptions): { output: string; temp: string; user: string; input: string } {
+  const output = resolve(opts.outputDir ?? join(baseDir, "output"));
+  const temp = join(baseDir, "temp");
+  for (const d of [output, temp]) mkdirSync(d, { recursive: true });
+  return { output, temp, user: join(baseDir, "user"), input: resolve(opts.inputDir ?? join(baseDir, "input")) };
 }
 
 /**
@@ -122,12 +177,26 @@ export interface Host {
  * ```
  */
 export async function createHost(opts: HostOptions = {}): Promise<Host> {
-  const logger = opts.logger ?? defaultLog;
+  try {
+    return await startHost(opts);
+  } catch (e) {
+    throw asPyisolateError(e, "starting the host");
+  }
+}
+
+async function startHost(opts: HostOptions): Promise<Host> {
+  await ensurePackageFiles();
+  const logger = asLogger(opts.logger);
   const customNodes = resolve(opts.customNodes ?? "custom_nodes");
   const cacheDir = resolve(opts.cacheDir ?? ".pyisolate");
   const comfyDir = opts.comfyui ?? comfyuiFromEnv();
   const checkout = comfyDir !== undefined ? resolveComfyUI(comfyDir, opts.comfyuiArgs ?? comfyuiArgsFromEnv()) : null;
   const baseDir = resolve(opts.baseDir ?? checkout?.dir ?? ".");
+  // ComfyUI's extra_model_paths.yaml files, read first: a broken one fails before anything starts.
+  const defaultConfig = join(comfyInstallOf(customNodes) ?? baseDir, EXTRA_MODEL_PATHS_FILE);
+  const extraPaths: ExtraModelPath[] = [defaultConfig, ...(opts.extraModelPaths ?? [])]
+    .filter((f, i) => i > 0 || existsSync(f))
+    .flatMap((f) => readExtraModelPaths(f));
 
   const found = await discoverPacks(customNodes);
   const statuses = new Map<string, PackStatus>();
@@ -151,8 +220,19 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     throw new PyisolateError("USAGE", `A pack in ${customNodes} is named "${CORE_PACK_NAME}", the name ComfyUI's built-in nodes take in core mode; rename that pack's folder.`, { pack: CORE_PACK_NAME });
   }
 
-  const envs = await EnvManager.create({ cacheDir, ...(opts.python ? { python: opts.python } : {}), ...(checkout ? { comfyui: checkout.dir } : {}) });
+  const envs = await EnvManager.create({ cacheDir, customNodes, ...(opts.python ? { python: opts.python } : {}), ...(checkout ? { comfyui: checkout.dir } : {}) });
   if (checkout) logger.info(`][ ${CORE_PACK_NAME} core mode: ComfyUI ${checkout.version ?? "(unknown version)"} at ${checkout.dir}, host Python ${envs.host.python}${checkout.args.length ? `, arguments ${checkout.args.join(" ")}` : ""}`);
+  // A pack without a manifest runs on the host environment, where nothing installs its requirements.
+  for (const p of packs) {
+    const missing = p.kind === "shared" && p.layout === "package" ? unmetRequirements(p.path, envs.host.distributions) : [];
+    if (missing.length > 0) {
+      logger.pack(
+        p.name,
+        `warning: its requirements.txt lists ${missing.join(", ")}, which the host environment (${envs.host.python}) lacks. A pack without a manifest runs there and pyisolate installs nothing for it: run \`pyisolate init ${p.path}\` to give it a manifest (and its own environment), or install them into the host environment.`,
+        "warn",
+      );
+    }
+  }
   const builds = await envs.build(packs, {
     ...(opts.buildConcurrency ? { concurrency: opts.buildConcurrency } : {}),
     ...(opts.onBuildProgress ? { onProgress: opts.onBuildProgress } : {}),
@@ -169,16 +249,66 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     statuses.set(pack.name, { name: pack.name, kind: pack.kind, source: "failed", nodes: 0, env: b.status });
   }
 
-  const byName = new Map(usable.map((p) => [p.name, p]));
-  const segments = new SegmentRegistry();
-  segments.sweepDeadHosts();
-  const hostPacks: HostPack[] = usable.map((p) => ({ name: p.name, path: p.path, kind: p.kind, ...(p.kind === "isolated" && p.manifest?.env ? { env: p.manifest.env } : {}) }));
-  if (checkout) {
-    const builtIn = corePack(checkout);
+  const segments = new SegmentRegistry({ hostId: newHostId() });
+  await segments.claim();
+  await segments.sweepDeadHosts();
+
+  // Sandboxes: decided per pack before anything starts; a pack that cannot have the sandbox it
+  // needs is skipped with the reason, never run without it.
+  const sandboxMode = opts.sandbox ?? sandboxModeFromEnv();
+  const dirs = hostDirs(baseDir, opts);
+  const writable = [dirs.output, dirs.temp, dirs.user];
+  const readable = [customNodes, cacheDir, dirs.input, ...(checkout ? [checkout.dir] : []), ...(opts.sharedModules ?? []).map((d) => resolve(d))];
+  const hostPacks: HostPack[] = [];
+  for (const p of [...usable]) {
+    const m = p.manifest;
+    const hp: HostPack = { name: p.name, path: p.path, kind: p.kind };
+    if (p.kind === "isolated") {
+      if (m?.env) hp.env = m.env;
+      const memory = m?.memoryLimitBytes ?? (opts.memoryLimitMb ? opts.memoryLimitMb * 2 ** 20 : undefined);
+      if (memory) hp.memoryLimitBytes = memory;
+      const d = planSandbox(p.name, p.path, m ?? {}, sandboxMode, writable, readable);
+      if (d.error) {
+        usable.splice(usable.indexOf(p), 1);
+        statuses.set(p.name, { ...statuses.get(p.name)!, error: d.error });
+        logger.pack(p.name, `skipped: ${d.error.message}`, "error");
+        continue;
+      }
+      if (d.warning) logger.pack(p.name, `warning: ${d.warning}`, "warn");
+      if (d.plan) {
+        hp.sandbox = d.plan;
+        logger.pack(p.name, `- runs sandboxed (bubblewrap; network ${d.plan.network ? "allowed" : "off"})`, "debug");
+      }
+    }
+    const timeout = m?.nodeTimeoutMs ?? opts.nodeTimeoutMs;
+    if (timeout) hp.nodeTimeoutMs = timeout;
+    hostPacks.push(hp);
+  }
+  // ComfyUI's built-in nodes (core mode): a shared pack whose path is the checkout, loaded first.
+  const builtIn = checkout ? corePack(checkout) : null;
+  if (builtIn) {
     hostPacks.unshift({ name: builtIn.name, path: builtIn.path, kind: "shared", core: true });
-    byName.set(builtIn.name, builtIn);
     statuses.set(builtIn.name, { name: builtIn.name, kind: "core", source: "failed", nodes: 0, env: "shared" });
   }
+  let sharedSandbox: SandboxPlan | undefined;
+  if (sandboxMode === "required" && hostPacks.some((p) => p.kind === "shared")) {
+    const shared = hostPacks.filter((p) => p.kind === "shared");
+    const avail = sandboxAvailability();
+    if (!avail.ok) {
+      for (const p of shared) {
+        const error = new PyisolateError("SANDBOX", `Pack "${p.name}" cannot run: this host requires a sandbox for every pack (sandbox: "required"), and ${avail.reason}.`, { pack: p.name });
+        statuses.set(p.name, { ...statuses.get(p.name)!, error });
+        logger.pack(p.name, `skipped: ${error.message}`, "error");
+        hostPacks.splice(hostPacks.indexOf(p), 1);
+        const u = usable.findIndex((x) => x.name === p.name);
+        if (u >= 0) usable.splice(u, 1);
+      }
+    } else {
+      sharedSandbox = { network: false, writable: [...shared.map((p) => p.path), ...writable], readable };
+    }
+  }
+  const byName = new Map(usable.map((p) => [p.name, p]));
+  if (builtIn) byName.set(builtIn.name, builtIn);
   const hostCore = new HostCore({
     hostPython: envs.host.python,
     packs: hostPacks,
@@ -188,15 +318,24 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     cacheDir,
     sysPath: (opts.sharedModules ?? []).map((d) => resolve(d)),
     ...(checkout ? { options: { comfyui: { dir: checkout.dir, args: checkout.args, version: checkout.version } } } : {}),
+    hostId: segments.hostId,
+    segmentDir: segments.hostDir,
+    onExitSync: () => segments.removeNow(),
+    ...(sharedSandbox ? { sharedSandbox } : {}),
+    ...(opts.healthCheck !== undefined ? { healthCheck: opts.healthCheck } : {}),
   });
   const api = installNodeApi(hostCore, {
+    logger,
     folders: {
       baseDir,
       customNodesDir: customNodes,
       ...(opts.outputDir ? { outputDir: resolve(opts.outputDir) } : {}),
       ...(opts.inputDir ? { inputDir: resolve(opts.inputDir) } : {}),
+      ...(opts.tempDir ? { tempDir: resolve(opts.tempDir) } : {}),
+      ...(opts.userDir ? { userDir: resolve(opts.userDir) } : {}),
     },
   });
+  applyComfyStartupPaths(api.folderPaths, extraPaths, (line) => logger.info(line));
   const cache = new MetadataCache(cacheDir);
   const registry = new NodeRegistry({
     core: hostCore,
@@ -211,6 +350,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     },
     segments,
     logger,
+    ...(opts.interruptGraceMs !== undefined ? { interruptGraceMs: opts.interruptGraceMs } : {}),
   });
 
   let loads: PackLoad[];
@@ -218,7 +358,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     loads = await registry.load();
   } catch (e) {
     await hostCore.close();
-    segments.releaseAll();
+    await segments.close();
     throw e;
   }
   for (const l of loads) {
@@ -237,6 +377,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
     core: hostCore,
     comfyui: checkout,
     registry,
+    segments,
     nodes: () => registry.objectInfo(),
     async run(prompt, runOpts = {}) {
       if (closed) throw new PyisolateError("USAGE", "This host is closed; create a new one with createHost().");
@@ -249,6 +390,8 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
           ...(runOpts.onEvent ? { onEvent: runOpts.onEvent } : {}),
           ...(runOpts.onNode ? { onNode: runOpts.onNode } : {}),
         });
+      } catch (e) {
+        throw asPyisolateError(e, "running the prompt");
       } finally {
         off?.();
       }
@@ -259,7 +402,7 @@ export async function createHost(opts: HostOptions = {}): Promise<Host> {
       closed = true;
       executor.clearCache();
       await hostCore.close();
-      segments.releaseAll();
+      await segments.close();
     },
   };
 }

@@ -20,12 +20,15 @@
 // Manifests and environments.
 export { discoverPacks, loadPack, type ManifestError, type PackInfo, type PackManifest } from "./manifest/manifest.ts";
 export { EnvManager, type BuildOptions, type BuildProgress, type BuildResult } from "./env/env_manager.ts";
-export { resolveHostPython, resolveUv, type HostPython } from "./env/host_python.ts";
+export { resolveHostPython, resolveUv, type HostPython, type HostPythonSource } from "./env/host_python.ts";
+export { setupHostEnv, type SetupOptions, type SetupProgress, type SetupResult } from "./env/setup_env.ts";
+export { ensurePackageFiles } from "./paths.ts";
 
 // Processes and their router.
 export { HostCore, type HostCoreOptions, type HostPack } from "./process/host_core.ts";
 export { PythonProcess, type PythonProcessOptions } from "./process/python_process.ts";
 export type { BrokerMode } from "./process/broker_link.ts";
+export { planSandbox, sandboxAvailability, type SandboxAvailability, type SandboxDecision, type SandboxPlan, type SandboxRequest } from "./process/sandbox.ts";
 
 // The wire protocol and RPC.
 export { registerTag, type TagCodec } from "./protocol/codec.ts";
@@ -35,7 +38,7 @@ export { defaultRegistry } from "./rpc/services.ts";
 
 // Values: tensors, segments, io types.
 export { NdArrayRef, collectTensorRefs } from "./values/tensors.ts";
-export { SegmentRegistry } from "./values/segments.ts";
+export { SegmentRegistry, newHostId, type SegmentRegistryOptions } from "./values/segments.ts";
 export { IO_TYPES, IO_TYPE_BY_NAME, validateIoValue, isOpaqueIoType, type IoTypeInfo } from "./values/io_types.gen.ts";
 
 // The ComfyUI node API's host side, the node registry and its metadata cache.
@@ -50,6 +53,7 @@ export {
   type NodeApiEvent,
   type FolderPathsOptions,
 } from "./node_api/mod.ts";
+export { applyComfyStartupPaths, readExtraModelPaths, type ExtraModelPath } from "./node_api/extra_model_paths.ts";
 export { NodeRegistry } from "./nodes/registry.ts";
 export { MetadataCache, logCacheHit } from "./nodes/metadata_cache.ts";
 

@@ -37,6 +37,8 @@ export type {
   ValidationError,
 } from "./executor/types.ts";
 export type { BuildProgress, BuildResult } from "./env/env_manager.ts";
+export type { SandboxMode } from "./process/sandbox.ts";
+export type { HealthCheckOptions } from "./process/health.ts";
 export type { PackInfo, PackManifest } from "./manifest/manifest.ts";
 
 // Host services, which Python code (and TypeScript workers) call by name.
@@ -51,5 +53,5 @@ export { viewTensor, tensorValues, type TensorView } from "./values/view.ts";
 // Errors and logs.
 export { PyisolateError, type PyisolateErrorCode, type PyisolateErrorDetails } from "./errors.ts";
 export { RemoteError } from "./protocol/remote_error.ts";
-export { Logger, stderrSink, streamSink, type LogLevel, type LogSink } from "./log.ts";
+export { Logger, stderrSink, streamSink, type LoggerLike, type LogLevel, type LogSink } from "./log.ts";
 export { RUNTIME_VERSION } from "./version.ts";

@@ -1,3 +1,4 @@
+import { sandboxAvailability } from "../src/process/sandbox.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -6,7 +7,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { commands, main } from "../src/cli/main.ts";
-import { planManifest } from "../src/cli/init_plan.ts";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { planManifest, type PackScan } from "../src/cli/init_plan.ts";
 import { discoverPacks } from "../src/manifest/manifest.ts";
 import { RUNTIME_VERSION } from "../src/version.ts";
 
@@ -51,7 +54,7 @@ describe("help and usage", () => {
   it("prints global help and the version", async () => {
     const help = await cli("--help");
     expect(help.code).toBe(0);
-    for (const name of ["list", "nodes", "build", "doctor", "init"]) expect(help.out).toContain(`  ${commands[name]!.usage}`);
+    for (const name of ["list", "nodes", "build", "doctor", "init", "setup"]) expect(help.out).toContain(`  ${commands[name]!.usage}`);
     expect(help.out).toContain("--custom-nodes DIR");
     expect(help.out).toContain("--cache-dir DIR");
     const version = await cli("--version");
@@ -96,7 +99,7 @@ describe("help and usage", () => {
 describe("argument parsing", () => {
   it("suggests the closest command or flag for a typo", async () => {
     const cmd = await cli("bulid");
-    expect(cmd).toEqual({ code: 2, out: "", err: 'error: Unknown command "bulid". Did you mean "build"? Commands: run, list, nodes, build, doctor, init.\n' });
+    expect(cmd).toEqual({ code: 2, out: "", err: 'error: Unknown command "bulid". Did you mean "build"? Commands: run, list, nodes, build, doctor, init, setup.\n' });
     const flag = await cli("list", "--jsn");
     expect(flag.code).toBe(2);
     expect(flag.err).toBe('error: Unknown option --jsn for "list". Did you mean "--json"? Run "pyisolate list --help" for the options.\n');
@@ -186,6 +189,7 @@ describe("doctor", () => {
     expect(r.out).toMatch(/^✓ torch: \S+ in the host environment/m);
     expect(r.out).toMatch(/^✓ uv: uv \d+\.\d+\.\d+/m);
     expect(r.out).toMatch(/^✓ \/dev\/shm: [\d.]+ GiB free$/m);
+    expect(r.out).toMatch(sandboxAvailability().ok ? /^✓ sandbox: bubblewrap \S+ works/m : /^! sandbox: not available: /m);
     expect(r.out).toMatch(/^✓ JavaScript runtime: node \d+/m);
     expect(r.code).toBe(0);
   });
@@ -194,9 +198,41 @@ describe("doctor", () => {
     const r = await cli("doctor", "--custom-nodes", nodes, "--cache-dir", cacheDir, "--python", join(root, "no-python"));
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/^✗ host Python: .*no-python.* not an executable file/m);
-    expect(r.out).toContain("→ ");
+    // The fix is the exact command that makes a host environment, never a bare pip install.
+    expect(r.out).toContain("    → run `npx pyisolate setup` (a user-level environment with the pinned torch, numpy and uv)");
+    expect(r.out).not.toMatch(/pip install torch/);
+  });
+
+  it("points a host Python without torch at the setup command", async () => {
+    const bare = ["/usr/bin/python3", "/usr/local/bin/python3"].find((p) => existsSync(p) && spawnSync(p, ["-c", "import torch"]).status !== 0);
+    if (!bare) {
+      console.log("doctor: not checking the no-torch advice: no python3 without torch in /usr/bin or /usr/local/bin");
+      return;
+    }
+    const r = await cli("doctor", "--custom-nodes", nodes, "--cache-dir", cacheDir, "--python", bare);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/^✗ torch: not installed in .*'s environment$/m);
+    expect(r.out).toContain("    → run `npx pyisolate setup` to make an environment with the pinned torch build");
   });
 });
+
+/** A package index (PEP 503 simple API) on loopback that has exactly these projects; it counts what it was asked. */
+let index: Server;
+let indexUrl: string;
+const indexed = new Set(["scikit-learn", "numpy", "einops", "opencv-python", "pillow", "pyyaml", "scikit-image", "colour-science", "deepdiff"]);
+const asked: string[] = [];
+
+beforeAll(async () => {
+  index = createServer((req, res) => {
+    const name = /^\/simple\/([^/]+)\/$/.exec(req.url ?? "")?.[1] ?? "";
+    asked.push(name);
+    res.writeHead(indexed.has(name) ? 200 : 404, { "content-type": "text/html" }).end(indexed.has(name) ? `<a href="#">${name}-1.0.tar.gz</a>` : "not found");
+  });
+  await new Promise<void>((r) => index.listen(0, "127.0.0.1", r));
+  indexUrl = `http://127.0.0.1:${(index.address() as AddressInfo).port}/simple/`;
+});
+
+afterAll(() => new Promise<void>((r) => index.close(() => r())));
 
 describe("init", () => {
   it("writes a starter pyisolate.yaml from requirements.txt and imports", async () => {
@@ -219,24 +255,36 @@ describe("init", () => {
         "from lib import util",
         "import helpers",
         "from skimage import filters  # scikit-image",
+        "text = 'import clipseg_in_a_string'  # a string is not an import",
+        "def later():",
+        "    import clipseg  # inside a function: an import, but not in the index",
+        "try:",
+        "    import colour  # provided by the colour-science requirement",
+        "except ImportError:",
+        "    colour = None",
         "",
       ].join("\n"),
     );
     writeFileSync(join(dir, "helpers.py"), "import einops\n");
     writeFileSync(join(dir, "lib", "util.py"), "");
-    writeFileSync(join(dir, "requirements.txt"), "scikit-learn>=1.3  # for clustering\n-r more.txt\n--extra-index-url https://x\ntorch==2.1\nnumpy<2\n\n# comment\n");
+    writeFileSync(join(dir, "requirements.txt"), "scikit-learn>=1.3  # for clustering\n-r more.txt\n--extra-index-url https://x\ntorch==2.1\nnumpy<2\ncolour-science>=0.4\n\n# comment\n");
 
-    const r = await cli("init", dir, ...at());
-    expect(r.code).toBe(0);
+    asked.length = 0;
+    const r = await cli("init", dir, "--index-url", indexUrl, ...at());
+    expect(r.code, r.err).toBe(0);
+    expect(asked).toContain("clipseg");
+    expect(asked).not.toContain("clipseg-in-a-string");
+    expect(r.err).toContain(`warning: left out "clipseg" (from nodes.py:16): the package index ${indexUrl} has no such project.`);
     expect(r.out).toContain("pyisolate.yaml");
     const text = readFileSync(join(dir, "pyisolate.yaml"), "utf8");
     const doc = parseYaml(text);
     expect(doc).toEqual({
       isolated: true,
       share_torch: true,
-      dependencies: ["einops", "numpy<2", "opencv-python", "pillow", "pyyaml", "scikit-image", "scikit-learn>=1.3"],
+      dependencies: ["colour-science>=0.4", "einops", "numpy<2", "opencv-python", "pillow", "pyyaml", "scikit-image", "scikit-learn>=1.3"],
     });
     expect(text).toContain("torch, torchvision");
+    expect(text).toContain("# Not in the package index, left out: clipseg.");
     // the written manifest is valid
     const found = discoverPacks(nodes);
     expect(found.packs.find((p) => p.name === "ImportsNode")?.kind).toBe("isolated");
@@ -244,8 +292,24 @@ describe("init", () => {
     const again = await cli("init", dir, ...at());
     expect(again.code).toBe(1);
     expect(again.err).toMatch(/already exists; pass --force/);
-    const forced = await cli("init", "ImportsNode", "--force", ...at());
+    const forced = await cli("init", "ImportsNode", "--force", "--no-index-check", ...at());
     expect(forced.code).toBe(0);
+    expect(parseYaml(readFileSync(join(dir, "pyisolate.yaml"), "utf8")).dependencies).toContain("clipseg");
+  });
+
+  it("writes the names unchecked, and says so, when the index cannot be reached", async () => {
+    const dir = join(root, "custom_nodes", "OfflineNode");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "__init__.py"), "import einops\n");
+    // A loopback port nothing listens on: the connection is refused at once.
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const r = await cli("init", dir, "--index-url", `http://127.0.0.1:${port}/simple/`, ...at());
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/warning: could not ask the package index http:\/\/127\.0\.0\.1:\d+\/simple\/ \(ECONNREFUSED\); 1 name written unchecked: einops\. Pass --index-url, or --no-index-check when offline\./);
+    expect(parseYaml(readFileSync(join(dir, "pyisolate.yaml"), "utf8")).dependencies).toEqual(["einops"]);
   });
 
   it("refuses a folder that does not exist", async () => {
@@ -280,13 +344,33 @@ describe("the built executable", () => {
 });
 
 describe("init's plan", () => {
+  const scan = (imports: string[], distributions: Record<string, string[]> = {}): PackScan => ({
+    python: "3.11.7",
+    files: 1,
+    imports: Object.fromEntries(imports.map((m, i) => [m, [`__init__.py:${i + 1}`]])),
+    own: ["__init__", "Pack"],
+    stdlib: ["os", "sys"],
+    distributions,
+    errors: [],
+  });
+
   it("keeps one distribution per import family and reports lines that name no package", () => {
     const dir = mkdtempSync(join(tmpdir(), "pyisolate-init-plan-"));
-    writeFileSync(join(dir, "__init__.py"), "import cv2\nimport PIL\nimport yaml\n");
     writeFileSync(join(dir, "requirements.txt"), "opencv-python-headless==4.10.0.84\ngit+https://example.invalid/x/y.git\n");
-    const plan = planManifest(dir, ["os", "sys"]);
+    const plan = planManifest(dir, scan(["cv2", "PIL", "yaml", "os"]));
     expect(plan.dependencies).toEqual(["opencv-python-headless==4.10.0.84", "pillow", "pyyaml"]);
     expect(plan.skipped).toEqual(["git+https://example.invalid/x/y.git"]);
+    expect(plan.origin).toEqual({ "opencv-python-headless": "requirements.txt", pillow: "__init__.py:2", pyyaml: "__init__.py:3" });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("names an import by the installed distribution that provides it, and leaves declared ones alone", () => {
+    const dir = mkdtempSync(join(tmpdir(), "pyisolate-init-plan-"));
+    writeFileSync(join(dir, "requirements.txt"), "colour-science\n");
+    // Several distributions provide google: the known one (protobuf) wins; colour is colour-science's.
+    const plan = planManifest(dir, scan(["google", "colour", "attr", "torchvision"], { google: ["protobuf", "googleapis-common-protos"], attr: ["attrs"], colour: ["colour-science"] }));
+    expect(plan.dependencies).toEqual(["attrs", "colour-science", "protobuf"]);
+    expect(plan.fromHost).toEqual(["torchvision"]);
     rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -1,3 +1,4 @@
+import { defaultShmDir, segmentPath } from "../src/values/segments.ts";
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
@@ -130,7 +131,7 @@ sys.stdout.buffer.write(cbor.dumps({"samples": torch.zeros(1, 4, 8, 8), "batch_i
     try {
       validateIoValue("LATENT", value);
     } finally {
-      rmSync(join("/dev/shm", value.samples.segment), { force: true });
+      rmSync(segmentPath(defaultShmDir(), value.samples.segment), { force: true });
     }
   });
 });

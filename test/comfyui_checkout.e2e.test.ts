@@ -173,7 +173,7 @@ describe.runIf(!!checkout)("core mode with a ComfyUI checkout", () => {
         for (const cls of ours(pack)) expect(host.nodes()[cls], cls).toEqual(plainInfo[cls]);
         counts[pack] = [ours(pack).length, classesOf(plainInfo, pack).length];
       }
-      const builtIn = Object.keys(plainInfo).filter((k) => !plainInfo[k]!.python_module.startsWith("custom_nodes.")).sort();
+      const builtIn = Object.keys(plainInfo).filter((k) => !(plainInfo[k]!.python_module ?? "").startsWith("custom_nodes.")).sort();
       expect(ours("ComfyUI")).toEqual(builtIn);
       counts.ComfyUI = [ours("ComfyUI").length, builtIn.length];
       console.log(`registered (pyisolate, plain ComfyUI) on Python ${pythonVersion}: ${JSON.stringify(counts)}`);

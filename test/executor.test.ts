@@ -15,10 +15,14 @@ const infos: Record<string, NodeInfo & { process: string }> = {
   SlowB: { name: "SlowB", input: { required: { value: ["INT"] } }, output: ["INT"], process: "p3" },
   Fail: { name: "Fail", input: { required: { value: ["INT"] } }, output: ["INT"], process: "p1" },
   Random: { name: "Random", input: { required: {} }, output: ["INT"], process: "p1" },
+  Inc: { name: "Inc", input: { required: { value: ["INT"] } }, output: ["INT"], process: "p1" },
+  Seen: { name: "Seen", input: { required: { value: ["INT"] }, hidden: { prompt: "PROMPT", info: ["EXTRA_PNGINFO"], id: "UNIQUE_ID" } }, output: [], output_node: true, process: "p2" },
+  Fl: { name: "Fl", input: { required: { x: ["FLOAT"] } }, output: [], output_node: true, process: "p1" },
 };
 
 class Backend implements NodeBackend {
   calls: string[] = [];
+  hidden = new Map<string, unknown>();
   active = 0;
   maxActive = 0;
   info(c: string) {
@@ -40,8 +44,9 @@ class Backend implements NodeBackend {
   async validateInputs(): Promise<true> {
     return true;
   }
-  async execute(c: string, inputs: Record<string, unknown[]>, _h: unknown, id: string): Promise<NodeRunResult> {
+  async execute(c: string, inputs: Record<string, unknown[]>, h: unknown, id: string): Promise<NodeRunResult> {
     this.calls.push(id);
+    this.hidden.set(id, h);
     this.active++;
     this.maxActive = Math.max(this.maxActive, this.active);
     try {
@@ -60,6 +65,12 @@ class Backend implements NodeBackend {
           return { outputs: [[v("value") * 2]], ui: null };
         case "Random":
           return { outputs: [[this.calls.length]], ui: null };
+        case "Inc":
+          return { outputs: [[v("value") + 1]], ui: null };
+        case "Seen":
+          return { outputs: [], ui: { value: [v("value")] } };
+        case "Fl":
+          return { outputs: [], ui: {} };
         case "Fail":
           throw Object.assign(new Error("boom"), { pythonType: "ValueError", pythonMessage: "boom", traceback: 'Traceback (most recent call last):\n  File "x.py", line 1, in f\n    raise ValueError("boom")\nValueError: boom\n' });
         default:
@@ -200,5 +211,66 @@ describe("PromptExecutor", () => {
     expect(r.nodes.find((n) => n.id === "3")!.status).toBe("skipped");
     const ok = await ex.run(chain);
     expect(ok.status).toBe("success");
+  });
+
+  it("validates and runs a 10,000-node chain and 10,000 independent outputs (no recursion)", async () => {
+    for (const shape of ["chain", "wide"] as const) {
+      const b = new Backend();
+      const ex = new PromptExecutor(b);
+      const p: Prompt = { "0": { class_type: "Const", inputs: { value: 0 } } };
+      const n = 10_000;
+      for (let i = 1; i <= n; i++) p[String(i)] = { class_type: shape === "chain" ? "Inc" : "Show", inputs: { value: [shape === "chain" ? String(i - 1) : "0", 0] } };
+      if (shape === "chain") p["end"] = { class_type: "Show", inputs: { value: [String(n), 0] } };
+      const r = await ex.run(p);
+      expect(r.status).toBe("success");
+      if (shape === "chain") expect(r.outputs["end"]).toEqual({ value: [n] });
+      else expect(Object.keys(r.outputs)).toHaveLength(n);
+    }
+    // A cycle deep down a long chain is still found and reported.
+    const ex = new PromptExecutor(new Backend());
+    const p: Prompt = { "0": { class_type: "Inc", inputs: { value: ["5000", 0] } } };
+    for (let i = 1; i <= 5000; i++) p[String(i)] = { class_type: "Inc", inputs: { value: [String(i - 1), 0] } };
+    p["end"] = { class_type: "Show", inputs: { value: ["5000", 0] } };
+    const r = await ex.run(p);
+    expect(r.status).toBe("invalid");
+    expect(r.validation.node_errors["0"]!.errors.map((e) => e.type)).toEqual(["dependency_cycle"]);
+    expect(r.validation.node_errors["0"]!.dependent_outputs).toEqual(["end"]);
+  });
+
+  it("gives the prompt and extra_pnginfo only to nodes that declare them", async () => {
+    const b = new Backend();
+    const ex = new PromptExecutor(b);
+    await ex.run({ "1": { class_type: "Const", inputs: { value: 1 } }, "2": { class_type: "Seen", inputs: { value: ["1", 0] } }, "3": { class_type: "Show", inputs: { value: ["1", 0] } } }, { extraPngInfo: { w: 1 }, promptId: "p" });
+    expect(b.hidden.get("1")).toEqual({ unique_id: "1", prompt_id: "p" });
+    expect(b.hidden.get("3")).toEqual({ unique_id: "3", prompt_id: "p" });
+    const seen = b.hidden.get("2") as { prompt: Prompt; extra_pnginfo: unknown };
+    expect(Object.keys(seen.prompt)).toEqual(["1", "2", "3"]);
+    expect(seen.extra_pnginfo).toEqual({ w: 1 });
+  });
+
+  it("queues prompts given while one runs, and runs them in call order", async () => {
+    const b = new Backend();
+    const ex = new PromptExecutor(b);
+    const slow = (v: number): Prompt => ({ "1": { class_type: "Const", inputs: { value: v } }, "2": { class_type: "Slow", inputs: { value: ["1", 0] } }, "3": { class_type: "ShowB", inputs: { value: ["2", 0] } } });
+    const order: number[] = [];
+    const runs = [1, 2, 3].map((v) => ex.run(slow(v)).then((r) => (order.push(v), r)));
+    expect(ex.queued).toBe(3);
+    const results = await Promise.all(runs);
+    expect(results.map((r) => r.outputs["3"])).toEqual([{ value: [2] }, { value: [4] }, { value: [6] }]);
+    expect(order).toEqual([1, 2, 3]);
+    expect(b.maxActive).toBe(1);
+  });
+
+  it("rejects NaN and infinity with ComfyUI's wording", async () => {
+    const ex = new PromptExecutor(new Backend());
+    const r = await ex.run({ "1": { class_type: "Const", inputs: { value: Number.NaN } }, "2": { class_type: "Show", inputs: { value: ["1", 0] } }, "3": { class_type: "Fl", inputs: { x: -Infinity } } });
+    expect(r.status).toBe("invalid");
+    const [e1] = r.validation.node_errors["1"]!.errors;
+    expect(e1).toMatchObject({ type: "invalid_input_type", message: "Failed to convert an input value to a INT value", details: "value, nan, cannot convert float NaN to integer" });
+    const [e3] = r.validation.node_errors["3"]!.errors;
+    expect(e3!.message).toBe("Failed to convert an input value to a FLOAT value");
+    expect(e3!.details).toBe("x, -inf, -inf is not a finite number: NaN and infinity are not allowed");
+    const inf = await ex.run({ "1": { class_type: "Const", inputs: { value: Infinity } }, "2": { class_type: "Show", inputs: { value: ["1", 0] } } });
+    expect(inf.validation.node_errors["1"]!.errors[0]!.details).toBe("value, inf, cannot convert float infinity to integer");
   });
 });

@@ -126,11 +126,25 @@ describe("pyisolate.yaml", () => {
       shareTorch: true,
       shareCudaIpc: true,
       sandbox: false,
+      sandboxMode: "disabled",
       env: { OMP_NUM_THREADS: "4", MODE: "fast" },
       dependencies: ["deepdiff>=8"],
     });
-    expect(p.manifest?.extras).toEqual({ sandbox_mode: "disabled", package_manager: "uv", execution_model: "host-coupled", frobnicate: 3 });
+    expect(p.manifest?.extras).toEqual({ package_manager: "uv", execution_model: "host-coupled", frobnicate: 3 });
     expect(p.warnings).toEqual(['pyisolate.yaml: unknown key "frobnicate" is ignored.']);
+  });
+
+  it("reads the sandbox, time-limit and memory-limit keys", () => {
+    const p = loadPack(
+      pack("Limits", {
+        "pyisolate.yaml": ["sandbox:", "  network: true", "  writable_paths: [cache]", "  colour: red", "can_sandbox: true", "node_timeout: 1.5", "memory_limit: 2GiB", ""].join("\n"),
+      }),
+    );
+    expect(p.manifest).toMatchObject({ sandbox: { network: true, writable_paths: ["cache"] }, canSandbox: true, nodeTimeoutMs: 1500, memoryLimitBytes: 2 * 2 ** 30 });
+    expect(p.warnings).toEqual(['pyisolate.yaml: unknown sandbox setting "sandbox.colour" is ignored.']);
+    expect(loadPack(pack("Mb", { "pyisolate.yaml": "memory_limit: 512\n" })).manifest?.memoryLimitBytes).toBe(512 * 2 ** 20);
+    expect(loadPack(pack("Mb2", { "pyisolate.yaml": "memory_limit: 300MB\n" })).manifest?.memoryLimitBytes).toBe(300 * 2 ** 20);
+    expect(() => loadPack(pack("BadLimits", { "pyisolate.yaml": "node_timeout: -1\nmemory_limit: lots\n" }))).toThrow(/"node_timeout" must be a positive number of seconds.*"memory_limit" must be a size such as "4GiB"/);
   });
 
   it("takes can_isolate when isolated is absent", () => {

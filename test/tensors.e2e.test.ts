@@ -33,7 +33,7 @@ function hold<T>(v: T): T {
 }
 
 beforeAll(async () => {
-  registry.sweepDeadHosts();
+  await registry.sweepDeadHosts();
   host = new HostCore({
     hostPython: PYTHON,
     packs: [
@@ -110,7 +110,7 @@ describe("zero copy", () => {
     const before = listSegments(registry.dir, process.pid);
     expect(before).toEqual([image.segment]);
     const [mappedFrom, segmentsThen] = (await consumer.call("Consumer", "where", [image])) as [string, string[]];
-    expect(mappedFrom).toBe(join(registry.dir, image.segment));
+    expect(mappedFrom).toBe(registry.path(image.segment));
     expect(segmentsThen).toEqual([image.segment]);
     expect(listSegments(registry.dir, process.pid)).toEqual([image.segment]);
   });
@@ -163,11 +163,11 @@ describe("segments of a dead host", () => {
     await exited;
     // The host is gone; its Python process follows (end of stream on its socket).
     await waitFor(() => !alive(pythonPid));
-    for (const s of segments) expect(existsSync(join(registry.dir, s))).toBe(true);
+    for (const s of segments) expect(existsSync(registry.path(s))).toBe(true);
     expect(listSegments(registry.dir, hostPid).sort()).toEqual([...segments].sort());
     // The next host sweeps them at start.
     const next = new SegmentRegistry();
-    const removed = next.sweepDeadHosts();
+    const removed = await next.sweepDeadHosts();
     expect(removed.sort()).toEqual(expect.arrayContaining([...segments].sort()));
     expect(listSegments(registry.dir, hostPid)).toEqual([]);
   });

@@ -1,10 +1,11 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { existsSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { decode, encode } from "../src/protocol/codec.ts";
 import { tuple } from "../src/protocol/py_types.ts";
 import { NdArrayRef, TensorRef, collectTensorRefs } from "../src/values/tensors.ts";
-import { SegmentRegistry, listSegments, segmentPid } from "../src/values/segments.ts";
+import { rmSync } from "node:fs";
+import { SegmentRegistry, listSegments, newHostId, segmentHostId } from "../src/values/segments.ts";
 import { tensorValues, viewTensor } from "../src/values/view.ts";
 import { runtime as nodeRuntime } from "../adapters/node.ts";
 import { runPython, startSegmentWriter } from "./tensors_util.ts";
@@ -129,27 +130,52 @@ describe("SegmentRegistry", () => {
     const dead = await startSegmentWriter(3);
     const live = await startSegmentWriter(1);
     try {
-      expect(dead.names.every((n) => segmentPid(n) === dead.pid)).toBe(true);
+      expect(dead.names.every((n) => segmentHostId(n) === String(dead.pid))).toBe(true);
       await dead.kill();
-      for (const n of dead.names) expect(existsSync(join(registry.dir, n))).toBe(true); // left behind
-      const removed = registry.sweepDeadHosts();
+      for (const n of dead.names) expect(existsSync(registry.path(n))).toBe(true); // left behind
+      const removed = await registry.sweepDeadHosts();
       expect(removed.sort()).toEqual([...dead.names].sort());
-      for (const n of dead.names) expect(existsSync(join(registry.dir, n))).toBe(false);
-      expect(existsSync(join(registry.dir, live.names[0]!))).toBe(true);
+      for (const n of dead.names) expect(existsSync(registry.path(n))).toBe(false);
+      expect(existsSync(registry.path(live.names[0]!))).toBe(true);
     } finally {
       await live.kill();
-      new SegmentRegistry({ hostPid: live.pid }).releaseAll();
+      await new SegmentRegistry({ hostId: String(live.pid) }).close();
     }
   });
 
-  it("ignores files that are not segments", () => {
+  it("keeps folders that have no liveness socket, and files that are not segments", async () => {
+    const id = newHostId();
+    const folder = join(registry.dir, `pyisolate-${id}`);
     const odd = join(registry.dir, "pyisolate-notapid-x");
     writeFileSync(odd, "x");
+    mkdirSync(folder);
+    writeFileSync(join(folder, `pyisolate-${id}-00ff`), "x");
     try {
-      registry.sweepDeadHosts();
+      expect(await registry.sweepDeadHosts()).toEqual([]);
       expect(existsSync(odd)).toBe(true);
+      expect(existsSync(join(folder, `pyisolate-${id}-00ff`))).toBe(true);
     } finally {
       unlinkSync(odd);
+      rmSync(folder, { recursive: true, force: true });
     }
+  });
+
+  it("keeps the segments of another live host in the same process", async () => {
+    const a = new SegmentRegistry({ hostId: newHostId() });
+    const b = new SegmentRegistry({ hostId: newHostId() });
+    await a.claim();
+    await b.claim();
+    try {
+      const v = decode(runPython(`result = torch.ones(4)`, { hostId: b.hostId })) as TensorRef;
+      b.retain(v);
+      expect(await a.sweepDeadHosts()).toEqual([]);
+      await a.close();
+      expect(existsSync(b.path(v.segment))).toBe(true);
+      expect(existsSync(a.hostDir)).toBe(false);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    expect(existsSync(b.hostDir)).toBe(false);
   });
 });

@@ -11,7 +11,8 @@ import { PYTHON } from "./tensors_util.ts";
 
 const producerPath = process.argv[2]!;
 const registry = new SegmentRegistry();
-registry.sweepDeadHosts();
+await registry.claim();
+await registry.sweepDeadHosts();
 const host = new HostCore({ hostPython: PYTHON, packs: [{ name: "TensorProducer", path: producerPath, kind: "isolated" }] });
 const producer = host.processFor("TensorProducer");
 const [values] = (await producer.call("Producer", "make")) as [unknown];

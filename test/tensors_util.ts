@@ -29,7 +29,7 @@ function env(hostPid: number | string, extra: Record<string, string> = {}): Reco
  * Runs `code` in a new Python process; `value` is the CBOR-decoded stdin (when given), and
  * what the code assigns to `result` comes back as CBOR bytes.
  */
-export function runPython(code: string, opts: { input?: Uint8Array; hostPid?: number; env?: Record<string, string> } = {}): Uint8Array {
+export function runPython(code: string, opts: { input?: Uint8Array; hostPid?: number; hostId?: string; env?: Record<string, string> } = {}): Uint8Array {
   const script = `${PRELUDE}
 data = sys.stdin.buffer.read()
 value = cbor.loads(data) if data else None
@@ -39,7 +39,7 @@ sys.stdout.buffer.write(cbor.dumps(result))
 `;
   const r = spawnSync(PYTHON, ["-c", script], {
     input: opts.input ?? new Uint8Array(0),
-    env: env(opts.hostPid ?? process.pid, opts.env),
+    env: env(opts.hostPid ?? process.pid, { ...(opts.hostId ? { PYISOLATE_HOST_ID: opts.hostId } : {}), ...opts.env }),
     maxBuffer: 1 << 28,
   });
   if (r.status !== 0) throw new Error(`python failed (${r.status}): ${r.stderr.toString()}`);
@@ -47,11 +47,17 @@ sys.stdout.buffer.write(cbor.dumps(result))
 }
 
 /**
- * Starts a Python process that acts as a host of its own pid: it writes `count` tensors into
- * segments, prints their names, and waits to be killed. Resolves with the process and names.
+ * Starts a Python process that acts as a host of its own pid: it listens on its liveness
+ * socket (as a host does), writes `count` tensors into segments, prints their names, and waits
+ * to be killed. Resolves with the process and names.
  */
 export function startSegmentWriter(count: number): Promise<{ pid: number; names: string[]; kill(): Promise<void> }> {
   const code = `${PRELUDE}
+import socket
+os.makedirs(tensors.host_dir(), exist_ok=True)
+alive = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+alive.bind(os.path.join(tensors.host_dir(), tensors.ALIVE_SOCKET))
+alive.listen(4)
 names = [tensors.encode_tensor(torch.full((256,), float(i)))["segment"] for i in range(${count})]
 print(" ".join(names), flush=True)
 import time

@@ -181,7 +181,8 @@ async function run(prompt: Prompt): Promise<{ result: RunResult; events: Executi
 const byId = (r: RunResult) => Object.fromEntries(r.nodes.map((n) => [n.id, n]));
 const statusOf = (r: RunResult) => Object.fromEntries(r.nodes.map((n) => [n.id, n.status]));
 const textOf = (r: RunResult, id: string) => (r.outputs[id] as { text: string[] } | undefined)?.text;
-const ownSegments = () => (existsSync(shmDir) ? readdirSync(shmDir).filter((n) => n.startsWith(`pyisolate-${process.pid}-`)) : []);
+/** A host's segments on disk, and its folder while it remains. */
+const ownSegments = (id: string) => (existsSync(join(shmDir, `pyisolate-${id}`)) ? ["(folder)", ...readdirSync(join(shmDir, `pyisolate-${id}`)).filter((n) => n.startsWith(`pyisolate-${id}-`))] : []);
 const savedPng = (file: string) => decodePng(readFileSync(join(outputDir, file)));
 
 beforeAll(async () => {
@@ -403,10 +404,11 @@ describe("example workflows through createHost", () => {
   });
 
   it("close() leaves no shared-memory segment of this process; a new host starts from the cache", async () => {
-    expect(ownSegments().length).toBeGreaterThan(0); // cached IMAGE outputs hold segments
+    const first = host!.segments.hostId;
+    expect(ownSegments(first).length).toBeGreaterThan(1); // cached IMAGE outputs hold segments
     await host!.close();
     host = undefined;
-    expect(ownSegments()).toEqual([]);
+    expect(ownSegments(first)).toEqual([]);
 
     logLines.length = 0;
     host = await startHost();
@@ -419,8 +421,9 @@ describe("example workflows through createHost", () => {
     expect(result.outputs["4"]).toEqual({ images: [{ filename: "example_00002_.png", subfolder: "pipeline", type: "output" }] });
     // The same prompt over freshly started processes: the same file, byte for byte.
     expect(readFileSync(join(outputDir, "pipeline", "example_00002_.png")).equals(readFileSync(join(outputDir, "pipeline", "example_00001_.png")))).toBe(true);
+    const second = host.segments.hostId;
     await host.close();
     host = undefined;
-    expect(ownSegments()).toEqual([]);
+    expect(ownSegments(second)).toEqual([]);
   });
 });

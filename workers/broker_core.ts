@@ -11,7 +11,7 @@
  * @module
  */
 import { mkdtempSync, chmodSync, rmSync } from "node:fs";
-import { LineSplitter } from "./line_splitter.ts";
+import { OutputLines, mib, watchMemory } from "./child_watch.ts";
 import { SOCKET_DIR_PREFIX, sweepSocketDirs } from "./socket_dirs.ts";
 import { unref } from "../src/util/os.ts";
 import process from "node:process";
@@ -27,6 +27,7 @@ import type { PyisolateErrorCode } from "../src/errors.ts";
 /** How many stderr lines a crash report carries. */
 export const STDERR_TAIL_LINES = 50;
 
+
 /** What the owner gives the broker to start a process. */
 export interface BrokerStartOptions {
   /** Process name (the pack name for an isolated process). */
@@ -40,7 +41,18 @@ export interface BrokerStartOptions {
   cwd?: string;
   /** Milliseconds to wait for `ready`. */
   startTimeoutMs: number;
+  /** A command the Python command runs under (the sandbox: `bwrap …`); the Python command follows its arguments. */
+  wrapper?: { cmd: string; args: string[] };
+  /** Kill the process when its memory (resident, its descendants' included) exceeds this many bytes. */
+  memoryLimitBytes?: number;
 }
+
+/** In a wrapper's arguments, stands for the process's private socket folder (which the sandbox must bind). */
+export const SOCKET_DIR_TOKEN = "$PYISOLATE_SOCKET_DIR";
+
+
+/** How long `stop` waits for the process to go after SIGKILL before it reports it as gone anyway. */
+export const KILL_WAIT_MS = 5_000;
 
 /** The process is ready. */
 export interface BrokerStarted {
@@ -105,6 +117,8 @@ export class BrokerCore {
   #startTimer: ReturnType<typeof setTimeout> | undefined;
   #hello: Omit<HelloMsg, "t" | "token"> | undefined;
   #config: ProcessConfig | undefined;
+  #output = new OutputLines((stream, lines) => this.#emit(stream, lines));
+  #stopMemoryWatch: (() => void) | undefined;
 
   constructor(rt: Runtime, sink: BrokerSink) {
     this.#rt = rt;
@@ -131,21 +145,19 @@ export class BrokerCore {
       this.#server = await this.#rt.listenUnix(path, (conn) => this.#accept(conn));
       chmodSync(path, 0o600);
       this.#phase = "hello";
-      const out = new LineSplitter();
-      const err = new LineSplitter();
+      const command = ["-m", "pyisolate_runtime"];
       this.#child = this.#rt.spawn({
-        cmd: opts.python,
-        args: ["-m", "pyisolate_runtime"],
+        cmd: opts.wrapper ? opts.wrapper.cmd : opts.python,
+        args: opts.wrapper ? [...opts.wrapper.args.map((a) => (a === SOCKET_DIR_TOKEN ? this.#dir : a)), opts.python, ...command] : command,
         env: { ...opts.env, PYISOLATE_SOCKET: path, PYISOLATE_TOKEN: this.#token },
         cwd: opts.cwd,
         detachedGroup: true,
-        onStdout: (c) => this.#emit("stdout", out.push(c)),
-        onStderr: (c) => this.#emit("stderr", err.push(c)),
+        onStdout: (c) => this.#output.push("stdout", c),
+        onStderr: (c) => this.#output.push("stderr", c),
       });
       this.#child.exited.then(
         (status) => {
-          this.#emit("stdout", out.flush());
-          this.#emit("stderr", err.flush());
+          this.#output.end();
           this.#onExit(status);
         },
         (e: Error) => {
@@ -154,6 +166,13 @@ export class BrokerCore {
         },
       );
       this.#sink.spawned(this.#child.pid, this.#dir);
+      if (opts.memoryLimitBytes && opts.memoryLimitBytes > 0) {
+        const limit = opts.memoryLimitBytes;
+        this.#stopMemoryWatch = watchMemory(this.#child.pid, limit, (used) => {
+          this.#reason ??= `it used ${mib(used)} of memory, more than its limit of ${mib(limit)}`;
+          this.kill("SIGKILL");
+        });
+      }
       this.#startTimer = setTimeout(() => {
         this.#failStart("PROCESS_FAILED", `"${opts.name}" did not become ready within ${opts.startTimeoutMs} ms${this.#tailText()}`);
         this.#reason ??= "it did not start in time";
@@ -192,11 +211,26 @@ export class BrokerCore {
     } catch {
       // the socket is gone already
     }
-    const waitFor = (ms: number) =>
-      Promise.race([child.exited.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+    const waitFor = (ms: number) => {
+      let t: ReturnType<typeof setTimeout> | undefined;
+      return Promise.race([
+        child.exited.then(() => true, () => true),
+        new Promise<boolean>((r) => {
+          t = setTimeout(() => r(false), ms);
+          unref(t);
+        }),
+      ]).finally(() => clearTimeout(t));
+    };
     if (!(await waitFor(graceMs))) {
       child.kill("SIGTERM");
-      if (!(await waitFor(graceMs))) child.kill("SIGKILL");
+      if (!(await waitFor(graceMs))) {
+        child.kill("SIGKILL");
+        if (!(await waitFor(KILL_WAIT_MS))) {
+          // Gone as far as signals go (a stuck exit, or output pipes held open elsewhere).
+          this.#reason = `${this.#reason} and did not exit within ${KILL_WAIT_MS} ms of SIGKILL`;
+          return this.#exitInfo(this.#exit ?? { code: null, signal: "SIGKILL" });
+        }
+      }
     }
     const status = await child.exited.catch(() => ({ code: null, signal: null }) as ExitStatus);
     return this.#exitInfo(status);
@@ -348,6 +382,7 @@ export class BrokerCore {
 
   #cleanup(): void {
     if (this.#startTimer) clearTimeout(this.#startTimer);
+    this.#stopMemoryWatch?.();
     this.#conn?.close();
     // Synchronously: the owner may end this thread right after the exit report.
     if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });

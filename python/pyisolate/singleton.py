@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import threading
 from abc import ABCMeta
 from typing import Any
@@ -34,12 +35,21 @@ _lock = threading.RLock()
 _proxies: dict[type, "SingletonProxy"] = {}
 _MISSING = object()
 
+_classes: dict[tuple[str, str], type] = {}
+"""Every ProxiedSingleton class defined in this process, by (module, qualname)."""
+_shared_modules_loaded = False
+
 
 def _lives_elsewhere() -> bool:
     return _host.is_connected() and not _host.is_shared_process()
 
 
 class _SingletonMeta(ABCMeta):
+    def __init__(cls, name: str, bases: tuple, ns: dict, **kw: Any) -> None:
+        super().__init__(name, bases, ns, **kw)
+        if bases:  # not ProxiedSingleton itself
+            _classes[(cls.__module__, cls.__qualname__)] = cls
+
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls is ProxiedSingleton:
             raise TypeError("ProxiedSingleton is a base class: derive a class from it")
@@ -130,24 +140,57 @@ class SingletonProxy:
         return f"<proxy of {self._cls.__module__}.{self._cls.__qualname__} in the shared process>"
 
 
-def _resolve_class(module: str, qualname: str) -> type:
-    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
-        raise NotCallable(f"{module}.{qualname} does not name a ProxiedSingleton class")
-    # import_module, not sys.modules: a module another thread is still importing is waited
-    # for, never seen half-made.
+def _load_shared_modules() -> None:
+    """Import, once, every module in the folders the host configured for shared modules
+    (``config.sys_path``), so that the ProxiedSingleton classes they define are registered.
+    Only those folders' own modules are imported, never a name a caller sent."""
+    global _shared_modules_loaded
+    with _lock:
+        if _shared_modules_loaded:
+            return
+        _shared_modules_loaded = True
+    folders = _host.config().get("sys_path") or []
+    for folder in folders if isinstance(folders, list) else []:
+        try:
+            entries = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            full = os.path.join(folder, entry)
+            name = entry[:-3] if entry.endswith(".py") else entry
+            is_pkg = os.path.isfile(os.path.join(full, "__init__.py"))
+            if not (entry.endswith(".py") or is_pkg) or not name.isidentifier() or name.startswith("_"):
+                continue
+            try:
+                importlib.import_module(name)
+            except Exception as e:  # one broken module does not hide the others
+                _host_log(f"shared module {name} ({full}) failed to import: {type(e).__name__}: {e}")
+
+
+def _host_log(line: str) -> None:
     try:
-        mod = importlib.import_module(module)
-    except ImportError as e:
+        from pyisolate_runtime.rpc.log import log
+
+        log(line)
+    except Exception:
+        pass
+
+
+def _resolve_class(module: str, qualname: str) -> type:
+    """The registered ProxiedSingleton class ``module.qualname``: classes register themselves
+    when defined; nothing is imported because a caller named it."""
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        raise NotCallable(f"{module!r}.{qualname!r} does not name a ProxiedSingleton class")
+    cls = _classes.get((module, qualname))
+    if cls is None:
+        _load_shared_modules()
+        cls = _classes.get((module, qualname))
+    if cls is None:
         raise NotCallable(
-            f"ProxiedSingleton {qualname}: module {module!r} cannot be imported in the shared "
-            f"process ({e}); put it where both processes can import it"
-        ) from e
-    obj: Any = mod
-    for part in qualname.split("."):
-        obj = getattr(obj, part, None)
-    if not (isinstance(obj, type) and issubclass(obj, ProxiedSingleton) and obj is not ProxiedSingleton):
-        raise NotCallable(f"{module}.{qualname} is not a ProxiedSingleton class")
-    return obj
+            f"{module}.{qualname} is not a ProxiedSingleton class known to the shared process: define it in "
+            "a shared module (a folder the host lists in sharedModules) or in a shared pack"
+        )
+    return cls
 
 
 class SingletonService:

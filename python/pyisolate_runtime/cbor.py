@@ -8,7 +8,10 @@ What it speaks:
 * integers of any size: major types 0/1 up to 64 bits, tags 2/3 (bignums) beyond;
 * floats (encoded as float64; half, single and double decoded);
 * ``bytes`` / ``bytearray`` / ``memoryview`` (byte strings), ``str``, ``list``, ``dict``
-  (any key that encodes), ``bool``, ``None``; ``undefined`` decodes to ``None``;
+  (any key that encodes; a dict with a key that is not text, a number, a bool or None is
+  wrapped in tag 259, so that a JavaScript peer keeps its keys), ``bool``, ``None``;
+  ``undefined`` decodes to ``None``;
+* :class:`Raw`: bytes encoded already, written as they are;
 * ``tuple`` as tag 41500 around an array (lists and tuples stay distinct);
 * indefinite-length strings, arrays and maps on decode.
 
@@ -26,11 +29,13 @@ from __future__ import annotations
 
 from .protocol.cbor_base import (
     TAG_FLOAT,
+    TAG_MAP,
     TAG_TUPLE,
     CBORDecodeError,
     CBOREncodeError,
     DecodeFn,
     EncodeFn,
+    Raw,
     Simple,
     Tagged,
     register_encoder,
@@ -43,9 +48,11 @@ from .protocol.cbor_encode import dumps, encode_into
 __all__ = [
     "CBORDecodeError",
     "CBOREncodeError",
+    "Raw",
     "Simple",
     "Tagged",
     "TAG_FLOAT",
+    "TAG_MAP",
     "TAG_TUPLE",
     "dumps",
     "encode_into",

@@ -170,6 +170,74 @@ def _load_extensions(rt: Runtime) -> list[dict[str, Any]]:
     return report
 
 
+_PR_SET_PDEATHSIG = 1
+_HOST_GONE_GRACE_S = 3.0
+
+
+_watched = -1  # the runtime process the watchdog stands for
+_own_group = False  # whether that process leads a process group of its own (the host made one)
+
+
+def _kill_group(*_: Any) -> None:
+    try:
+        if _own_group:
+            os.kill(0, signal.SIGKILL)  # this process group: the runtime, its subprocesses, us
+        else:
+            os.kill(_watched, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os._exit(0)
+
+
+def _start_watchdog(sock: socket.socket) -> None:
+    """Fork a tiny watchdog (before any thread starts) that ends this process group when the
+    host is gone or this process has exited, so that nothing outlives the host: neither this
+    process stuck in C code holding the GIL, nor a subprocess a pack started.
+
+    It holds the connection's socket without reading it. When the host's end closes (the
+    host died, or closed us) it gives this process a moment to exit by itself, then kills the
+    group. When this process exits first, the parent-death signal (Linux ``PR_SET_PDEATHSIG``)
+    wakes it and it kills what is left of the group.
+    """
+    if not sys.platform.startswith("linux") or os.environ.get("PYISOLATE_WATCHDOG") == "0":
+        return
+    global _watched, _own_group
+    parent = os.getpid()
+    _watched = parent
+    # The host starts the runtime in a process group of its own (in the sandbox, a namespace
+    # of its own); started any other way, only the runtime itself is the watchdog's to end.
+    _own_group = os.getpgrp() == parent or os.environ.get("PYISOLATE_SANDBOXED") == "1"
+    try:
+        pid = os.fork()
+    except OSError:
+        return
+    if pid != 0:
+        return
+    try:
+        import ctypes
+        import select
+        import time
+
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        signal.signal(signal.SIGTERM, _kill_group)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:
+            _kill_group()
+        poller = select.poll()
+        poller.register(sock.fileno(), getattr(select, "POLLRDHUP", 0x2000) | select.POLLHUP | select.POLLERR)
+        while not poller.poll():
+            pass
+        time.sleep(_HOST_GONE_GRACE_S)  # this process exits by itself unless it is stuck
+    except BaseException:
+        pass
+    _kill_group()
+
+
 def main() -> int:
     """Run the process; returns an exit code only when the handshake fails."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host decides when this process ends
@@ -223,6 +291,7 @@ def main() -> int:
         return 1
     assert isinstance(cfg, dict)
 
+    _start_watchdog(sock)
     endpoint = rpc.Endpoint(sock, name, on_close=_on_close)
     host._bind(endpoint, cfg)
     rpc.serve("$rt", RuntimeService(endpoint))

@@ -1,7 +1,7 @@
 """Tensors across processes: CPU tensors and numpy arrays as shared-memory segments, CUDA
 tensors as CUDA IPC handles.
 
-A CPU tensor is written once into a new ``/dev/shm/pyisolate-<hostpid>-<random>`` file
+A CPU tensor is written once into a new ``/dev/shm/pyisolate-<hostid>/pyisolate-<hostid>-<random>`` file
 (allocated with ``posix_fallocate``, so a full tmpfs is :class:`SharedMemoryFullError`, never a
 SIGBUS) and crosses as CBOR tag 41501 with the map
 ``{segment, offset, nbytes, dtype, shape, strides, device}``; a numpy array crosses as tag
@@ -30,9 +30,12 @@ from typing import Any
 from .values import libs
 from .values.ndarrays import decode_ndarray, encode_ndarray
 from .values.segments import (
+    ALIVE_SOCKET,
     PREFIX,
     SharedMemoryFullError,
     TensorCrossingError,
+    host_dir,
+    host_id,
     host_pid,
     list_segments,
     segment_path,
@@ -43,6 +46,7 @@ from .values.segments import (
 from .values.torch_tensors import decode_tensor, encode_tensor
 
 __all__ = [
+    "ALIVE_SOCKET",
     "PREFIX",
     "TAG_NDARRAY",
     "TAG_TENSOR",
@@ -52,6 +56,8 @@ __all__ = [
     "decode_tensor",
     "encode_ndarray",
     "encode_tensor",
+    "host_dir",
+    "host_id",
     "host_pid",
     "list_segments",
     "segment_path",

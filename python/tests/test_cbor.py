@@ -87,6 +87,30 @@ def test_nested_maps_with_non_string_keys():
     assert rt(deep) == deep
 
 
+def test_maps_with_non_scalar_keys_are_tagged_259_and_others_are_not():
+    assert dumps({"a": 1, 2: 3}).hex() == "a2616101" + "0203"
+    tagged = dumps({"a": 1, (1, 2): 3})
+    assert tagged.startswith(b"\xd9\x01\x03\xa2")  # tag 259 around the map
+    assert loads(tagged) == {"a": 1, (1, 2): 3}
+    assert dumps({b"k": 1}).startswith(b"\xd9\x01\x03")
+    assert rt({"outer": {(1,): {b"x": 2}}}) == {"outer": {(1,): {b"x": 2}}}
+    with pytest.raises(CBORDecodeError, match="tag 259"):
+        loads(b"\xd9\x01\x03\x80")
+
+
+def test_raw_items_are_written_as_they_are():
+    inner = dumps([1, "two", (3,)])
+    assert dumps({"v": cbor.Raw(inner)}) == dumps({"v": [1, "two", (3,)]})
+
+
+def test_too_deep_values_are_a_clear_encode_error():
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(CBOREncodeError, match="nest at most about 500 levels"):
+        dumps(deep)
+
+
 def test_subclasses_of_builtin_types_encode_as_their_base():
     class Color(enum.IntEnum):
         RED = 3

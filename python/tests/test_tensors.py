@@ -7,6 +7,8 @@ left no segment of that pid in /dev/shm (the host's job in production; here the 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import re
 import subprocess
 import sys
@@ -277,30 +279,52 @@ def test_mapping_outlives_the_unlinked_segment():
     assert torch.equal(back, t)
 
 
-def test_segment_names_carry_the_host_pid(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("PYISOLATE_HOST_PID", "4242")
+def test_segment_names_carry_the_host_id_and_live_in_its_folder(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PYISOLATE_HOST_ID", "h4242")
     ref = tensors.encode_tensor(torch.ones(4))
     try:
-        assert re.fullmatch(r"pyisolate-4242-[0-9a-f]{16}", ref["segment"])
-        st = os.stat(tensors.segment_path(ref["segment"]))
+        assert re.fullmatch(r"pyisolate-h4242-[0-9a-f]{16}", ref["segment"])
+        path = tensors.segment_path(ref["segment"])
+        assert os.path.dirname(path) == os.path.join(tensors.shm_dir(), "pyisolate-h4242")
+        st = os.stat(path)
         assert st.st_mode & 0o777 == 0o600
         assert st.st_size == 16
     finally:
         tensors.unlink_segment(ref["segment"])
+        os.rmdir(tensors.host_dir("h4242"))
 
 
-def test_sweep_removes_segments_of_dead_hosts_only():
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(dead.stdout)
-    dead_name = f"pyisolate-{dead_pid}-00000000deadbeef"
-    live_name = f"pyisolate-{os.getpid()}-00000000cafef00d"
-    for n in (dead_name, live_name):
-        Path(tensors.segment_path(n)).write_bytes(b"x")
-    removed = tensors.sweep_dead_hosts()
-    assert dead_name in removed
-    assert not os.path.exists(tensors.segment_path(dead_name))
-    assert os.path.exists(tensors.segment_path(live_name))
-    tensors.unlink_segment(live_name)
+def _host_folder(hid: str, listening: bool) -> tuple[str, socket.socket | None]:
+    folder = tensors.host_dir(hid)
+    os.makedirs(folder, exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(os.path.join(folder, tensors.ALIVE_SOCKET))
+    if listening:
+        sock.listen(1)
+        return folder, sock
+    sock.close()  # the socket file stays, nobody listens: its host is gone
+    return folder, None
+
+
+def test_sweep_removes_folders_of_provably_gone_hosts_only():
+    gone, _ = _host_folder("gone1", listening=False)
+    live, server = _host_folder("live1", listening=True)
+    unknown = tensors.host_dir("nosock1")
+    os.makedirs(unknown, exist_ok=True)
+    try:
+        for folder, hid in ((gone, "gone1"), (live, "live1"), (unknown, "nosock1")):
+            Path(folder, f"pyisolate-{hid}-00000000deadbeef").write_bytes(b"x")
+        removed = tensors.sweep_dead_hosts()
+        assert "pyisolate-gone1-00000000deadbeef" in removed
+        assert not os.path.exists(gone)
+        assert os.path.exists(tensors.segment_path("pyisolate-live1-00000000deadbeef"))
+        # No liveness socket proves nothing: the folder stays.
+        assert os.path.exists(tensors.segment_path("pyisolate-nosock1-00000000deadbeef"))
+    finally:
+        assert server is not None
+        server.close()
+        shutil.rmtree(live, ignore_errors=True)
+        shutil.rmtree(unknown, ignore_errors=True)
 
 
 def test_full_tmpfs_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -313,9 +337,9 @@ def test_full_tmpfs_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyP
         monkeypatch.setenv("PYISOLATE_SHM_DIR", str(mnt))
         with pytest.raises(tensors.SharedMemoryFullError, match=r"Not enough shared memory in .*small-shm.*1\.0 MiB"):
             tensors.encode_tensor(torch.zeros(256, 1024))
-        assert os.listdir(mnt) == []  # the failed segment is gone
+        assert os.listdir(tensors.host_dir()) == []  # the failed segment is gone
         small = tensors.encode_tensor(torch.zeros(16))
-        assert os.listdir(mnt) == [small["segment"]]
+        assert os.listdir(tensors.host_dir()) == [small["segment"]]
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
 

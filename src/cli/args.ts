@@ -15,8 +15,8 @@ export interface ParsedArgs {
   command: string | null;
   /** Positional arguments after the command. */
   args: string[];
-  /** The command's own flags, by long name without dashes. */
-  flags: Record<string, string | boolean>;
+  /** The command's own flags, by long name without dashes (a list for a `multiple` flag). */
+  flags: Record<string, string | boolean | string[]>;
   opts: GlobalOptions;
   help: boolean;
   version: boolean;
@@ -53,7 +53,7 @@ export function parseArgs(argv: readonly string[], commands: Readonly<Record<str
     command: null,
     args: [],
     flags: {},
-    opts: { customNodes: "./custom_nodes", cacheDir: "./.pyisolate", verbose: false },
+    opts: { customNodes: "./custom_nodes", cacheDir: "./.pyisolate", verbose: false, given: [] },
     help: false,
     version: false,
   };
@@ -85,6 +85,7 @@ export function parseArgs(argv: readonly string[], commands: Readonly<Record<str
     if (spec.value && t.value === undefined) throw usageError(`Option ${spec.name} needs a value (${spec.value}).`);
     if (!spec.value && t.inlineValue) throw usageError(`Option ${spec.name} takes no value.`);
     const value = spec.value ? t.value! : true;
+    if (GLOBAL_FLAGS.includes(spec)) (out.opts.given as string[]).push(spec.name);
     switch (spec.name) {
       case "--custom-nodes":
         out.opts.customNodes = value as string;
@@ -111,7 +112,8 @@ export function parseArgs(argv: readonly string[], commands: Readonly<Record<str
         out.version = true;
         break;
       default:
-        out.flags[t.name] = value;
+        if (spec.multiple) out.flags[t.name] = [...((out.flags[t.name] as string[] | undefined) ?? []), value as string];
+        else out.flags[t.name] = value;
     }
   }
   return out;

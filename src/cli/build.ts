@@ -13,7 +13,7 @@ import { discoverPacks, type PackInfo } from "../manifest/manifest.ts";
 import { displayPath } from "../util/fs.ts";
 import { hostOptions, seconds, usageError, type Command, type CommandContext } from "./command.ts";
 import { topLevelModules, unprovidedImports } from "./import_check.ts";
-import { FALLBACK_STDLIB } from "./init_plan.ts";
+import { scanPack } from "./init_plan.ts";
 import { formatTable, ProgressView } from "./view.ts";
 
 /** `pyisolate build`. */
@@ -53,7 +53,9 @@ export const buildCommand: Command = {
     const isolated = selected.filter((p) => p.kind === "isolated");
     let results: BuildResult[] = [];
     const comfyui = ctx.opts.comfyui ?? comfyuiFromEnv();
-    const envs = selected.length > 0 ? await EnvManager.create({ cacheDir: ctx.opts.cacheDir, ...(ctx.opts.python ? { python: ctx.opts.python } : {}), ...(comfyui ? { comfyui } : {}) }) : null;
+    const envs = selected.length > 0
+      ? await EnvManager.create({ cacheDir: ctx.opts.cacheDir, customNodes: ctx.opts.customNodes, ...(ctx.opts.python ? { python: ctx.opts.python } : {}), ...(comfyui ? { comfyui } : {}) })
+      : null;
     if (envs && isolated.length > 0) {
       void envs.uv; // fail early, with one line, when uv is missing
       const view = new ProgressView(ctx.io, isolated.map((p) => p.name));
@@ -65,7 +67,7 @@ export const buildCommand: Command = {
     }
     const byName = new Map(results.map((r) => [r.pack, r]));
     const usable = selected.filter((p) => byName.get(p.name)?.status !== "failed");
-    if (envs) warnUnprovided(ctx, envs, usable);
+    if (envs) await warnUnprovided(ctx, envs, usable);
     // Register each usable pack's nodes as a run would, so that a pack that fails to import is
     // reported now (and remembered in the metadata cache with its file, line and exception).
     const loads = new Map<string, PackStatus>();
@@ -116,13 +118,19 @@ export const buildCommand: Command = {
 };
 
 /** Warns about modules a pack imports that neither its environment nor the host's provide. */
-function warnUnprovided(ctx: CommandContext, envs: EnvManager, packs: readonly PackInfo[]): void {
+async function warnUnprovided(ctx: CommandContext, envs: EnvManager, packs: readonly PackInfo[]): Promise<void> {
   const host = new Set<string>();
   for (const dir of envs.host.sitePackages) for (const m of topLevelModules(dir)) host.add(m);
-  const stdlib = envs.host.stdlibModules.length > 0 ? envs.host.stdlibModules : FALLBACK_STDLIB;
   for (const p of packs) {
+    let scan;
+    try {
+      scan = await scanPack(envs.host.python, p.path);
+    } catch (e) {
+      ctx.err(`warning: ${p.name}: its imports could not be read: ${(e as Error).message}`);
+      continue;
+    }
     const provided = p.kind === "isolated" ? new Set([...host, ...topLevelModules(envs.sitePackagesOf(envs.envDir(p)))]) : host;
-    const missing = unprovidedImports(p.path, provided, stdlib);
+    const missing = unprovidedImports(scan, provided);
     if (missing.length === 0) continue;
     const what = p.kind === "isolated" ? `neither its manifest's dependencies nor the host environment (${envs.host.python}) provide` : `the host environment (${envs.host.python}) does not provide`;
     ctx.err(

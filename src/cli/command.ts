@@ -21,6 +21,8 @@ export interface GlobalOptions {
   comfyuiArgs?: string[];
   /** `--verbose`: stack traces with errors, more detail. */
   verbose: boolean;
+  /** The global flags given on the command line (long names with dashes), to tell a default from a choice. */
+  given?: readonly string[];
 }
 
 /** A flag of one command. */
@@ -31,6 +33,8 @@ export interface FlagSpec {
   short?: string;
   /** Name of the value it takes (`N`, `DIR`), or absent for a boolean switch. */
   value?: string;
+  /** May be given more than once: the command receives every value, in order, as a list. */
+  multiple?: boolean;
   /** One line of help. */
   help: string;
 }
@@ -40,8 +44,8 @@ export interface CommandContext {
   opts: GlobalOptions;
   /** Positional arguments after the command name. */
   args: string[];
-  /** The command's own flags, by long name without dashes (`concurrency`, `json`). */
-  flags: Record<string, string | boolean>;
+  /** The command's own flags, by long name without dashes (`concurrency`, `json`); a list for a `multiple` flag. */
+  flags: Record<string, string | boolean | string[]>;
   io: CliIo;
   /** Writes a line to stdout. */
   out(line?: string): void;

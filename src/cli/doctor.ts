@@ -7,9 +7,10 @@ import { mkdirSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { comfyuiFromEnv } from "../env/comfyui.ts";
-import { resolveHostPython, resolveUv, uvVersion, type HostPython } from "../env/host_python.ts";
+import { resolveHostPython, resolveUv, setupCommandLine, uvVersion, type HostPython } from "../env/host_python.ts";
 import { discoverPacks } from "../manifest/manifest.ts";
 import { detectRuntime } from "../runtime/detect.ts";
+import { sandboxAvailability } from "../process/sandbox.ts";
 import { displayPath } from "../util/fs.ts";
 import { plural } from "../util/text.ts";
 import type { Command } from "./command.ts";
@@ -17,7 +18,7 @@ import type { Command } from "./command.ts";
 /** `pyisolate doctor`. */
 export const doctorCommand: Command = {
   usage: "doctor",
-  summary: "check the host Python, torch, uv, /dev/shm and the JavaScript runtime",
+  summary: "check the host Python, torch, uv, /dev/shm, the sandbox and the JavaScript runtime",
   description: "Each line is ✓ (fine), ! (worth a look) or ✗ (must be fixed), with what to do. Exit code 1 when any ✗.",
   flags: [],
   async run(ctx) {
@@ -37,23 +38,34 @@ export const doctorCommand: Command = {
     const sourceText: Record<HostPython["source"], string> = {
       option: "--python",
       env: "PYISOLATE_PYTHON",
-      comfyui: "the ComfyUI checkout's environment",
+      comfyui: "the ComfyUI checkout's environment (or the ComfyUI install around the custom nodes)",
       venv: "./.venv",
+      setup: "the environment `pyisolate setup` made",
       path: "PATH",
     };
+    const setup = setupCommandLine();
     let host: HostPython | null = null;
     try {
       const comfyui = ctx.opts.comfyui ?? comfyuiFromEnv();
-      host = await resolveHostPython({ cacheDir: ctx.opts.cacheDir, ...(ctx.opts.python ? { python: ctx.opts.python } : {}), ...(comfyui ? { comfyui } : {}) });
+      host = await resolveHostPython({
+        cacheDir: ctx.opts.cacheDir,
+        customNodes: ctx.opts.customNodes,
+        ...(ctx.opts.python ? { python: ctx.opts.python } : {}),
+        ...(comfyui ? { comfyui } : {}),
+      });
       ok("host Python", `${host.version} at ${host.python} (from ${sourceText[host.source]})`);
       const [maj, min] = host.version.split(".").map(Number);
-      if ((maj ?? 0) < 3 || ((maj ?? 0) === 3 && (min ?? 0) < 9)) fail("host Python version", host.version, "use Python 3.9 or newer");
+      if ((maj ?? 0) < 3 || ((maj ?? 0) === 3 && (min ?? 0) < 9)) fail("host Python version", host.version, `use Python 3.9 or newer: \`${setup}\` makes an environment with a supported one`);
     } catch (err) {
-      fail("host Python", (err as Error).message, "set PYISOLATE_PYTHON or pass --python with the interpreter whose environment holds torch");
+      const message = (err as Error).message.replace(/ Run `[^`]*` to make one.*$/, "");
+      fail("host Python", message, `run \`${setup}\` (a user-level environment with the pinned torch, numpy and uv), or pass --python / set PYISOLATE_PYTHON to ComfyUI's Python`);
     }
     if (host) {
       if (host.torchVersion) ok("torch", `${host.torchVersion} in the host environment (share_torch packs reuse it)`);
-      else fail("torch", `not installed in ${host.python}'s environment`, `install it there (\`${host.python} -m pip install torch\`), or point PYISOLATE_PYTHON at ComfyUI's Python`);
+      else {
+        const fix = host.source === "setup" ? `run \`${setup}\` again: it reinstalls what is missing` : `run \`${setup}\` to make an environment with the pinned torch build, or pass --python / set PYISOLATE_PYTHON to ComfyUI's Python`;
+        fail("torch", `not installed in ${host.python}'s environment`, fix);
+      }
     }
     try {
       const uv = resolveUv(host);
@@ -66,7 +78,7 @@ export const doctorCommand: Command = {
       }
       if (uv.source !== "path") ctx.out("    (uv is not on PATH; that is fine)");
     } catch (err) {
-      fail("uv", (err as Error).message.split(". Install")[0] ?? "not found", host ? `${host.python} -m pip install uv, or set PYISOLATE_UV` : "pip install uv, or set PYISOLATE_UV");
+      fail("uv", (err as Error).message.split(". Install")[0] ?? "not found", host?.source === "setup" || !host ? `run \`${setup}\`, which installs uv` : `${host.python} -m pip install uv, or set PYISOLATE_UV`);
     }
     try {
       const st = statfsSync("/dev/shm");
@@ -78,6 +90,9 @@ export const doctorCommand: Command = {
     } catch (err) {
       fail("/dev/shm", `not usable: ${(err as Error).message}`, "tensors cross processes through /dev/shm; run on Linux with a tmpfs at /dev/shm");
     }
+    const sandbox = sandboxAvailability();
+    if (sandbox.ok) ok("sandbox", `bubblewrap ${sandbox.version} works (packs that ask for a sandbox run in one)`);
+    else warn("sandbox", `not available: ${sandbox.reason}`, "packs whose manifest requires a sandbox will not load; install bubblewrap (apt-get install bubblewrap) where you run untrusted packs");
     const rt = detectRuntime();
     const versions = process.versions as Record<string, string | undefined>;
     const rtVersion = rt === "node" ? versions.node : versions[rt];

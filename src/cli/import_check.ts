@@ -4,10 +4,8 @@
  * the standard library, nor ComfyUI (the shims or the checkout).
  * @module
  */
-import { readdirSync, readFileSync } from "node:fs";
-import { basename, join } from "node:path";
-import { packPythonFiles } from "../nodes/metadata_cache.ts";
-import { COMFY_MODULES, scanImports } from "./init_plan.ts";
+import { readdirSync } from "node:fs";
+import { COMFY_MODULES, FALLBACK_STDLIB, type PackScan } from "./init_plan.ts";
 
 /** The top-level module names a site-packages directory provides (packages, modules, extensions). */
 export function topLevelModules(dir: string): Set<string> {
@@ -32,27 +30,14 @@ export function topLevelModules(dir: string): Set<string> {
 }
 
 /**
- * The modules a pack's `.py` files import (absolute imports) that none of `provided`, the
- * standard library, the pack's own files or ComfyUI's modules supply, sorted.
+ * The modules a pack imports (absolute imports, as {@link scanPack} read them with `ast`) that
+ * none of `provided`, the standard library, the pack's own files or ComfyUI's modules supply,
+ * sorted.
  */
-export function unprovidedImports(packDir: string, provided: ReadonlySet<string>, stdlib: readonly string[]): string[] {
-  const std = new Set(stdlib);
-  const files = packPythonFiles(packDir);
-  const own = new Set<string>([basename(packDir).replace(/\.py$/, "")]);
-  for (const [rel] of files) for (const part of rel.split("/")) own.add(part.replace(/\.py$/, ""));
-  const missing = new Set<string>();
-  const root = files.length === 1 && files[0]![0] === basename(packDir) ? null : packDir;
-  for (const [rel] of files) {
-    let source: string;
-    try {
-      source = readFileSync(root ? join(root, rel) : packDir, "utf8");
-    } catch {
-      continue;
-    }
-    for (const mod of scanImports(source)) {
-      if (std.has(mod) || own.has(mod) || COMFY_MODULES.has(mod) || mod.startsWith("_") || provided.has(mod)) continue;
-      missing.add(mod);
-    }
-  }
-  return [...missing].sort();
+export function unprovidedImports(scan: PackScan, provided: ReadonlySet<string>): string[] {
+  const std = new Set(scan.stdlib.length > 0 ? scan.stdlib : FALLBACK_STDLIB);
+  const own = new Set(scan.own);
+  return Object.keys(scan.imports)
+    .filter((mod) => !(std.has(mod) || own.has(mod) || COMFY_MODULES.has(mod) || mod.startsWith("_") || provided.has(mod)))
+    .sort();
 }

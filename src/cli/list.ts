@@ -7,6 +7,7 @@ import { basename, resolve } from "node:path";
 import { EnvManager } from "../env/env_manager.ts";
 import { discoverPacks } from "../manifest/manifest.ts";
 import { comfyuiArgsFromEnv, comfyuiFromEnv, CORE_PACK_NAME, corePack, resolveComfyUI, type ComfyCheckout } from "../env/comfyui.ts";
+import { unmetRequirements } from "../manifest/requirements.ts";
 import { MetadataCache } from "../nodes/metadata_cache.ts";
 import { metadataKey } from "../nodes/pack_keys.ts";
 import { cachedImportFailure, importFailureMessage, type ImportFailure } from "../nodes/registry.ts";
@@ -17,7 +18,7 @@ import { formatTable } from "./view.ts";
 /** The environment manager, or why the environments' state cannot be known. */
 async function tryEnvManager(ctx: CommandContext, checkout: ComfyCheckout | null): Promise<{ envs: EnvManager | null; problem: string | null }> {
   try {
-    const envs = await EnvManager.create({ cacheDir: ctx.opts.cacheDir, ...(ctx.opts.python ? { python: ctx.opts.python } : {}), ...(checkout ? { comfyui: checkout.dir } : {}) });
+    const envs = await EnvManager.create({ cacheDir: ctx.opts.cacheDir, customNodes: ctx.opts.customNodes, ...(ctx.opts.python ? { python: ctx.opts.python } : {}), ...(checkout ? { comfyui: checkout.dir } : {}) });
     return { envs, problem: null };
   } catch (err) {
     return { envs: null, problem: (err as Error).message };
@@ -89,6 +90,10 @@ export const listCommand: Command = {
     }
     if (problem) ctx.err(`warning: environment state unknown: ${problem}`);
     for (const p of packs) for (const w of p.warnings) ctx.err(`warning: ${p.name}: ${w}`);
+    for (const p of packs) {
+      const missing = envs && p.kind === "shared" && p.layout === "package" ? unmetRequirements(p.path, envs.host.distributions) : [];
+      if (missing.length > 0) ctx.err(`warning: ${p.name}: its requirements.txt lists ${missing.join(", ")}, which the host environment lacks; run \`pyisolate init ${displayPath(p.path)}\` to give it a manifest and its own environment.`);
+    }
     for (const e of errors) ctx.err(`error: ${e.message}`);
     for (const [name, f] of failures) ctx.err(`error: ${importFailureMessage(name, f, true)}`);
     return 0;

@@ -9,6 +9,7 @@
  */
 import process from "node:process";
 import { PyisolateError } from "../errors.ts";
+import { ensurePackageFiles } from "../paths.ts";
 import { RUNTIME_VERSION } from "../version.ts";
 import { parseArgs, type ParsedArgs } from "./args.ts";
 import { buildCommand } from "./build.ts";
@@ -18,6 +19,7 @@ import { initCommand } from "./init.ts";
 import { listCommand } from "./list.ts";
 import { nodesCommand } from "./nodes.ts";
 import { runCommand } from "./run.ts";
+import { setupCommand } from "./setup.ts";
 import type { CliIo } from "./view.ts";
 
 export type { Command, CommandContext, FlagSpec, GlobalOptions } from "./command.ts";
@@ -31,6 +33,7 @@ export const commands: Record<string, Command> = {
   build: buildCommand,
   doctor: doctorCommand,
   init: initCommand,
+  setup: setupCommand,
 };
 
 function flagLines(flags: FlagSpec[]): string[] {
@@ -55,8 +58,8 @@ export function globalHelp(): string {
     "Options (every command):",
     ...flagLines(GLOBAL_FLAGS),
     "",
-    "Environment: PYISOLATE_PYTHON (host Python), PYISOLATE_UV (uv binary), PYISOLATE_COMFYUI and",
-    "PYISOLATE_COMFYUI_ARGS (a ComfyUI checkout and its arguments, for core mode).",
+    "Environment: PYISOLATE_PYTHON (host Python), PYISOLATE_UV (uv binary), PYISOLATE_HOME (where setup makes the host environment),",
+    "PYISOLATE_COMFYUI and PYISOLATE_COMFYUI_ARGS (a ComfyUI checkout and its arguments, for core mode).",
     'Run "pyisolate <command> --help" for a command\'s own options.',
   ].join("\n");
 }
@@ -111,6 +114,7 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
       out(commandHelp(parsed.command));
       return 0;
     }
+    await ensurePackageFiles();
     return await cmd.run({ opts: parsed.opts, args: parsed.args, flags: parsed.flags, io, out, err });
   } catch (e) {
     const verbose = parsed?.opts.verbose ?? (argv.includes("--verbose") || argv.includes("-v"));

@@ -5,16 +5,18 @@
  * as JSON lines instead.
  * @module
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { hostOptions, type Command, type CommandContext } from "./command.ts";
 import { plural } from "../util/text.ts";
-import { formatTable, ProgressView, type CliIo } from "./view.ts";
+import { formatTable, ProgressView, SPINNER, StatusLine, type CliIo } from "./view.ts";
 import { PyisolateError } from "../errors.ts";
 import type { RunResult } from "../executor/executor.ts";
 import type { ExecutionEvent, Prompt } from "../executor/types.ts";
 import { displayPath } from "../util/fs.ts";
-import { createHost } from "../host.ts";
+import { createHost, type Host } from "../host.ts";
+import { CtrlC, INTERRUPTED_EXIT_CODE } from "./ctrl_c.ts";
+import { FOLDER_FLAGS, folderChoice } from "./folder_flags.ts";
 import { Logger, streamSink } from "../log.ts";
 import { discoverPacks } from "../manifest/manifest.ts";
 
@@ -63,6 +65,7 @@ class NodeView {
   #running = new Map<string, { classType: string; started: number; progress?: string }>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #status = false;
+  #frame = 0;
 
   readonly describe: (classType: string) => { pack: string; kind: string };
 
@@ -84,7 +87,7 @@ class NodeView {
     const now = performance.now();
     const parts = [...this.#running].map(([id, r]) => `#${id} ${r.classType} ${((now - r.started) / 1000).toFixed(1)}s${r.progress ? ` ${r.progress}` : ""}`);
     const columns = Math.max(40, (this.#io.stdout.columns ?? 100) - 1);
-    let line = `⠿ running: ${parts.join(", ")}`;
+    let line = `${SPINNER[this.#frame++ % SPINNER.length]} running: ${parts.join(", ")}`;
     if ([...line].length > columns) line = `${[...line].slice(0, columns - 3).join("")}...`;
     this.#io.stdout.write(`\x1b[2K\r${line}`);
     this.#status = true;
@@ -176,9 +179,24 @@ function uiSummary(ui: Record<string, unknown>): string[] {
   return lines;
 }
 
+/** What Ctrl-C stopped, for people: what ran, what was stopped, what never started. */
+function interruptSummary(prompt: Prompt, r: RunResult | undefined): string {
+  if (!r) return "Interrupted (Ctrl-C) during start-up: no node ran.";
+  const seen = new Set(r.nodes.map((n) => n.id));
+  const list = (ns: { id: string; classType: string }[]) => ns.map((n) => `#${n.id} ${n.classType}`).join(", ");
+  const ran = r.nodes.filter((n) => n.status === "executed" || n.status === "cached");
+  const stopped = r.nodes.filter((n) => n.status === "interrupted" || n.status === "failed");
+  const never = Object.keys(prompt).filter((id) => !seen.has(id) || r.nodes.find((n) => n.id === id)?.status === "skipped");
+  return [
+    `Interrupted (Ctrl-C): ran ${plural(ran.length, "node")}${ran.length ? ` (${list(ran)})` : ""}`,
+    `stopped ${plural(stopped.length, "running node")}${stopped.length ? ` (${list(stopped)})` : ""}`,
+    `${plural(never.length, "node")} not started${never.length ? ` (${never.map((id) => `#${id}`).join(", ")})` : ""}.`,
+  ].join("; ");
+}
+
 /** `pyisolate run`. */
 export const runCommand: Command = {
-  usage: "run <workflow.json> [--output DIR] [--input DIR] [--shared-modules DIRS] [--json]",
+  usage: "run <workflow.json> [folder options] [--shared-modules DIRS] [--json]",
   summary: "run an API-format workflow (prompt) over the node packs",
   description:
     "Builds the environments the packs need (with progress), registers their nodes (from the\n" +
@@ -186,16 +204,23 @@ export const runCommand: Command = {
     "and runs it. Each node shows its pack, isolated or shared, cached or executed, and time;\n" +
     "a table follows. Output nodes save into the output folder.\n" +
     "\n" +
+    "Folders follow ComfyUI's flags: --base-directory (models/, input/, output/, temp/, user/,\n" +
+    "custom_nodes/ under it), --output-directory, --input-directory, --temp-directory,\n" +
+    "--user-directory, and extra_model_paths.yaml (the ComfyUI install's or the base directory's,\n" +
+    "then each --extra-model-paths-config), read as ComfyUI reads them.\n" +
+    "\n" +
     "--json prints one JSON object per line instead: ComfyUI's events as\n" +
     '{"type": "<event>", "data": {...}} (execution_start, execution_cached, executing, progress,\n' +
     "executed — with the node's ui output —, execution_success, execution_error,\n" +
     'execution_interrupted), or {"type": "prompt_error", "data": {"error", "node_errors"}} when\n' +
     "the prompt fails validation. Logs go to stderr.\n" +
     "\n" +
-    "Exit code 0 when the prompt ran, 1 when it failed validation or a node failed.",
+    "Ctrl-C interrupts the running prompt, says what ran and what was stopped, stops every\n" +
+    "process and releases every tensor segment; a second Ctrl-C exits at once.\n" +
+    "\n" +
+    "Exit code 0 when the prompt ran, 1 when it failed validation or a node failed, 130 after Ctrl-C.",
   flags: [
-    { name: "--output", value: "DIR", help: "where output nodes save (default ./output)" },
-    { name: "--input", value: "DIR", help: "folder_paths' input directory (default ./input)" },
+    ...FOLDER_FLAGS,
     { name: "--shared-modules", value: "DIRS", help: "folders (':'-separated) every Python process puts on sys.path, for shared modules such as ProxiedSingletons" },
     { name: "--json", help: "print ComfyUI events as JSON lines on stdout" },
   ],
@@ -205,71 +230,97 @@ export const runCommand: Command = {
     if (ctx.args.length > 1) throw new PyisolateError("USAGE", `pyisolate run takes one workflow file, got ${ctx.args.length}: ${ctx.args.join(" ")}.`);
     const prompt = readPrompt(resolve(file));
     const json = ctx.flags.json === true;
-    const outputDir = resolve(typeof ctx.flags.output === "string" ? ctx.flags.output : "output");
-    const inputDir = resolve(typeof ctx.flags.input === "string" ? ctx.flags.input : "input");
-    for (const [flag, dir] of [["--output", outputDir], ["--input", inputDir]] as const) {
-      if (existsSync(dir) && !statSync(dir).isDirectory()) {
-        throw new PyisolateError("USAGE", `${flag} ${displayPath(dir)} is a file; give a folder (it is created when missing).`);
-      }
-    }
+    const folders = folderChoice(ctx);
+    const customNodes = folders.customNodes!;
+    const outputDir = folders.outputDir ?? join(folders.baseDir ?? resolve("."), "output");
     // In --json mode stdout carries only events; everything for people goes to stderr.
     const human: CliIo = json ? { stdout: ctx.io.stderr, stderr: ctx.io.stderr } : ctx.io;
     const say = (line = "") => void human.stdout.write(`${line}\n`);
 
     const started = performance.now();
-    const isolated = discoverPacks(ctx.opts.customNodes).packs.filter((p) => p.kind === "isolated").map((p) => p.name);
+    const found = discoverPacks(customNodes).packs;
+    const isolated = found.filter((p) => p.kind === "isolated").map((p) => p.name);
     // The build view appears only when an environment really builds, and is finished as soon
-    // as every pack's environment is settled (before processes start and log).
+    // as every pack's environment is settled (before processes start and log). Otherwise a
+    // status line with a spinner and the elapsed time shows that start-up is under way.
     let view: ProgressView | undefined;
     const settled = new Set<string>();
     let nodeView: NodeView | undefined;
-    // Log lines clear the live status line first, so the two never share a line.
+    const startup = new StatusLine(human.stdout);
+    const clearLive = () => {
+      nodeView?.clearStatus();
+      startup.clear();
+    };
+    // Log lines clear the live status lines first, so the two never share a line.
     const toStderr = streamSink((text) => ctx.io.stderr.write(text));
     const logger = new Logger((level, line) => {
-      nodeView?.clearStatus();
+      clearLive();
       toStderr(level, line);
+      const spawning = /^\]\[ (\S+) .*spawning/.exec(line);
+      if (spawning) startup.detail(`starting ${spawning[1]}'s process`);
     });
-    const host = await createHost({
-      ...hostOptions(ctx.opts),
-      outputDir,
-      inputDir,
-      ...(typeof ctx.flags["shared-modules"] === "string" ? { sharedModules: ctx.flags["shared-modules"].split(":").filter(Boolean) } : {}),
-      logger,
-      onBuildProgress: (p) => {
-        const done = p.phase === "built" || p.phase === "cached" || p.phase === "failed" || p.phase === "shared";
-        if (!view && (p.phase === "waiting" || p.phase === "venv" || p.phase === "install")) view = new ProgressView(human, isolated);
-        if (view && !view.finished) {
-          view.update(p);
-          if (done) settled.add(p.pack);
-          if (isolated.every((n) => settled.has(n))) view.finish();
-        } else if (done) settled.add(p.pack);
+    let host: Host | undefined;
+    let result: RunResult | undefined;
+    const ctrlC = new CtrlC(
+      () => host?.interrupt(),
+      (line) => {
+        clearLive();
+        ctx.io.stderr.write(`${line}\n`);
       },
-    });
-    if (view && !view.finished) view.finish();
-    const startupMs = performance.now() - started;
+    );
     try {
-      const info = host.nodes();
+      startup.set(`starting: ${plural(found.length, "pack")}`);
+      host = await createHost({
+        ...hostOptions(ctx.opts),
+        ...folders,
+        customNodes,
+        ...(typeof ctx.flags["shared-modules"] === "string" ? { sharedModules: ctx.flags["shared-modules"].split(":").filter(Boolean) } : {}),
+        logger,
+        onBuildProgress: (p) => {
+          const done = p.phase === "built" || p.phase === "cached" || p.phase === "failed" || p.phase === "shared";
+          if (!view && (p.phase === "waiting" || p.phase === "venv" || p.phase === "install")) {
+            startup.stop();
+            view = new ProgressView(human, isolated);
+          }
+          if (view && !view.finished) {
+            view.update(p);
+            if (done) settled.add(p.pack);
+            if (isolated.every((n) => settled.has(n))) {
+              view.finish();
+              startup.set("starting: registering nodes", "", true);
+            }
+          } else if (done) settled.add(p.pack);
+        },
+      });
+      if (view && !view.finished) view.finish();
+      startup.stop();
+      const startupMs = performance.now() - started;
+      if (ctrlC.interrupted) {
+        ctx.err(interruptSummary(prompt, undefined));
+        return INTERRUPTED_EXIT_CODE;
+      }
+      const h = host;
+      const info = h.nodes();
       const owners = new Map<string, { pack: string; kind: string }>();
       const describe = (classType: string) => {
         let o = owners.get(classType);
         if (!o) {
-          const w = host.registry.owner(classType);
+          const w = h.registry.owner(classType);
           o = w ? { pack: w.pack, kind: w.isolated ? "isolated" : "shared" } : { pack: "?", kind: "?" };
           owners.set(classType, o);
         }
         return o;
       };
       const classOf = (id: string) => prompt[id]?.class_type ?? "?";
-      const failedPacks = host.packs.filter((p) => p.error);
+      const failedPacks = h.packs.filter((p) => p.error);
       if (!json) {
-        say(`${plural(Object.keys(info).length, "node")} from ${plural(host.packs.length - failedPacks.length, "pack")} ready in ${ms(startupMs)}${failedPacks.length ? ` (${plural(failedPacks.length, "pack")} skipped: ${failedPacks.map((p) => p.name).join(", ")})` : ""}.`);
+        say(`${plural(Object.keys(info).length, "node")} from ${plural(h.packs.length - failedPacks.length, "pack")} ready in ${ms(startupMs)}${failedPacks.length ? ` (${plural(failedPacks.length, "pack")} skipped: ${failedPacks.map((p) => p.name).join(", ")})` : ""}.`);
       }
       nodeView = json ? undefined : new NodeView(ctx.io, describe);
       const nv = nodeView;
       const t0 = performance.now();
-      let result: RunResult;
       try {
-        result = await host.run(prompt, {
+        result = await h.run(prompt, {
           onEvent: (e) => {
             if (json) ctx.out(jsonLine(e));
             else nv!.event(e, classOf);
@@ -279,38 +330,53 @@ export const runCommand: Command = {
       } finally {
         nodeView?.close();
       }
+      const r = result;
       const runMs = performance.now() - t0;
 
-      if (result.status === "invalid") {
-        if (json) ctx.out(jsonLine({ type: "prompt_error", data: { error: result.validation.error, node_errors: result.validation.node_errors } }));
-        printValidation(json ? { ...ctx, err: (l = "") => void ctx.io.stderr.write(`${l}\n`) } : ctx, result, failedPacks.map((p) => p.name));
-        return 1;
+      if (r.status === "invalid") {
+        if (json) ctx.out(jsonLine({ type: "prompt_error", data: { error: r.validation.error, node_errors: r.validation.node_errors } }));
+        printValidation(json ? { ...ctx, err: (l = "") => void ctx.io.stderr.write(`${l}\n`) } : ctx, r, failedPacks.map((p) => p.name));
+        return ctrlC.interrupted ? INTERRUPTED_EXIT_CODE : 1;
       }
-      if (json) return result.status === "success" ? 0 : 1;
+      if (json) {
+        if (ctrlC.interrupted) ctx.err(interruptSummary(prompt, r));
+        return ctrlC.interrupted ? INTERRUPTED_EXIT_CODE : r.status === "success" ? 0 : 1;
+      }
 
       ctx.out();
-      const rows = result.nodes.map((n) => {
+      const rows = r.nodes.map((n) => {
         const o = describe(n.classType);
         return [`#${n.id}`, n.classType, o.pack, o.kind, n.status, n.status === "cached" || n.status === "skipped" ? "-" : ms(n.ms)];
       });
       for (const line of formatTable(["NODE", "CLASS", "PACK", "KIND", "RESULT", "TIME"], rows)) ctx.out(line);
-      const shown = Object.entries(result.outputs).flatMap(([id, ui]) => uiSummary(ui).map((s) => `  #${id} ${classOf(id)}: ${s}`));
+      const shown = Object.entries(r.outputs).flatMap(([id, ui]) => uiSummary(ui).map((s) => `  #${id} ${classOf(id)}: ${s}`));
       if (shown.length > 0) {
         ctx.out();
         ctx.out("Outputs:");
         for (const s of shown) ctx.out(s);
       }
-      const count = (s: string) => result.nodes.filter((n) => n.status === s).length;
+      const count = (s: string) => r.nodes.filter((n) => n.status === s).length;
       ctx.out();
       const extra = (["failed", "interrupted", "skipped"] as const).filter((s) => count(s) > 0).map((s) => `, ${count(s)} ${s}`).join("");
       ctx.out(`${count("executed")} executed, ${count("cached")} cached${extra} in ${ms(runMs)} (start-up ${ms(startupMs)}); outputs in ${displayPath(outputDir)}`);
-      if (result.status !== "success") {
-        printFailure(ctx, result, describe);
+      if (ctrlC.interrupted) {
+        ctx.err(interruptSummary(prompt, r));
+        return INTERRUPTED_EXIT_CODE;
+      }
+      if (r.status !== "success") {
+        printFailure(ctx, r, describe);
         return 1;
       }
       return 0;
     } finally {
-      await host.close();
+      startup.stop();
+      if (view && !view.finished) view.finish();
+      if (host) {
+        const segments = host.segments.onDisk().length;
+        await host.close();
+        if (ctrlC.interrupted) ctx.err(`Stopped every process and released ${plural(segments, "shared-memory segment")}.`);
+      }
+      ctrlC.dispose();
     }
   },
 };

@@ -95,3 +95,71 @@ export class ProgressView {
   }
 }
 
+
+/** Braille spinner frames. */
+export const SPINNER: readonly string[] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/**
+ * One live line at the bottom of a terminal: a spinner, a label, the time since it was set and
+ * an optional detail, redrawn every 100 ms. Write anything else only after {@link clear}
+ * (the next tick draws the line again below it). Off a terminal it draws nothing.
+ */
+export class StatusLine {
+  readonly #stream: CliStream;
+  readonly tty: boolean;
+  #label = "";
+  #detail = "";
+  #since = 0;
+  #frame = 0;
+  #shown = false;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(stream: CliStream) {
+    this.#stream = stream;
+    this.tty = Boolean(stream.isTTY);
+  }
+
+  /** Shows `label` (restarting the clock unless `keepClock`), with an optional detail after the time. */
+  set(label: string, detail = "", keepClock = false): void {
+    if (!keepClock || this.#label === "") this.#since = performance.now();
+    this.#label = label;
+    this.#detail = detail;
+    if (!this.tty) return;
+    this.#timer ??= setInterval(() => this.draw(), 100);
+    this.draw();
+  }
+
+  /** Changes the detail only. */
+  detail(detail: string): void {
+    this.#detail = detail;
+  }
+
+  /** Seconds since the label was set. */
+  get elapsedMs(): number {
+    return performance.now() - this.#since;
+  }
+
+  draw(): void {
+    if (!this.tty || this.#label === "") return;
+    const secs = `${(this.elapsedMs / 1000).toFixed(1)}s`;
+    const columns = Math.max(40, (this.#stream.columns ?? 100) - 1);
+    let line = `${SPINNER[this.#frame++ % SPINNER.length]} ${this.#label} ${secs}${this.#detail ? `  ${this.#detail}` : ""}`;
+    if ([...line].length > columns) line = `${[...line].slice(0, columns - 3).join("")}...`;
+    this.#stream.write(`\x1b[2K\r${line}`);
+    this.#shown = true;
+  }
+
+  /** Erases the line (it comes back on the next tick while a label is set). */
+  clear(): void {
+    if (this.#shown) this.#stream.write("\x1b[2K\r");
+    this.#shown = false;
+  }
+
+  /** Erases the line and stops redrawing. */
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#label = "";
+    this.clear();
+  }
+}

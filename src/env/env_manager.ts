@@ -145,11 +145,22 @@ export class EnvManager {
    * environment when `comfyui` names one, `./.venv`, PATH) and
    * returns a manager for `cacheDir`.
    */
-  static async create(opts: { cacheDir: string; python?: string; comfyui?: string; cwd?: string; runtime?: Runtime; env?: Record<string, string | undefined> }): Promise<EnvManager> {
+  static async create(opts: {
+    cacheDir: string;
+    python?: string;
+    /** A ComfyUI checkout (core mode): its environment is the default host Python. */
+    comfyui?: string;
+    cwd?: string;
+    /** The custom nodes folder (a ComfyUI install around it provides the host Python). */
+    customNodes?: string;
+    runtime?: Runtime;
+    env?: Record<string, string | undefined>;
+  }): Promise<EnvManager> {
     const host = await resolveHostPython({
       cacheDir: opts.cacheDir,
       ...(opts.python ? { python: opts.python } : {}),
       ...(opts.comfyui ? { comfyui: opts.comfyui } : {}),
+      ...(opts.customNodes ? { customNodes: opts.customNodes } : {}),
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
       ...(opts.runtime ? { runtime: opts.runtime } : {}),
       ...(opts.env ? { env: opts.env } : {}),

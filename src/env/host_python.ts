@@ -7,18 +7,24 @@
  * keyed by the interpreter's path and the mtimes of the interpreter and its site-packages.
  * @module
  */
-import { readFileSync, statSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import process from "node:process";
-import { PyisolateError } from "../errors.ts";
+import { permissionError, PyisolateError } from "../errors.ts";
 import { HOST_TORCH } from "../manifest/requirements.ts";
 import type { Runtime } from "../runtime/contract.ts";
 import { getRuntime } from "../runtime/detect.ts";
 import { atomicWriteFile, isExecutable, which } from "../util/fs.ts";
 import { checkoutPython } from "./comfyui.ts";
 
-/** Where the host Python was found. */
-export type HostPythonSource = "option" | "env" | "comfyui" | "venv" | "path";
+/**
+ * Where the host Python was found: the `python` option, `PYISOLATE_PYTHON`, the ComfyUI checkout
+ * given as `comfyui` or the ComfyUI install that holds the custom nodes folder, `./.venv`, the
+ * user-level environment `pyisolate setup` made, or PATH (only a Python whose environment has
+ * torch).
+ */
+export type HostPythonSource = "option" | "env" | "comfyui" | "venv" | "setup" | "path";
 
 /** What pyisolate knows about the host Python. */
 export interface HostPython {
@@ -30,7 +36,7 @@ export interface HostPython {
   torchVersion: string | null;
   /** Its site-packages directories (existing ones, in `sys.path` order). */
   sitePackages: string[];
-  /** How it was found: the `python` option, `PYISOLATE_PYTHON`, the ComfyUI checkout's environment, `./.venv`, or PATH. */
+  /** How it was found (see {@link HostPythonSource}). */
   source: HostPythonSource;
   /** Installed torch-ecosystem distributions (torch, torchvision, torchaudio, triton, nvidia-*), canonical name → version. */
   torchPackages: Record<string, string>;
@@ -38,6 +44,8 @@ export interface HostPython {
   stdlibModules: string[];
   /** Whether its environment has the `uv` package (so `python -m uv` works). */
   hasUvModule: boolean;
+  /** Every installed distribution, canonical name → version. */
+  distributions: Record<string, string>;
 }
 
 /** Options for {@link resolveHostPython}. */
@@ -48,9 +56,11 @@ export interface ResolvePythonOptions {
   comfyui?: string;
   /** Directory whose `.venv/bin/python` is tried. @default process.cwd() */
   cwd?: string;
+  /** The custom nodes folder: when it sits in a ComfyUI install, that install's Python is tried. */
+  customNodes?: string;
   /** Where the probe result is cached (`<cacheDir>/python-probe.json`). No caching when absent. */
   cacheDir?: string;
-  /** Environment variables to read (`PYISOLATE_PYTHON`, `PATH`). @default process.env */
+  /** Environment variables to read (`PYISOLATE_PYTHON`, `PYISOLATE_HOME`, `PATH`). @default process.env */
   env?: Record<string, string | undefined>;
   /** The runtime used to start the probe. @default the detected runtime */
   runtime?: Runtime;
@@ -122,9 +132,13 @@ def canon(n):
     return re.sub(r"[-_.]+", "-", n).lower()
 eco = re.compile(sys.argv[1])
 pkgs = {}
+dists = {}
 for d in md.distributions():
     name = d.metadata["Name"] if d.metadata else None
-    if name and eco.match(canon(name)) and canon(name) not in pkgs:
+    if not name or canon(name) in dists:
+        continue
+    dists[canon(name)] = d.version
+    if eco.match(canon(name)):
         pkgs[canon(name)] = d.version
 try:
     sp = list(site.getsitepackages())
@@ -147,12 +161,17 @@ print(json.dumps({
     "torchPackages": pkgs,
     "stdlibModules": sorted(getattr(sys, "stdlib_module_names", [])),
     "hasUvModule": importlib.util.find_spec("uv") is not None,
+    "distributions": dists,
 }))
 `;
 
 type ProbeResult = Omit<HostPython, "source" | "python"> & { executable: string };
 
+/** Bumped when the probe reports more: older cache entries are probed again. */
+const PROBE_VERSION = 2;
+
 interface ProbeCacheEntry {
+  probeVersion?: number;
   interpreterMtimeMs: number;
   siteMtimes: Record<string, number>;
   result: ProbeResult;
@@ -181,6 +200,7 @@ async function probe(python: string, opts: ResolvePythonOptions): Promise<ProbeR
     const hit = readProbeCache(cacheFile)[python];
     if (
       hit &&
+      hit.probeVersion === PROBE_VERSION &&
       hit.interpreterMtimeMs === interpreterMtimeMs &&
       Object.entries(hit.siteMtimes).every(([dir, m]) => mtimeOf(dir) === m)
     ) {
@@ -191,7 +211,8 @@ async function probe(python: string, opts: ResolvePythonOptions): Promise<ProbeR
   try {
     res = await runProcess(python, ["-I", "-c", PROBE, HOST_TORCH.source], { ...(opts.runtime ? { runtime: opts.runtime } : {}) });
   } catch (err) {
-    throw new PyisolateError("PYTHON_NOT_FOUND", `Could not start the host Python ${python}: ${(err as Error).message}.`, { cause: err });
+    throw permissionError(err, `starting the host Python ${python}`) ??
+      new PyisolateError("PYTHON_NOT_FOUND", `Could not start the host Python ${python}: ${(err as Error).message}.`, { cause: err });
   }
   if (res.code !== 0) {
     const tail = res.stderr.trim().split("\n").slice(-5).join("\n");
@@ -213,7 +234,7 @@ async function probe(python: string, opts: ResolvePythonOptions): Promise<ProbeR
       const m = mtimeOf(dir);
       if (m !== null) siteMtimes[dir] = m;
     }
-    all[python] = { interpreterMtimeMs, siteMtimes, result };
+    all[python] = { probeVersion: PROBE_VERSION, interpreterMtimeMs, siteMtimes, result };
     await atomicWriteFile(cacheFile, JSON.stringify(all, null, 1)).catch(() => {});
   }
   return result;
@@ -229,6 +250,7 @@ function toHost(result: ProbeResult, source: HostPythonSource): HostPython {
     torchPackages: result.torchPackages ?? {},
     stdlibModules: result.stdlibModules ?? [],
     hasUvModule: Boolean(result.hasUvModule),
+    distributions: result.distributions ?? {},
   };
 }
 
@@ -237,18 +259,63 @@ function explicitInterpreter(path: string, what: string, cwd: string): string {
   if (found === null || !isExecutable(found)) {
     throw new PyisolateError(
       "PYTHON_NOT_FOUND",
-      `${what} is ${JSON.stringify(path)}, which is not an executable file. Point it at the Python interpreter whose environment holds torch (e.g. ComfyUI's .venv/bin/python).`,
+      `${what} is ${JSON.stringify(path)}, which is not an executable file. Point it at the Python interpreter whose environment holds torch (e.g. ComfyUI's .venv/bin/python), or run \`${setupCommandLine()}\` to make one.`,
     );
   }
   return found;
 }
 
 /**
- * Finds and probes the host Python. Order: the `python` option, env `PYISOLATE_PYTHON`,
- * with a ComfyUI checkout (`comfyui`) its own environment (`<checkout>/.venv/bin/python`,
- * `<checkout>/venv/bin/python`), `./.venv/bin/python` (relative to `cwd`), then `python3`
- * (or `python`) on PATH, preferring one whose environment has torch.
- * @throws PyisolateError `PYTHON_NOT_FOUND` when none is usable.
+ * pyisolate's user-level folder: `$PYISOLATE_HOME`, else `$XDG_DATA_HOME/pyisolate`, else
+ * `~/.local/share/pyisolate`. `pyisolate setup` makes the host environment in it.
+ */
+export function pyisolateHome(env: Record<string, string | undefined> = process.env): string {
+  if (env.PYISOLATE_HOME) return resolve(env.PYISOLATE_HOME);
+  const data = env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : join(env.HOME || homedir(), ".local", "share");
+  return join(data, "pyisolate");
+}
+
+/** Where `pyisolate setup` makes the host environment: `<pyisolateHome>/host-env`. */
+export function setupEnvDir(env: Record<string, string | undefined> = process.env): string {
+  return join(pyisolateHome(env), "host-env");
+}
+
+/** The file `pyisolate setup` writes into the environment once it is complete. */
+export const SETUP_STAMP = "pyisolate-setup.json";
+
+/**
+ * The ComfyUI install a custom nodes folder belongs to (`<install>/custom_nodes`, where the
+ * install has `main.py`, `folder_paths.py` and `comfy/`), or null.
+ */
+export function comfyInstallOf(customNodes: string): string | null {
+  const dir = dirname(resolve(customNodes));
+  const has = (rel: string) => existsSync(join(dir, rel));
+  return has("main.py") && has("folder_paths.py") && has("comfy") ? dir : null;
+}
+
+/**
+ * The command that runs `pyisolate <args>` under the current runtime, as a user types it
+ * (`npx pyisolate setup`, `deno run -A npm:pyisolate setup`, `bunx --bun pyisolate setup`).
+ */
+export function cliCommand(args: string): string {
+  const versions = process.versions as Record<string, string | undefined>;
+  if (versions.deno) return `deno run -A npm:pyisolate ${args}`;
+  if (versions.bun) return `bunx --bun pyisolate ${args}`;
+  return `npx pyisolate ${args}`;
+}
+
+/** The command that makes the user-level host environment. */
+export function setupCommandLine(): string {
+  return cliCommand("setup");
+}
+
+/**
+ * Finds and probes the host Python. Order: the `python` option, env `PYISOLATE_PYTHON`, with a
+ * ComfyUI checkout (`comfyui`) its own environment (`.venv` or `venv`), the Python of the
+ * ComfyUI install the custom nodes folder sits in (its `.venv` or `venv`),
+ * `./.venv/bin/python` (relative to `cwd`), the user-level environment `pyisolate setup` made,
+ * then `python3` (or `python`) on PATH — only one whose environment has torch.
+ * @throws PyisolateError `PYTHON_NOT_FOUND` when none is usable, naming the setup command.
  * @example
  * const host = await resolveHostPython({ cacheDir: ".pyisolate" });
  * console.log(host.python, host.version, host.torchVersion);
@@ -261,11 +328,17 @@ export async function resolveHostPython(opts: ResolvePythonOptions = {}): Promis
   if (fromEnv) return toHost(await probe(explicitInterpreter(fromEnv, "PYISOLATE_PYTHON", cwd), opts), "env");
   const ofCheckout = opts.comfyui ? checkoutPython(resolve(cwd, opts.comfyui)) : null;
   if (ofCheckout) return toHost(await probe(ofCheckout, opts), "comfyui");
+  const install = opts.customNodes ? comfyInstallOf(opts.customNodes) : null;
+  const comfy = install ? checkoutPython(install) : null;
+  if (comfy) return toHost(await probe(comfy, opts), "comfyui");
   const venv = join(cwd, ".venv", "bin", "python");
   if (isExecutable(venv)) return toHost(await probe(venv, opts), "venv");
-  const candidates = ["python3", "python"].map((n) => which(n, env.PATH)).filter((p): p is string => p !== null);
-  let fallback: ProbeResult | null = null;
-  for (const candidate of candidates) {
+  const setupDir = setupEnvDir(env);
+  const setupPython = join(setupDir, "bin", "python");
+  const setupDone = existsSync(join(setupDir, SETUP_STAMP));
+  if (setupDone && isExecutable(setupPython)) return toHost(await probe(setupPython, opts), "setup");
+  const skipped: string[] = [];
+  for (const candidate of ["python3", "python"].map((n) => which(n, env.PATH)).filter((p): p is string => p !== null)) {
     let result: ProbeResult;
     try {
       result = await probe(candidate, opts);
@@ -273,15 +346,18 @@ export async function resolveHostPython(opts: ResolvePythonOptions = {}): Promis
       continue;
     }
     if (result.torchVersion) return toHost(result, "path");
-    fallback ??= result;
+    skipped.push(candidate);
   }
-  if (fallback) return toHost(fallback, "path");
+  const why = [
+    install ? `the ComfyUI install ${install} has no .venv or venv` : "",
+    !setupDone && existsSync(setupDir) ? `the environment in ${setupDir} is incomplete (setup did not finish)` : "",
+    skipped.length > 0 ? `${skipped.join(" and ")} on PATH ${skipped.length > 1 ? "have" : "has"} no torch` : "",
+  ].filter(Boolean);
   throw new PyisolateError(
     "PYTHON_NOT_FOUND",
-    "No host Python found: set PYISOLATE_PYTHON (or pass --python) to the interpreter whose environment holds torch, create ./.venv, or put python3 on PATH.",
+    `No host Python with torch found${why.length ? ` (${why.join("; ")})` : ""}. Run \`${setupCommandLine()}\` to make one (a user-level environment with the pinned torch), or pass --python (PYISOLATE_PYTHON) with the interpreter whose environment holds torch, such as ComfyUI's.`,
   );
 }
-
 /**
  * Finds `uv`: env `PYISOLATE_UV`, else `uv` on PATH, else `<host python> -m uv` when the
  * host environment has the uv package.

@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { PyisolateError } from "../errors.ts";
 import { isLink, validatePrompt } from "./validate.ts";
 import type { ExecutionEvent, HiddenValues, NodeBackend, Prompt, ValidationResult } from "./types.ts";
+import { MinHeap, formatValue, hiddenKinds, splitTraceback, stableJson, topoOrder } from "./graph.ts";
 
 /** Options of one {@link PromptExecutor.run}. */
 export interface RunOptions {
@@ -52,26 +53,6 @@ interface CacheEntry {
   ui: Record<string, unknown> | null;
 }
 
-function stableJson(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => {
-    if (typeof x === "bigint") return `${x}n`;
-    if (typeof x === "number" && !Number.isFinite(x)) return `num:${x}`;
-    if (x && typeof x === "object" && !Array.isArray(x)) {
-      return Object.fromEntries(Object.keys(x).sort().map((k) => [k, (x as Record<string, unknown>)[k]]));
-    }
-    return x;
-  });
-}
-
-function formatValue(x: unknown): unknown {
-  if (x === null || x === undefined) return null;
-  if (typeof x === "number" || typeof x === "string" || typeof x === "boolean") return x;
-  if (typeof x === "bigint") return x.toString();
-  return Object.prototype.toString.call(x) === "[object Object]" && (x as { constructor?: { name?: string } }).constructor?.name
-    ? `<${(x as { constructor: { name: string } }).constructor.name}>`
-    : String(x);
-}
-
 function isInterrupt(e: unknown): boolean {
   const t = (e as { pythonType?: string })?.pythonType ?? "";
   return t.endsWith("InterruptProcessingException") || (e instanceof PyisolateError && e.code === "INTERRUPTED");
@@ -90,6 +71,9 @@ export class PromptExecutor {
   #cache = new Map<string, CacheEntry>();
   #interrupted = false;
   #running = false;
+  /** Settles when the last queued run has finished: runs go one after another, in call order. */
+  #tail: Promise<void> = Promise.resolve();
+  #queued = 0;
 
   readonly backend: NodeBackend;
 
@@ -115,15 +99,34 @@ export class PromptExecutor {
     return [...this.#cache.keys()];
   }
 
-  /** Validates and runs a prompt. Resolves with the outcome; throws only for misuse. */
+  /** Prompts waiting for the running one to finish. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /**
+   * Validates and runs a prompt. A prompt given while another runs waits for it: prompts run
+   * one at a time, in the order `run` was called. Resolves with the outcome; throws only for
+   * misuse. {@link PromptExecutor.interrupt} stops the running prompt, not the queued ones.
+   */
   async run(prompt: Prompt, opts: RunOptions = {}): Promise<RunResult> {
-    if (this.#running) throw new PyisolateError("USAGE", "A prompt is already running on this host; wait for it to finish before starting another.");
+    const own = structuredClone(prompt);
+    const before = this.#tail;
+    let done!: () => void;
+    this.#tail = new Promise<void>((r) => (done = r));
+    this.#queued++;
+    try {
+      await before;
+    } finally {
+      this.#queued--;
+    }
     this.#running = true;
     this.#interrupted = false;
     try {
-      return await this.#run(structuredClone(prompt), opts);
+      return await this.#run(own, opts);
     } finally {
       this.#running = false;
+      done();
     }
   }
 
@@ -137,14 +140,27 @@ export class PromptExecutor {
     const backend = this.backend;
     emit("execution_start", { prompt_id: promptId, timestamp: Date.now() });
 
+    // Every link once: node → the nodes it reads from. Everything below is O(nodes + links).
+    const depsOf = new Map<string, string[]>();
+    const linksOf = (id: string): string[] => {
+      let d = depsOf.get(id);
+      if (!d) {
+        d = [];
+        for (const v of Object.values(prompt[id]!.inputs)) if (isLink(v)) d.push(String(v[0]));
+        depsOf.set(id, d);
+      }
+      return d;
+    };
+
     // Everything the outputs need.
     const needed = new Set<string>();
-    const visit = (id: string) => {
-      if (needed.has(id)) return;
+    const todo = [...validation.outputs];
+    while (todo.length > 0) {
+      const id = todo.pop()!;
+      if (needed.has(id)) continue;
       needed.add(id);
-      for (const v of Object.values(prompt[id]!.inputs)) if (isLink(v)) visit(String(v[0]));
-    };
-    for (const o of validation.outputs) visit(o);
+      for (const d of linksOf(id)) if (!needed.has(d)) todo.push(d);
+    }
 
     // Drop cached outputs of nodes no longer in the prompt.
     for (const [id, e] of this.#cache) {
@@ -154,11 +170,18 @@ export class PromptExecutor {
       }
     }
 
-    const hiddenFor = (id: string): HiddenValues => ({ prompt, extra_pnginfo: opts.extraPngInfo, unique_id: id, prompt_id: promptId });
+    // Hidden inputs go only to the nodes that declare them: the whole prompt is no small thing.
+    const hiddenFor = (id: string): HiddenValues => {
+      const kinds = hiddenKinds(backend.info(prompt[id]!.class_type));
+      const h: HiddenValues = { unique_id: id, prompt_id: promptId };
+      if (kinds.has("PROMPT") || kinds.has("DYNPROMPT")) h.prompt = prompt;
+      if (kinds.has("EXTRA_PNGINFO")) h.extra_pnginfo = opts.extraPngInfo;
+      return h;
+    };
 
     // Input signatures, from the leaves up; a node whose IS_CHANGED answers NaN is never cached.
     const signatures = new Map<string, string | null>();
-    const order = topoOrder(prompt, needed);
+    const order = topoOrder(needed, (id) => linksOf(id).filter((d) => needed.has(d)));
     for (const id of order) {
       const node = prompt[id]!;
       const parts: unknown[] = [node.class_type];
@@ -202,8 +225,10 @@ export class PromptExecutor {
       const owner = backend.owner(prompt[id]!.class_type);
       return { id, classType: prompt[id]!.class_type, status: "cached" as const, ms: 0, pack: owner?.pack, isolated: owner?.isolated };
     });
+    const recorded = new Set<string>(cached);
     const finish = (r: NodeRecord) => {
       records.push(r);
+      recorded.add(r.id);
       opts.onNode?.(r);
     };
     const uiOutputs: Record<string, Record<string, unknown>> = {};
@@ -212,16 +237,47 @@ export class PromptExecutor {
       if (ui && Object.keys(ui).length > 0) uiOutputs[id] = ui;
     }
 
-    // Schedule: a node starts when its inputs are ready and its process is free.
+    // Schedule: a node starts when its inputs are ready and its process is free. Each node
+    // counts the inputs it still waits for; a ready node waits in its process's queue, in
+    // dependency order.
     const done = new Set<string>(cached);
     const busy = new Set<string>();
     const running = new Map<string, Promise<void>>();
     const executed: string[] = [...cached];
     let failure: { data: Record<string, unknown>; interrupted: boolean } | undefined;
 
-    const depsOf = (id: string) => Object.values(prompt[id]!.inputs).filter(isLink).map((l) => String(l[0]));
-    const ready = () =>
-      [...toRun].filter((id) => !done.has(id) && !running.has(id) && depsOf(id).every((d) => done.has(d)));
+    const rank = new Map<string, number>();
+    order.forEach((id, i) => rank.set(id, i));
+    const processOf = (id: string) => backend.owner(prompt[id]!.class_type)?.process ?? "?";
+    const waiting = new Map<string, number>();
+    const dependents = new Map<string, string[]>();
+    const queues = new Map<string, MinHeap>();
+    const enqueue = (id: string) => {
+      const proc = processOf(id);
+      let q = queues.get(proc);
+      if (!q) queues.set(proc, (q = new MinHeap()));
+      q.push(rank.get(id)!, id);
+    };
+    for (const id of toRun) {
+      let n = 0;
+      for (const d of new Set(linksOf(id))) {
+        if (done.has(d)) continue;
+        n++;
+        let list = dependents.get(d);
+        if (!list) dependents.set(d, (list = []));
+        list.push(id);
+      }
+      waiting.set(id, n);
+      if (n === 0) enqueue(id);
+    }
+    const markDone = (id: string) => {
+      done.add(id);
+      for (const dep of dependents.get(id) ?? []) {
+        const n = waiting.get(dep)! - 1;
+        waiting.set(dep, n);
+        if (n === 0) enqueue(dep);
+      }
+    };
 
     const start = (id: string) => {
       const node = prompt[id]!;
@@ -243,7 +299,7 @@ export class PromptExecutor {
           backend.retain?.(r.outputs);
           const sig = signatures.get(id);
           this.#cache.set(id, { signature: sig ?? `uncachable:${crypto.randomUUID()}`, outputs: r.outputs, ui: r.ui });
-          done.add(id);
+          markDone(id);
           executed.push(id);
           finish({ id, classType: node.class_type, status: "executed", ms: performance.now() - t0, pack: owner?.pack, isolated: owner?.isolated });
           if (r.ui && Object.keys(r.ui).length > 0) {
@@ -298,9 +354,12 @@ export class PromptExecutor {
 
     for (;;) {
       if (!failure && !this.#interrupted) {
-        for (const id of ready()) {
-          const proc = backend.owner(prompt[id]!.class_type)?.process ?? "?";
-          if (busy.has(proc)) continue;
+        // The first ready node of every free process, in dependency order.
+        const heads: string[] = [];
+        for (const [proc, q] of queues) if (!busy.has(proc) && q.size > 0) heads.push(q.peek()!);
+        heads.sort((a, b) => rank.get(a)! - rank.get(b)!);
+        for (const id of heads) {
+          queues.get(processOf(id))!.pop();
           start(id);
         }
       }
@@ -312,7 +371,7 @@ export class PromptExecutor {
       failure = { interrupted: true, data: { prompt_id: promptId, node_id: null, node_type: null, executed: [...executed], timestamp: Date.now() } };
     }
     for (const id of toRun) {
-      if (!done.has(id) && !records.some((r) => r.id === id)) {
+      if (!done.has(id) && !recorded.has(id)) {
         const owner = backend.owner(prompt[id]!.class_type);
         records.push({ id, classType: prompt[id]!.class_type, status: "skipped", ms: 0, pack: owner?.pack, isolated: owner?.isolated });
       }
@@ -325,29 +384,4 @@ export class PromptExecutor {
     emit("execution_success", { prompt_id: promptId, timestamp: Date.now() });
     return { promptId, status: "success", validation, outputs: uiOutputs, nodes: records };
   }
-}
-
-/** Python's traceback text as ComfyUI's list of frames (`traceback.format_tb` style lines). */
-function splitTraceback(tb: string): string[] {
-  const lines = tb.split("\n");
-  const out: string[] = [];
-  for (const line of lines) {
-    if (line.startsWith("  File ")) out.push(line + "\n");
-    else if (out.length > 0 && line.startsWith("    ")) out[out.length - 1] += line + "\n";
-  }
-  return out.length > 0 ? out : [tb];
-}
-
-/** Needed nodes in dependency order (inputs before the nodes that use them). */
-function topoOrder(prompt: Prompt, needed: Set<string>): string[] {
-  const out: string[] = [];
-  const seen = new Set<string>();
-  const visit = (id: string) => {
-    if (seen.has(id)) return;
-    seen.add(id);
-    for (const v of Object.values(prompt[id]!.inputs)) if (isLink(v) && needed.has(String(v[0]))) visit(String(v[0]));
-    out.push(id);
-  };
-  for (const id of [...needed].sort()) visit(id);
-  return out;
 }

@@ -124,9 +124,9 @@ export interface NodeBackend {
   interrupt?(): void;
 }
 
-/** Hidden inputs ComfyUI passes to nodes that ask for them. */
+/** Hidden inputs ComfyUI passes to nodes that ask for them (`prompt` and `extra_pnginfo` only to nodes that declare `PROMPT` / `EXTRA_PNGINFO`). */
 export interface HiddenValues {
-  prompt: Prompt;
+  prompt?: Prompt;
   extra_pnginfo?: unknown;
   unique_id: string;
   prompt_id: string;

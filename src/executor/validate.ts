@@ -56,15 +56,19 @@ export function coerceWidget(type: string, value: unknown): { ok: true; value: u
       const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
       if (typeof n === "number" && Number.isFinite(n)) return { ok: true, value: Math.trunc(n) };
       if (typeof n === "boolean") return { ok: true, value: n ? 1 : 0 };
-      return { ok: false, why: `${JSON.stringify(value)} is not an integer` };
+      // Python's own words for int(nan) and int(inf), as ComfyUI reports them.
+      if (typeof n === "number" && Number.isNaN(n)) return { ok: false, why: "cannot convert float NaN to integer" };
+      if (typeof n === "number") return { ok: false, why: "cannot convert float infinity to integer" };
+      return { ok: false, why: `${pyStr(value)} is not an integer` };
     }
     case "FLOAT": {
       // Whole numbers are marked as floats, so that Python receives 1.0 and not 1.
-      if (value instanceof PyFloat) return { ok: true, value };
+      if (value instanceof PyFloat) return Number.isFinite(value.value) ? { ok: true, value } : { ok: false, why: notFinite(value.value) };
       if (typeof value === "bigint") return { ok: true, value: pyFloat(Number(value)) };
       const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
-      if (typeof n === "number" && !Number.isNaN(n)) return { ok: true, value: pyFloat(n) };
-      return { ok: false, why: `${JSON.stringify(value)} is not a number` };
+      if (typeof n === "number" && Number.isFinite(n)) return { ok: true, value: pyFloat(n) };
+      if (typeof n === "number" && !(typeof value === "string" && Number.isNaN(n))) return { ok: false, why: notFinite(n) };
+      return { ok: false, why: `${pyStr(value)} is not a number` };
     }
     case "STRING":
       if (value === null || value === undefined || typeof value === "object") return { ok: false, why: `${JSON.stringify(value)} is not a string` };
@@ -76,6 +80,25 @@ export function coerceWidget(type: string, value: unknown): { ok: true; value: u
       return { ok: false, why: `${JSON.stringify(value)} is not a boolean` };
     default:
       return { ok: true, value };
+  }
+}
+
+function notFinite(n: number): string {
+  return `${pyStr(n)} is not a finite number: NaN and infinity are not allowed`;
+}
+
+/** A value as Python's `str()` would print it (ComfyUI's error details use `f"{value}"`). */
+export function pyStr(v: unknown): string {
+  if (typeof v === "number") return Number.isNaN(v) ? "nan" : v === Infinity ? "inf" : v === -Infinity ? "-inf" : String(v);
+  if (v instanceof PyFloat) return v.toString();
+  if (typeof v === "string") return v;
+  if (v === null || v === undefined) return "None";
+  if (typeof v === "boolean") return v ? "True" : "False";
+  if (typeof v === "bigint") return v.toString();
+  try {
+    return JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x)) ?? String(v);
+  } catch {
+    return String(v);
   }
 }
 
@@ -124,32 +147,25 @@ export async function validatePrompt(prompt: Prompt, backend: NodeBackend): Prom
     return { ok: false, error: err("prompt_no_outputs", "Prompt has no outputs", "", {}), outputs: [], node_errors };
   }
 
-  // Per-node validation, memoised; `false` means "invalid" (errors recorded if its own).
-  const validated = new Map<string, boolean>();
-  const visiting = new Set<string>();
-  const ownErrors = new Map<string, ValidationError[]>();
-
-  const validateNode = async (id: string, stack: string[]): Promise<boolean> => {
-    const known = validated.get(id);
-    if (known !== undefined) return known;
-    if (visiting.has(id)) {
-      const cycle = stack.slice(stack.indexOf(id));
-      for (const n of cycle) {
-        const list = ownErrors.get(n) ?? [];
-        if (!list.some((e) => e.type === "dependency_cycle")) {
-          list.push(err("dependency_cycle", "Dependency cycle detected", `${cycle.join(" -> ")} -> ${id}`, { cycle }));
-        }
-        ownErrors.set(n, list);
-      }
-      return false;
-    }
-    visiting.add(id);
+  // Each node's own checks (no recursion: the links it follows are returned), then the
+  // nodes in dependency order — an explicit stack, so a chain of any length is fine — and
+  // whether each one validated, its inputs included. Cost: O(nodes + links).
+  interface Checked {
+    errors: ValidationError[];
+    constants: Record<string, unknown[]>;
+    /** Linked nodes this node needs valid, in input order. */
+    deps: string[];
+    /** Every linked node to validate (deps, and the sources of mismatched links), in input order. */
+    edges: string[];
+  }
+  const check = (id: string): Checked => {
     const node = prompt[id]!;
     const info = backend.info(node.class_type)!;
     const errors: ValidationError[] = [];
-    let upstreamOk = true;
+    const deps: string[] = [];
+    const edges: string[] = [];
 
-    for (const [name, spec] of Object.entries(info.input.required ?? {})) {
+    for (const [name] of Object.entries(info.input.required ?? {})) {
       if (!(name in node.inputs)) {
         errors.push(err("required_input_missing", "Required input is missing", name, { input_name: name }));
       }
@@ -182,17 +198,18 @@ export async function validatePrompt(prompt: Prompt, backend: NodeBackend): Prom
           const wanted = Array.isArray(type) ? "COMBO" : type;
           errors.push(err("return_type_mismatch", "Return type mismatch between linked nodes", `${name}, received_type(${received}) mismatch input_type(${wanted})`, { input_name: name, input_config: formatSpec(spec), received_type: received, linked_node: value }));
           // Still validate upstream so that its own problems are reported in the same pass.
-          await validateNode(src, [...stack, id]);
+          edges.push(src);
           continue;
         }
-        if (!(await validateNode(src, [...stack, id]))) upstreamOk = false;
+        deps.push(src);
+        edges.push(src);
         continue;
       }
       // A widget value.
       if (typeof type === "string") {
         const c = coerceWidget(type, value);
         if (!c.ok) {
-          errors.push(err("invalid_input_type", `Failed to convert an input value to a ${type} value`, `${name}, ${JSON.stringify(value)}, ${c.why}`, { input_name: name, input_config: formatSpec(spec), received_value: value }));
+          errors.push(err("invalid_input_type", `Failed to convert an input value to a ${type} value`, `${name}, ${pyStr(value)}, ${c.why}`, { input_name: name, input_config: formatSpec(spec), received_value: value, exception_message: c.why }));
           continue;
         }
         node.inputs[name] = c.value;
@@ -215,35 +232,76 @@ export async function validatePrompt(prompt: Prompt, backend: NodeBackend): Prom
         errors.push(err("value_not_in_list", "Value not in list", `${name}: '${String(value)}' not in ${listInfo}`, { input_name: name, input_config: formatSpec(spec), received_value: value }));
       }
     }
+    return { errors, constants, deps, edges };
+  };
 
+  const checked = new Map<string, Checked>();
+  const ownErrors = new Map<string, ValidationError[]>();
+  const order: string[] = [];
+  const state = new Map<string, "open" | "done">();
+  for (const o of outputs) {
+    if (state.has(o)) continue;
+    const stack: { id: string; next: number }[] = [];
+    const enter = (id: string) => {
+      state.set(id, "open");
+      checked.set(id, check(id));
+      stack.push({ id, next: 0 });
+    };
+    enter(o);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const edges = checked.get(top.id)!.edges;
+      if (top.next < edges.length) {
+        const next = edges[top.next++]!;
+        const st = state.get(next);
+        if (st === undefined) enter(next);
+        else if (st === "open") {
+          // A link back to a node still being validated: every node on the way is in a cycle.
+          const path = stack.map((f) => f.id);
+          const cycle = path.slice(path.indexOf(next));
+          for (const n of cycle) {
+            const list = ownErrors.get(n) ?? [];
+            if (!list.some((e) => e.type === "dependency_cycle")) {
+              list.push(err("dependency_cycle", "Dependency cycle detected", `${cycle.join(" -> ")} -> ${next}`, { cycle }));
+            }
+            ownErrors.set(n, list);
+          }
+        }
+        continue;
+      }
+      stack.pop();
+      state.set(top.id, "done");
+      order.push(top.id);
+    }
+  }
+
+  // Inputs before the nodes that use them: custom validation runs in the same order as ever.
+  const valid = new Map<string, boolean>();
+  for (const id of order) {
+    const c = checked.get(id)!;
+    const node = prompt[id]!;
+    const errors = c.errors;
     if (errors.length === 0 && backend.hasValidateInputs(node.class_type)) {
       try {
-        const r = await backend.validateInputs(node.class_type, constants, id);
+        const r = await backend.validateInputs(node.class_type, c.constants, id);
         if (r !== true) errors.push(err("custom_validation_failed", "Custom validation failed for node", r, {}));
       } catch (e) {
         errors.push(err("exception_during_validation", "Exception when validating node", e instanceof Error ? e.message : String(e), {}));
       }
     }
-
-    visiting.delete(id);
     if (errors.length > 0) ownErrors.set(id, [...(ownErrors.get(id) ?? []), ...errors]);
-    const ok = errors.length === 0 && upstreamOk && !ownErrors.has(id);
-    validated.set(id, ok);
-    return ok;
-  };
+    valid.set(id, errors.length === 0 && !ownErrors.has(id) && c.deps.every((d) => valid.get(d) === true));
+  }
 
-  const good: string[] = [];
-  for (const o of outputs) {
-    const before = new Set(validated.keys());
-    if (await validateNode(o, [])) good.push(o);
-    // Attribute every node with errors reached from this output to it.
-    for (const [id, errors] of ownErrors) {
-      if (errors.length === 0) continue;
-      const entry = (node_errors[id] ??= { errors, dependent_outputs: [], class_type: prompt[id]!.class_type });
-      entry.errors = errors;
-      if (!before.has(id) || !entry.dependent_outputs.includes(o)) {
-        if (!entry.dependent_outputs.includes(o) && reaches(prompt, o, id)) entry.dependent_outputs.push(o);
-      }
+  const good = outputs.filter((o) => valid.get(o) === true);
+  for (const [id, errors] of ownErrors) {
+    if (errors.length > 0) node_errors[id] = { errors, dependent_outputs: [], class_type: prompt[id]!.class_type };
+  }
+  if (ownErrors.size > 0) {
+    // Which outputs each node with errors holds back.
+    for (const o of outputs) {
+      const reach = reachable(prompt, o);
+      for (const id of ownErrors.keys()) if (node_errors[id] && reach.has(id)) node_errors[id]!.dependent_outputs.push(o);
     }
   }
 
@@ -260,13 +318,21 @@ export async function validatePrompt(prompt: Prompt, backend: NodeBackend): Prom
   return { ok: true, outputs: good, node_errors };
 }
 
-/** Whether node `target` is `from` or one of its (transitive) inputs. */
-function reaches(prompt: Prompt, from: string, target: string, seen = new Set<string>()): boolean {
-  if (from === target) return true;
-  if (seen.has(from)) return false;
-  seen.add(from);
-  const node = prompt[from];
-  if (!node) return false;
-  for (const v of Object.values(node.inputs)) if (isLink(v) && reaches(prompt, String(v[0]), target, seen)) return true;
-  return false;
+/** Node `from` and every node it reaches through links (iterative). */
+function reachable(prompt: Prompt, from: string): Set<string> {
+  const seen = new Set<string>([from]);
+  const todo = [from];
+  while (todo.length > 0) {
+    const node = prompt[todo.pop()!];
+    if (!node) continue;
+    for (const v of Object.values(node.inputs)) {
+      if (!isLink(v)) continue;
+      const src = String(v[0]);
+      if (!seen.has(src)) {
+        seen.add(src);
+        todo.push(src);
+      }
+    }
+  }
+  return seen;
 }

@@ -35,8 +35,16 @@ export interface PackManifest {
   name?: string;
   /** `share_cuda_ipc`, as written (false without share_torch): accepted for compatibility, not acted on; CUDA tensors of share_torch packs always cross as CUDA IPC handles. */
   shareCudaIpc?: boolean;
-  /** `sandbox`: accepted for compatibility; not enforced by this runtime. */
+  /** `sandbox`: `true`, `false`, or settings `{network, writable_paths, readonly_paths}`; `true` or settings require the sandbox (see `process/sandbox.ts`). */
   sandbox?: boolean | Record<string, unknown>;
+  /** `can_sandbox`: the pack works sandboxed; it runs so where the sandbox works. */
+  canSandbox?: boolean;
+  /** `sandbox_mode`: `required` (never run without a sandbox) or `disabled` (never run in one). */
+  sandboxMode?: "required" | "disabled";
+  /** `node_timeout` (seconds): each node's time limit. */
+  nodeTimeoutMs?: number;
+  /** `memory_limit` (`"4GiB"`, `"512MB"`, or a number of MiB): the pack's process is stopped beyond it. */
+  memoryLimitBytes?: number;
   /** `env`: environment variables set in the pack's own process (isolated packs). */
   env?: Record<string, string>;
   /** Every other key as written: known keys this runtime does not act on, and unknown ones. */
@@ -84,6 +92,8 @@ const envValue = z
   .union([z.string(), z.number(), z.boolean()], { error: "a string" })
   .transform((v) => String(v));
 
+const SIZE_ERROR = 'a size such as "4GiB" or "512MB", or a number of MiB';
+
 /** Every manifest key this runtime knows except `dependencies`, whose place differs between the two forms. Shared by both. */
 const commonShape = {
   isolated: bool().optional(),
@@ -91,7 +101,21 @@ const commonShape = {
   share_torch: bool().optional(),
   share_cuda_ipc: bool().optional(),
   name: z.string({ error: "a string" }).optional(),
-  sandbox: z.union([z.boolean(), z.record(z.string(), z.unknown())], { error: "true, false or a mapping of sandbox settings" }).optional(),
+  sandbox: z
+    .union(
+      [
+        z.boolean(),
+        z.object({ network: bool().optional(), writable_paths: stringList().optional(), readonly_paths: stringList().optional() }).catchall(z.unknown()),
+      ],
+      { error: "true, false or a mapping of sandbox settings (network, writable_paths, readonly_paths)" },
+    )
+    .optional(),
+  can_sandbox: bool().optional(),
+  node_timeout: z.number({ error: "a number of seconds" }).positive({ error: "a positive number of seconds" }).optional(),
+  memory_limit: z
+    .union([z.number().positive(), z.string().regex(/^\s*\d+(\.\d+)?\s*([KMGT]i?B?|[KMGT]|B)?\s*$/i)], { error: SIZE_ERROR })
+    .refine((v) => typeof v === "number" || /^\s*\d+(\.\d+)?\s*([KMGT]i?B?|[KMGT]|B)?\s*$/i.test(v), { error: SIZE_ERROR })
+    .optional(),
   sandbox_mode: z.enum(["required", "disabled"], { error: '"required" or "disabled"' }).optional(),
   env: z.record(z.string(), envValue, { error: "a mapping of variable names to strings" }).optional(),
   package_manager: z.enum(["uv", "conda"], { error: '"uv" or "conda"' }).optional(),
@@ -117,7 +141,15 @@ const tomlProjectSchema = z.object({
 
 const KNOWN_KEYS = new Set([...Object.keys(commonShape), "dependencies"]);
 /** Keys stored as typed fields of {@link PackManifest} rather than in `extras`. */
-const TYPED_KEYS = new Set(["isolated", "can_isolate", "share_torch", "dependencies", "name", "share_cuda_ipc", "sandbox", "env"]);
+const TYPED_KEYS = new Set(["isolated", "can_isolate", "share_torch", "dependencies", "name", "share_cuda_ipc", "sandbox", "can_sandbox", "sandbox_mode", "node_timeout", "memory_limit", "env"]);
+
+/** Bytes in a `memory_limit` value: a number is MiB; `K`/`M`/`G`/`T` (with or without `i`/`B`) are powers of 1024. */
+export function parseSize(v: number | string): number {
+  if (typeof v === "number") return Math.round(v * 2 ** 20);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)/i.exec(v)!;
+  const unit = { "": 2 ** 20, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[m[2]!.toUpperCase() as "" | "K" | "M" | "G" | "T"];
+  return Math.round(Number(m[1]) * (/^\s*\d+(\.\d+)?\s*B\s*$/i.test(v) ? 1 : unit));
+}
 
 
 function describeValue(v: unknown): string {
@@ -190,8 +222,10 @@ function normalize(
   if (data.share_cuda_ipc && !shareTorch) warnings.push(`${source}: share_cuda_ipc needs share_torch; it is ignored.`);
   if (data.package_manager === "conda") warnings.push(`${source}: package_manager "conda" is not supported; the environment is built with uv.`);
   if (data.execution_model === "sealed_worker") warnings.push(`${source}: execution_model "sealed_worker" is not supported; the pack runs host-coupled.`);
-  if (data.sandbox === true || (typeof data.sandbox === "object" && data.sandbox !== null)) {
-    warnings.push(`${source}: sandbox is not enforced by this runtime; the pack runs without a sandbox.`);
+  if (typeof data.sandbox === "object" && data.sandbox !== null) {
+    for (const key of Object.keys(data.sandbox)) {
+      if (!["network", "writable_paths", "readonly_paths"].includes(key)) warnings.push(`${source}: unknown sandbox setting "${unknownWhere}sandbox.${key}" is ignored.`);
+    }
   }
   const extras: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(rawKeys)) if (!TYPED_KEYS.has(key)) extras[key] = value;
@@ -199,6 +233,10 @@ function normalize(
   if (data.name !== undefined) manifest.name = data.name;
   if (data.share_cuda_ipc !== undefined) manifest.shareCudaIpc = data.share_cuda_ipc && shareTorch;
   if (data.sandbox !== undefined) manifest.sandbox = data.sandbox;
+  if (data.can_sandbox !== undefined) manifest.canSandbox = data.can_sandbox;
+  if (data.sandbox_mode !== undefined) manifest.sandboxMode = data.sandbox_mode;
+  if (data.node_timeout !== undefined) manifest.nodeTimeoutMs = Math.round(data.node_timeout * 1000);
+  if (data.memory_limit !== undefined) manifest.memoryLimitBytes = parseSize(data.memory_limit);
   if (data.env !== undefined) manifest.env = data.env;
   return { manifest, warnings };
 }

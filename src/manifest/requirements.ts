@@ -4,6 +4,8 @@
  * from the host environment instead of installing.
  * @module
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 /**
  * Torch-family distributions (canonical names) a share_torch pack takes from the host
@@ -39,4 +41,37 @@ export function normalizeRequirement(req: string): string {
   const spec = (semi < 0 ? rest : rest.slice(0, semi)).replace(/\s+/g, "");
   const marker = semi < 0 ? "" : `;${rest.slice(semi + 1).trim().replace(/\s+/g, " ")}`;
   return `${canonicalName(m[0])}${spec}${marker}`;
+}
+
+/** Requirements listed in a requirements.txt (options, includes and comments skipped). */
+export function parseRequirementsTxt(text: string): string[] {
+  const out: string[] = [];
+  for (const raw of text.split("\n")) {
+    const line = raw.replace(/(^|\s)#.*$/, "").trim();
+    if (!line || line.startsWith("-")) continue;
+    out.push(line);
+  }
+  return out;
+}
+
+/**
+ * The distributions a pack's `requirements.txt` names that an environment lacks (by name;
+ * requirements with markers, URLs and the torch family are left out): what a pack without a
+ * manifest, which runs on the host environment, would miss.
+ * @param distributions the environment's installed distributions, canonical name → version
+ */
+export function unmetRequirements(packDir: string, distributions: Readonly<Record<string, string>>): string[] {
+  let text: string;
+  try {
+    text = readFileSync(join(packDir, "requirements.txt"), "utf8");
+  } catch {
+    return [];
+  }
+  const missing = new Set<string>();
+  for (const req of parseRequirementsTxt(text)) {
+    const name = requirementName(req);
+    if (name === null || req.includes(";") || req.includes("@") || HOST_TORCH.test(name)) continue;
+    if (!Object.hasOwn(distributions, name)) missing.add(name);
+  }
+  return [...missing];
 }

@@ -9,10 +9,32 @@
  * Method names are ComfyUI's (`get_filename_list`, …): they are what Python calls.
  * @module
  */
-import { mkdirSync, readdirSync, statSync, existsSync, type Stats } from "node:fs";
-import { extname, isAbsolute, join, normalize, relative, resolve, sep } from "node:path";
+import { existsSync, mkdirSync } from "node:fs";
+import { extname, join, resolve } from "node:path";
+import { listTree, resolveInside, splitAnnotation, statOrNull, type Listing } from "./folder_files.ts";
+
+export { resolveInside, splitAnnotation };
 import { PyisolateError } from "../errors.ts";
-import { defaultRegistry } from "../rpc/services.ts";
+import { currentCall, defaultRegistry } from "../rpc/services.ts";
+import { log as defaultLog, type Logger } from "../log.ts";
+
+/**
+ * What packs may call of `FolderPaths` (Python's `folder_paths`). Redirecting the host's input,
+ * output, temp and user directories is refused from a pack; registering model folders and
+ * extensions is allowed, as ComfyUI packs do it, and logged with the pack's name.
+ */
+export const FOLDER_PATHS_EXPOSED: readonly string[] = [
+  "base_path", "models_dir", "get_input_directory", "get_output_directory", "get_temp_directory", "get_user_directory",
+  "set_input_directory", "set_output_directory", "set_temp_directory", "set_user_directory", "get_directory_by_type",
+  "folder_names", "folder_info", "set_folder", "remove_folder", "add_model_folder_path", "get_folder_paths",
+  "get_supported_pt_extensions", "get_filename_list", "get_full_path", "get_annotated_filepath", "exists_annotated_filepath",
+];
+
+/** Who called, when a pack did (the process name: the pack, or `shared`); undefined for the host. */
+function packCaller(): string | undefined {
+  const c = currentCall()?.caller;
+  return c === undefined || c === "host" || c === "worker" ? undefined : c;
+}
 
 /** File extensions of PyTorch weights (ComfyUI's default set). */
 export const SUPPORTED_PT_EXTENSIONS: readonly string[] = [".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"];
@@ -44,11 +66,6 @@ export interface FolderInfo {
   extensions: string[];
 }
 
-interface Listing {
-  files: string[];
-  dirs: Map<string, number>;
-}
-
 /** ComfyUI's default folder types: `[name, subdirectories of the models dir, extensions]`. */
 const DEFAULT_FOLDERS: ReadonlyArray<readonly [string, readonly string[], readonly string[] | "pt"]> = [
   ["checkpoints", ["checkpoints"], "pt"],
@@ -77,76 +94,6 @@ function mapLegacy(name: string): string {
   return LEGACY_FOLDER_NAMES[name] ?? name;
 }
 
-function statOrNull(path: string): Stats | null {
-  try {
-    return statSync(path);
-  } catch {
-    return null;
-  }
-}
-
-/** Splits `"name.png [output]"` into the bare name and its folder kind. */
-export function splitAnnotation(name: string): { name: string; kind: "input" | "output" | "temp" | null } {
-  for (const kind of ["output", "input", "temp"] as const) {
-    const suffix = `[${kind}]`;
-    if (name.endsWith(suffix)) return { name: name.slice(0, -(suffix.length + 1)), kind };
-  }
-  return { name, kind: null };
-}
-
-/**
- * Joins a file name to a folder, refusing names that are absolute or climb out of it.
- * @throws {PyisolateError} `VALIDATION` naming the file and the folder.
- */
-export function resolveInside(folder: string, name: string, what = "File name"): string {
-  if (typeof name !== "string" || name === "") {
-    throw new PyisolateError("VALIDATION", `${what} must be a non-empty file name, got ${JSON.stringify(name)}.`, { file: String(name) });
-  }
-  const slashed = name.replace(/\\/g, "/");
-  if (isAbsolute(name) || slashed.startsWith("/") || /^[A-Za-z]:\//.test(slashed)) {
-    throw new PyisolateError("VALIDATION", `${what} "${name}" is an absolute path; give a name relative to ${folder}.`, { file: name });
-  }
-  const full = resolve(folder, normalize(slashed));
-  const rel = relative(resolve(folder), full);
-  if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
-    throw new PyisolateError("VALIDATION", `${what} "${name}" climbs out of ${folder} with ".."; give a name inside the folder.`, { file: name });
-  }
-  return full;
-}
-
-/** Every file under `dir` (relative paths), following symlinks, skipping `.git`; and each visited directory's mtime. */
-function listTree(dir: string): Listing {
-  const files: string[] = [];
-  const dirs = new Map<string, number>();
-  const seen = new Set<string>();
-  const walk = (current: string): void => {
-    const st = statOrNull(current);
-    if (!st?.isDirectory()) return;
-    dirs.set(current, st.mtimeMs);
-    const key = `${st.dev}:${st.ino}`;
-    if (seen.has(key)) return;
-    seen.add(key);
-    let names: string[];
-    try {
-      names = readdirSync(current);
-    } catch {
-      return;
-    }
-    for (const entry of names) {
-      const full = join(current, entry);
-      const est = statOrNull(full);
-      if (!est) continue;
-      if (est.isDirectory()) {
-        if (entry !== ".git") walk(full);
-      } else {
-        files.push(relative(dir, full));
-      }
-    }
-  };
-  walk(dir);
-  return { files, dirs };
-}
-
 /**
  * The host's folder table. Python reaches it as `folder_paths`; TypeScript uses it directly.
  *
@@ -163,9 +110,30 @@ export class FolderPaths {
   #dirs: Record<"input" | "output" | "temp" | "user", string> = { input: "", output: "", temp: "", user: "" };
   #table = new Map<string, FolderInfo>();
   #cache = new Map<string, Listing>();
+  #log: Logger = defaultLog;
 
   constructor(opts: FolderPathsOptions = {}) {
     this.configure(opts);
+  }
+
+  /** Where changes packs make to the folder table are logged (host-side only). */
+  readonly setLogger = (logger: Logger): void => {
+    this.#log = logger;
+  };
+
+  #audit(what: string): void {
+    const pack = packCaller();
+    if (pack !== undefined) this.#log.pack(pack, `- folder_paths: ${what}`);
+  }
+
+  #refuse(kind: string): void {
+    const pack = packCaller();
+    if (pack === undefined) return;
+    throw new PyisolateError(
+      "DENIED",
+      `Pack "${pack}" may not redirect the host's ${kind} directory (folder_paths.set_${kind}_directory): it is the host's setting, shared by every pack. Write into a subfolder of folder_paths.get_${kind}_directory() instead.`,
+      { pack },
+    );
   }
 
   /**
@@ -191,6 +159,9 @@ export class FolderPaths {
     }
     this.#table.set("custom_nodes", { paths: [resolve(opts.customNodesDir ?? join(this.#base, "custom_nodes"))], extensions: [] });
   };
+
+  /** The output directory, without creating it. Host-side only (an instance property). */
+  readonly outputDirectory = (): string => this.#dirs.output;
 
   // --- directories ---------------------------------------------------------------------------
 
@@ -227,18 +198,22 @@ export class FolderPaths {
   }
 
   set_input_directory(dir: string): void {
+    this.#refuse("input");
     this.#dirs.input = resolve(dir);
   }
 
   set_output_directory(dir: string): void {
+    this.#refuse("output");
     this.#dirs.output = resolve(dir);
   }
 
   set_temp_directory(dir: string): void {
+    this.#refuse("temp");
     this.#dirs.temp = resolve(dir);
   }
 
   set_user_directory(dir: string): void {
+    this.#refuse("user");
     this.#dirs.user = resolve(dir);
   }
 
@@ -262,12 +237,15 @@ export class FolderPaths {
 
   /** Replaces a folder type's directories and extensions (`folder_names_and_paths[name] = (...)`). */
   set_folder(name: string, paths: string[], extensions: string[] = []): void {
-    this.#table.set(name, { paths: paths.map((p) => resolve(p)), extensions: [...extensions] });
+    const full = paths.map((p) => resolve(p));
+    this.#audit(`set folder type "${name}" to ${JSON.stringify(full)}${extensions.length ? ` (extensions ${extensions.join(" ")})` : ""}`);
+    this.#table.set(name, { paths: full, extensions: [...extensions] });
     this.#cache.delete(name);
   }
 
   /** Removes a folder type; whether it existed. */
   remove_folder(name: string): boolean {
+    if (this.#table.has(name)) this.#audit(`removed folder type "${name}"`);
     this.#cache.delete(name);
     return this.#table.delete(name);
   }
@@ -281,6 +259,7 @@ export class FolderPaths {
     const full = resolve(path);
     const info = this.#table.get(key);
     this.#cache.delete(key);
+    if (!info?.paths.includes(full)) this.#audit(`added ${full} to model folder "${key}"${isDefault ? " (first)" : ""}`);
     if (!info) {
       this.#table.set(key, { paths: [full], extensions: [] });
       return;
@@ -376,4 +355,4 @@ export class FolderPaths {
 }
 
 // What `@service("FolderPaths")` does; decorator syntax is not used because the test toolchain does not compile it.
-defaultRegistry.register("FolderPaths", FolderPaths);
+defaultRegistry.register("FolderPaths", FolderPaths, { expose: FOLDER_PATHS_EXPOSED });

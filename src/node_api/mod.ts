@@ -8,9 +8,10 @@
 import type { HostCore } from "../process/host_core.ts";
 import { defaultRegistry } from "../rpc/services.ts";
 import { EventBus } from "./events.ts";
-import { FolderPaths, type FolderPathsOptions } from "./folder_paths.ts";
-import { ModelManagement } from "./model_management.ts";
-import { Progress, PromptServer } from "./prompt_server.ts";
+import type { Logger } from "../log.ts";
+import { FOLDER_PATHS_EXPOSED, FolderPaths, type FolderPathsOptions } from "./folder_paths.ts";
+import { MODEL_MANAGEMENT_EXPOSED, ModelManagement } from "./model_management.ts";
+import { PROGRESS_EXPOSED, PROMPT_SERVER_EXPOSED, Progress, PromptServer } from "./prompt_server.ts";
 
 export { EventBus, defaultEventBus, type NodeApiEvent, type NodeApiListener } from "./events.ts";
 export { FolderPaths, LEGACY_FOLDER_NAMES, SUPPORTED_PT_EXTENSIONS, resolveInside, splitAnnotation, type FolderInfo, type FolderPathsOptions } from "./folder_paths.ts";
@@ -33,6 +34,8 @@ export interface NodeApiOptions {
   folders?: FolderPathsOptions;
   /** @default a new bus (the shared default bus when the core uses the default registry) */
   events?: EventBus;
+  /** Where changes packs make to the folder table are logged. @default the shared `log` */
+  logger?: Logger;
 }
 
 /**
@@ -55,6 +58,7 @@ export function installNodeApi(core: HostCore, opts: NodeApiOptions = {}): NodeA
     const promptServer = registry.instance("PromptServer") as PromptServer;
     const progress = registry.instance("Progress") as Progress;
     folderPaths.configure(opts.folders ?? {});
+    if (opts.logger) folderPaths.setLogger(opts.logger);
     modelManagement.bind(core);
     progress.bind(promptServer);
     return { folderPaths, modelManagement, promptServer, progress, events: promptServer.events };
@@ -64,9 +68,10 @@ export function installNodeApi(core: HostCore, opts: NodeApiOptions = {}): NodeA
   const modelManagement = new ModelManagement(core);
   const promptServer = new PromptServer(events);
   const progress = new Progress(events, promptServer);
-  registry.register("FolderPaths", folderPaths);
-  registry.register("ModelManagement", modelManagement);
-  registry.register("PromptServer", promptServer);
-  registry.register("Progress", progress);
+  if (opts.logger) folderPaths.setLogger(opts.logger);
+  registry.register("FolderPaths", folderPaths, { expose: FOLDER_PATHS_EXPOSED });
+  registry.register("ModelManagement", modelManagement, { expose: MODEL_MANAGEMENT_EXPOSED });
+  registry.register("PromptServer", promptServer, { expose: PROMPT_SERVER_EXPOSED });
+  registry.register("Progress", progress, { expose: PROGRESS_EXPOSED });
   return { folderPaths, modelManagement, promptServer, progress, events };
 }

@@ -14,6 +14,9 @@ export interface ProcessFanOut {
   live(): ReadonlyArray<{ readonly name: string; event(service: string, method: string, args?: readonly unknown[]): boolean }>;
 }
 
+/** What packs may call of `ModelManagement` (Python's `comfy.model_management`). */
+export const MODEL_MANAGEMENT_EXPOSED: readonly string[] = ["interrupt_current_processing", "processing_interrupted", "soft_empty_cache", "unload_all_models"];
+
 /** The service name events to the Python side use (the child's `on_event` handlers). */
 export const MODEL_MANAGEMENT_SERVICE = "ModelManagement";
 
@@ -101,4 +104,4 @@ export class ModelManagement {
 }
 
 // What `@service("ModelManagement")` does; decorator syntax is not used because the test toolchain does not compile it.
-defaultRegistry.register("ModelManagement", ModelManagement);
+defaultRegistry.register("ModelManagement", ModelManagement, { expose: MODEL_MANAGEMENT_EXPOSED });

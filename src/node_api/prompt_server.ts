@@ -4,8 +4,19 @@
  * host's {@link EventBus}, with the client id they are for.
  * @module
  */
-import { defaultRegistry } from "../rpc/services.ts";
+import { PyisolateError } from "../errors.ts";
+import { currentCall, defaultRegistry } from "../rpc/services.ts";
 import { defaultEventBus, type EventBus } from "./events.ts";
+
+/** What packs may call of `PromptServer` and `Progress`. */
+export const PROMPT_SERVER_EXPOSED: readonly string[] = ["send_sync", "client_id"];
+/** @see PROMPT_SERVER_EXPOSED */
+export const PROGRESS_EXPOSED: readonly string[] = ["update"];
+
+/** The executor's own events: a pack's `send_sync` may not send them (it would impersonate the executor). */
+export const EXECUTOR_EVENTS: ReadonlySet<string> = new Set([
+  "execution_start", "execution_cached", "executing", "executed", "execution_success", "execution_error", "execution_interrupted",
+]);
 
 /**
  * The host side of ComfyUI's `server.PromptServer`.
@@ -39,6 +50,10 @@ export class PromptServer {
 
   /** `PromptServer.instance.send_sync(event, data, sid)`: an event for client `sid` (every client when null). */
   send_sync(event: string | number, data: unknown, sid: string | null = null): void {
+    const caller = currentCall()?.caller;
+    if (caller !== undefined && caller !== "host" && typeof event === "string" && EXECUTOR_EVENTS.has(event)) {
+      throw new PyisolateError("DENIED", `Pack "${caller}" may not send the executor's own event "${event}" (PromptServer.send_sync); it was dropped. Send an event of the pack's own name instead.`, { pack: caller });
+    }
     this.events.emit({ type: event, data, sid: sid ?? null });
   }
 
@@ -99,7 +114,7 @@ export class Progress {
 }
 
 // What `@service("PromptServer")` does; decorator syntax is not used because the test toolchain does not compile it.
-defaultRegistry.register("PromptServer", PromptServer);
+defaultRegistry.register("PromptServer", PromptServer, { expose: PROMPT_SERVER_EXPOSED });
 
 // What `@service("Progress")` does; decorator syntax is not used because the test toolchain does not compile it.
-defaultRegistry.register("Progress", Progress);
+defaultRegistry.register("Progress", Progress, { expose: PROGRESS_EXPOSED });

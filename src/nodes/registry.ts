@@ -16,11 +16,12 @@ import { PyisolateError } from "../errors.ts";
 import { plainNumbers } from "../protocol/py_types.ts";
 import type { HiddenValues, NodeBackend, NodeInfo, NodeOwner, NodeRunResult } from "../executor/types.ts";
 import { SHARED_PROCESS_NAME, type HostCore } from "../process/host_core.ts";
-import { log as defaultLog, type Logger } from "../log.ts";
+import { asLogger, type Logger, type LoggerLike } from "../log.ts";
 import type { ReadyInfo, ReadyPack } from "../protocol/messages.ts";
 import type { MetadataCache } from "./metadata_cache.ts";
 import type { SegmentRegistry } from "../values/segments.ts";
 import { ModelManagement } from "../node_api/model_management.ts";
+import { RunGuard } from "./run_guard.ts";
 
 /** The service every Python process serves its nodes under. */
 export const NODES_SERVICE = "$nodes";
@@ -154,7 +155,9 @@ export interface NodeRegistryOptions {
   /** Interrupts go through it. @default the core's `ModelManagement` service (one bound to `core` when it has none) */
   modelManagement?: ModelManagement;
   /** @default the shared `log` */
-  logger?: Logger;
+  logger?: Logger | LoggerLike;
+  /** How long a node has to stop after an interrupt or its time limit before its process is killed. @default DEFAULT_INTERRUPT_GRACE_MS */
+  interruptGraceMs?: number;
 }
 
 function isPackNodes(x: unknown): x is PackNodes {
@@ -197,14 +200,19 @@ export class NodeRegistry implements NodeBackend {
   #duplicates: DuplicateNode[] = [];
   #promptId: string | undefined;
   #interruptedPrompt: string | undefined;
+  readonly #guard: RunGuard;
 
   constructor(opts: NodeRegistryOptions) {
     this.core = opts.core;
     this.#opts = opts;
-    this.#log = opts.logger ?? defaultLog;
+    this.#log = asLogger(opts.logger);
     this.modelManagement =
       opts.modelManagement ??
       (opts.core.services.has("ModelManagement") ? (opts.core.services.instance("ModelManagement") as ModelManagement) : new ModelManagement(opts.core));
+    this.#guard = new RunGuard({
+      ...(opts.interruptGraceMs !== undefined ? { graceMs: opts.interruptGraceMs } : {}),
+      interrupting: () => this.modelManagement.processingInterrupted(),
+    });
   }
 
   // --- registering -------------------------------------------------------------------------------
@@ -383,14 +391,19 @@ export class NodeRegistry implements NodeBackend {
     return node;
   }
 
-  #call(node: RegisteredNode, method: string, args: unknown[]): Promise<unknown> {
-    return this.core.processFor(node.owner.pack).call(NODES_SERVICE, method, args, { timeoutMs: 0 });
+  /** A node's call to its process, watched: its pack's time limit, and the interrupt's escalation. */
+  #call(node: RegisteredNode, method: string, args: unknown[], nodeId: string | null | undefined): Promise<unknown> {
+    const proc = this.core.processFor(node.owner.pack);
+    const timeoutMs = this.core.packs.find((p) => p.name === node.owner.pack)?.nodeTimeoutMs ?? 0;
+    const guarded = { proc, pack: node.owner.pack, classType: node.classType, nodeId: nodeId ?? "?", timeoutMs };
+    return this.#guard.run(guarded, () => proc.call(NODES_SERVICE, method, args, { timeoutMs: 0 }));
   }
 
   #beforeRun(promptId: string | undefined): void {
     // A new prompt starts without the previous prompt's pending interrupt, as in ComfyUI.
     if (promptId !== undefined && promptId !== this.#promptId) {
       this.#promptId = promptId;
+      this.#guard.clearInterrupt();
       if (this.modelManagement.processingInterrupted() && this.#interruptedPrompt !== promptId) this.modelManagement.interrupt(false);
     }
   }
@@ -404,7 +417,8 @@ export class NodeRegistry implements NodeBackend {
   async execute(classType: string, inputs: Record<string, unknown[]>, hidden: Partial<HiddenValues> = {}, nodeId?: string): Promise<NodeRunResult> {
     const node = this.#node(classType);
     this.#beforeRun(hidden.prompt_id);
-    const r = (await this.#call(node, "execute", [classType, inputs, hidden, nodeId ?? hidden.unique_id ?? null])) as { result?: unknown[][]; ui?: Record<string, unknown> | null };
+    const id = nodeId ?? hidden.unique_id ?? null;
+    const r = (await this.#call(node, "execute", [classType, inputs, hidden, id], id)) as { result?: unknown[][]; ui?: Record<string, unknown> | null };
     return { outputs: Array.isArray(r?.result) ? r.result : [], ui: r?.ui ?? null };
   }
 
@@ -420,14 +434,15 @@ export class NodeRegistry implements NodeBackend {
   async isChanged(classType: string, inputs: Record<string, unknown[]>, hidden: Partial<HiddenValues> = {}, nodeId?: string): Promise<unknown> {
     const node = this.#node(classType);
     if (!node.flags.is_changed) return null;
-    return this.#call(node, "is_changed", [classType, inputs, hidden, nodeId ?? hidden.unique_id ?? null]);
+    const id = nodeId ?? hidden.unique_id ?? null;
+    return this.#call(node, "is_changed", [classType, inputs, hidden, id], id);
   }
 
   /** The node's own input validation: `true`, or the reason it refuses. */
   async validateInputs(classType: string, inputs: Record<string, unknown[]>, nodeId?: string, inputTypes?: Record<string, unknown>): Promise<true | string> {
     const node = this.#node(classType);
     if (!node.flags.validate_inputs) return true;
-    const r = await this.#call(node, "validate_inputs", [classType, inputs, nodeId ?? null, inputTypes ?? null]);
+    const r = await this.#call(node, "validate_inputs", [classType, inputs, nodeId ?? null, inputTypes ?? null], nodeId);
     return r === true ? true : String(r);
   }
 
@@ -441,10 +456,15 @@ export class NodeRegistry implements NodeBackend {
     this.#opts.segments?.release(value);
   }
 
-  /** Interrupts the running prompt: every live process's running node stops at its next check. */
+  /**
+   * Interrupts the running prompt: every live process's running node stops at its next
+   * check; a node still running after the grace period has its process killed (it starts
+   * again on the next call).
+   */
   interrupt(): void {
     this.#interruptedPrompt = this.#promptId;
     this.modelManagement.interrupt(true);
+    this.#guard.interrupt();
   }
 
   /** Clears a pending interrupt everywhere (a new prompt starts clean). */

@@ -9,8 +9,12 @@
  */
 import process from "node:process";
 import { PyisolateError } from "../errors.ts";
-import { log as defaultLog, type Logger } from "../log.ts";
-import { PythonProcess } from "./python_process.ts";
+import { asLogger, type Logger, type LoggerLike } from "../log.ts";
+import { dirname, join } from "node:path";
+import { pythonRoot } from "../paths.ts";
+import { PythonProcess, type HealthCheckOptions } from "./python_process.ts";
+import { bwrapArgs, type SandboxPlan } from "./sandbox.ts";
+import { defaultShmDir } from "../values/segments.ts";
 import type { BrokerMode } from "./broker_link.ts";
 import { defaultRegistry, type ServiceRegistry } from "../rpc/services.ts";
 import { exposeServices } from "../rpc/thread_services.ts";
@@ -28,15 +32,19 @@ const liveCores = new Set<HostCore>();
 
 const hooks = {
   onExit(): void {
-    for (const core of liveCores) core.killAllNow();
+    for (const core of liveCores) {
+      core.killAllNow();
+      core.cleanupNow();
+    }
   },
   onSignal(signal: NodeJS.Signals): void {
+    // Someone else handles the signal (a CLI that interrupts the prompt first): it decides, and
+    // the exit hook still kills the children when the program exits.
+    if (process.listenerCount(signal) > 1) return;
+    // Otherwise keep the default behaviour: the children die, then the host.
     hooks.onExit();
-    // Keep the default behaviour (the host exits) unless someone else handles the signal.
-    if (process.listenerCount(signal) === 1) {
-      hooks.remove();
-      process.kill(process.pid, signal);
-    }
+    hooks.remove();
+    process.kill(process.pid, signal);
   },
   install(): void {
     process.on("exit", hooks.onExit);
@@ -61,6 +69,12 @@ export interface HostPack {
   env?: Record<string, string>;
   /** ComfyUI's built-in nodes (core mode, a shared pack whose `path` is the checkout): loaded first. */
   core?: boolean;
+  /** A time limit for each of its nodes (ms; `0` or absent: none). */
+  nodeTimeoutMs?: number;
+  /** Kill its process when it uses more memory than this (bytes; isolated packs). */
+  memoryLimitBytes?: number;
+  /** Run its process under this sandbox (isolated packs; the shared process has `sharedSandbox`). */
+  sandbox?: SandboxPlan;
 }
 
 /** Options of {@link HostCore}. */
@@ -73,7 +87,7 @@ export interface HostCoreOptions {
   /** Host services children may call. @default the default registry of `@service` */
   services?: ServiceRegistry;
   /** @default the shared `log` */
-  logger?: Logger;
+  logger?: Logger | LoggerLike;
   /** Passed to every process as `config.options.cache_dir`. */
   cacheDir?: string;
   /** Extra `config.options` for every process. */
@@ -88,8 +102,18 @@ export interface HostCoreOptions {
   startTimeoutMs?: number;
   /** @default `"worker"` (or `PYISOLATE_BROKER`) */
   broker?: BrokerMode;
-  /** Kill the children when the host exits or gets SIGINT/SIGTERM. @default true */
+  /** Kill the children when the host exits, or gets SIGINT/SIGTERM that nothing else handles. @default true */
   exitHooks?: boolean;
+  /** The id the children's segment names carry (see `SegmentRegistry`). @default this process's pid */
+  hostId?: string;
+  /** Runs synchronously when the host exits or gets SIGINT/SIGTERM, after the children are killed (the segment folder's removal). */
+  onExitSync?: () => void;
+  /** The host's segment folder, which sandboxed processes may write. @default `/dev/shm/pyisolate-<hostId>` */
+  segmentDir?: string;
+  /** Run the shared process sandboxed (the host's sandbox mode `required`). */
+  sharedSandbox?: SandboxPlan;
+  /** The health check of every running process. @default on (see `PythonProcess`) */
+  healthCheck?: HealthCheckOptions | false;
 }
 
 /**
@@ -115,7 +139,7 @@ export class HostCore {
 
   constructor(opts: HostCoreOptions) {
     this.#opts = opts;
-    this.#log = opts.logger ?? defaultLog;
+    this.#log = asLogger(opts.logger);
     this.services = opts.services ?? defaultRegistry;
     for (const p of opts.packs) {
       if (this.#packs.has(p.name)) throw new PyisolateError("USAGE", `Two packs are named "${p.name}"; pack names must be unique.`, { pack: p.name });
@@ -143,7 +167,7 @@ export class HostCore {
     if (!proc) {
       this.#assertOpen();
       const resolve = this.#opts.resolvePython;
-      proc = this.#makeProcess(pack, "isolated", resolve ? () => resolve(pack) : this.#opts.hostPython, [{ name: p.name, path: p.path }], p.env);
+      proc = this.#makeProcess(pack, "isolated", resolve ? () => resolve(pack) : this.#opts.hostPython, [{ name: p.name, path: p.path }], p.env, p);
       this.#isolated.set(pack, proc);
     }
     return proc;
@@ -156,7 +180,7 @@ export class HostCore {
       // ComfyUI's built-in nodes load before any shared pack, as in ComfyUI's start-up.
       const shared = [...this.#packs.values()].filter((p) => p.kind === "shared");
       const packs = [...shared.filter((p) => p.core), ...shared.filter((p) => !p.core)].map((p) => ({ name: p.name, path: p.path, ...(p.core ? { core: true } : {}) }));
-      this.#shared = this.#makeProcess(SHARED_PROCESS_NAME, "shared", this.#opts.hostPython, packs);
+      this.#shared = this.#makeProcess(SHARED_PROCESS_NAME, "shared", this.#opts.hostPython, packs, undefined, this.#opts.sharedSandbox ? { sandbox: this.#opts.sharedSandbox } : {});
     }
     return this.#shared;
   }
@@ -216,14 +240,35 @@ export class HostCore {
     for (const p of this.processes()) p.killNow();
   }
 
+  /** Runs the `onExitSync` cleanup once (what the exit hooks do after killing the children). */
+  cleanupNow(): void {
+    const fn = this.#opts.onExitSync;
+    if (!fn) return;
+    this.#opts = { ...this.#opts, onExitSync: undefined };
+    try {
+      fn();
+    } catch {
+      // the host is going away; nothing more can be done
+    }
+  }
+
   // --- internals ----------------------------------------------------------------------------
 
   #assertOpen(): void {
     if (this.#closed) throw new PyisolateError("USAGE", "This host is closed; create a new one to run packs again.");
   }
 
-  #makeProcess(name: string, kind: "isolated" | "shared", python: string | (() => Promise<string>), packs: { name: string; path: string }[], packEnv?: Record<string, string>): PythonProcess {
+  #makeProcess(
+    name: string,
+    kind: "isolated" | "shared",
+    python: string | (() => Promise<string>),
+    packs: { name: string; path: string }[],
+    packEnv: Record<string, string> | undefined,
+    limits: { sandbox?: SandboxPlan; memoryLimitBytes?: number },
+  ): PythonProcess {
     const o = this.#opts;
+    const plan = limits.sandbox;
+    const segmentDir = o.segmentDir ?? join(defaultShmDir(), `pyisolate-${o.hostId ?? process.pid}`);
     const env = o.env || packEnv ? { ...(o.env ?? {}), ...(packEnv ?? {}) } : undefined;
     const options: Record<string, unknown> = { ...(o.options ?? {}) };
     if (o.cacheDir !== undefined) options.cache_dir = o.cacheDir;
@@ -241,6 +286,10 @@ export class HostCore {
       ...(o.defaultTimeoutMs !== undefined ? { defaultTimeoutMs: o.defaultTimeoutMs } : {}),
       ...(o.startTimeoutMs !== undefined ? { startTimeoutMs: o.startTimeoutMs } : {}),
       ...(o.broker ? { broker: o.broker } : {}),
+      ...(o.hostId !== undefined ? { hostId: o.hostId } : {}),
+      ...(o.healthCheck !== undefined ? { healthCheck: o.healthCheck } : {}),
+      ...(limits.memoryLimitBytes ? { memoryLimitBytes: limits.memoryLimitBytes } : {}),
+      ...(plan ? { sandbox: (py: string) => ({ cmd: "bwrap", args: bwrapArgs(plan, segmentDir, [dirname(dirname(py)), pythonRoot(), ...(o.sysPath ?? []), ...(o.cacheDir ? [o.cacheDir] : [])]) }) } : {}),
     });
     return proc;
   }
@@ -248,6 +297,11 @@ export class HostCore {
   /** Answers a child's call: `$singleton` goes to the shared process, anything else to a host service. */
   #route(from: PythonProcess, call: IncomingCall): unknown {
     if (call.service === SINGLETON_SERVICE) {
+      // Only `call` is routed (the shared process resolves the class from its registry of
+      // ProxiedSingleton classes; it never imports a name it is sent).
+      if (call.method !== "call") {
+        throw new PyisolateError("NOT_CALLABLE", `${SINGLETON_SERVICE}.${JSON.stringify(call.method)} cannot be called; ProxiedSingletons are reached through ${SINGLETON_SERVICE}.call(module, qualname, method, args, kwargs).`, { pack: from.name });
+      }
       const opts: CallOptions = { signal: call.signal, timeoutMs: 0 };
       if (call.kwargs) opts.kwargs = call.kwargs;
       if (call.event) {

@@ -10,55 +10,33 @@ import process from "node:process";
 import { rmSync } from "node:fs";
 import { PyisolateError } from "../errors.ts";
 import { pythonRoot } from "../paths.ts";
-import { log as defaultLog, type Logger } from "../log.ts";
+import { asLogger, type Logger, type LoggerLike } from "../log.ts";
 import { getRuntime } from "../runtime/detect.ts";
 import { RpcEndpoint, DEFAULT_CALL_TIMEOUT_MS, type CallOptions, type IncomingHandler } from "../rpc/endpoint.ts";
 import { decodeMessage } from "../protocol/codec.ts";
 import type { PackRef, ProcessConfig, ReadyInfo } from "../protocol/messages.ts";
 import type { BrokerExit, BrokerSink, BrokerStartFailed, BrokerStartOptions, BrokerStarted } from "../../workers/broker_core.ts";
 import { inlineLink, workerLink, type BrokerLink, type BrokerMode } from "./broker_link.ts";
-import { KeepAlive } from "../util/os.ts";
+import { KeepAlive, unref } from "../util/os.ts";
+import { startHealthCheck } from "./health.ts";
+import { CLOSE_MARGIN_MS, DEFAULT_CLOSE_GRACE_MS, DEFAULT_START_TIMEOUT_MS, type ProcessState, type PythonProcessOptions } from "./process_options.ts";
 
-/** Time a process has to send `ready` after it is spawned (imports can be slow). */
-export const DEFAULT_START_TIMEOUT_MS = 120_000;
+export { DEFAULT_HEALTH_INTERVAL_MS, DEFAULT_HEALTH_TIMEOUT_MS, type HealthCheckOptions } from "./health.ts";
+export { CLOSE_MARGIN_MS, DEFAULT_CLOSE_GRACE_MS, DEFAULT_START_TIMEOUT_MS, type ProcessState, type PythonProcessOptions } from "./process_options.ts";
 
-/** Time `close()` waits after `bye`, and again after SIGTERM, before escalating. */
-export const DEFAULT_CLOSE_GRACE_MS = 2_000;
+/** How long a call waits for the exit of a process whose connection was just closed. */
+const EXIT_WAIT_MS = 5_000;
 
-/** Life of a {@link PythonProcess}: `idle` until the first call, `exited` after a crash (restarts on the next call), `closed` for good. */
-export type ProcessState = "idle" | "starting" | "ready" | "stopping" | "exited" | "closed";
-
-/** Options of {@link PythonProcess}. */
-export interface PythonProcessOptions {
-  /** Process name: the pack name for an isolated process. Log lines and errors carry it. */
-  name: string;
-  kind: "isolated" | "shared";
-  /** The Python executable, or a function resolving it when the process first starts. */
-  python: string | (() => Promise<string>);
-  /** Packs the process imports. @default [] */
-  packs?: PackRef[];
-  /** Answers the child's calls to the host. @default every call fails with `NOT_CALLABLE` */
-  handler?: IncomingHandler;
-  /** Host service names the child may call (sent in `config.services`). @default [] */
-  services?: string[] | (() => string[]);
-  /** `config.options`. @default {} */
-  options?: Record<string, unknown>;
-  /** `config.sys_path`. @default [] */
-  sysPath?: string[];
-  /** Extra environment variables for the child. */
-  env?: Record<string, string>;
-  /** Working directory of the child. @default the host's */
-  cwd?: string;
-  /** @default {@link DEFAULT_CALL_TIMEOUT_MS} */
-  defaultTimeoutMs?: number;
-  /** @default {@link DEFAULT_START_TIMEOUT_MS} */
-  startTimeoutMs?: number;
-  /** @default the shared `log` */
-  logger?: Logger;
-  /** @default `PYISOLATE_BROKER` from the environment, else `"worker"` */
-  broker?: BrokerMode;
-  /** Called after every exit of the process (crash or close). */
-  onExit?: (info: BrokerExit) => void;
+function exitSignal(): { wait(ms: number): Promise<void>; done(): void } {
+  let done!: () => void;
+  const p = new Promise<void>((r) => (done = r));
+  return {
+    wait: (ms) => {
+      let t: ReturnType<typeof setTimeout> | undefined;
+      return Promise.race([p, new Promise<void>((r) => ((t = setTimeout(r, ms)), unref(t)))]).finally(() => clearTimeout(t));
+    },
+    done,
+  };
 }
 
 /**
@@ -90,13 +68,18 @@ export class PythonProcess {
   #closing: Promise<void> | undefined;
   #starts = 0;
   #keepAlive = new KeepAlive();
+  #killReason: string | undefined;
+  #sent = 0;
+  #received = 0;
+  #health: (() => void) | undefined;
+  #exit: { wait(ms: number): Promise<void>; done(): void } | undefined;
 
   constructor(opts: PythonProcessOptions) {
     this.name = opts.name;
     this.kind = opts.kind;
     this.packs = opts.packs ?? [];
     this.#opts = opts;
-    this.#log = opts.logger ?? defaultLog;
+    this.#log = asLogger(opts.logger);
     const envMode = (process.env?.PYISOLATE_BROKER ?? "") as string;
     this.#mode = opts.broker ?? (envMode === "inline" ? "inline" : "worker");
   }
@@ -129,6 +112,11 @@ export class PythonProcess {
   /** How many times the process was started. */
   get starts(): number {
     return this.#starts;
+  }
+
+  /** Bytes of frames sent to and received from the process, over all its starts. */
+  get traffic(): { sent: number; received: number } {
+    return { sent: this.#sent, received: this.#received };
   }
 
   /** Where its broker runs. */
@@ -165,6 +153,10 @@ export class PythonProcess {
   async call(service: string, method: string, args: readonly unknown[] = [], opts: CallOptions = {}): Promise<unknown> {
     this.#keepAlive.hold();
     try {
+      // A connection closed by a protocol error or a kill: its exit is on its way. Waiting for
+      // it (briefly) lets this call start the process again instead of failing with the
+      // previous call's error.
+      if (this.#state === "ready" && this.#ep?.closed) await this.#exit?.wait(EXIT_WAIT_MS);
       if (this.#state !== "ready") await this.start();
       return await this.#ep!.call(service, method, args, opts);
     } finally {
@@ -185,6 +177,17 @@ export class PythonProcess {
   /** Sends a signal to the process (and its children). For tests and emergencies; prefer {@link close}. */
   kill(signal = "SIGKILL"): void {
     this.#link?.kill(signal);
+  }
+
+  /**
+   * Kills the process group now (SIGKILL) because of `reason`, which every pending call's
+   * error then names ("… was killed by SIGKILL (reason)"). The next call starts it again.
+   */
+  terminate(reason: string): void {
+    if (this.#state !== "ready" && this.#state !== "starting") return;
+    this.#killReason ??= reason;
+    this.#log.pack(this.name, `- stopping the ${this.#what()}: ${reason}`, "warn");
+    this.#link?.kill("SIGKILL");
   }
 
   /**
@@ -217,10 +220,26 @@ export class PythonProcess {
   async #close(graceMs: number): Promise<void> {
     const wasState = this.#state;
     this.#state = "stopping";
-    if (this.#starting) await this.#starting.catch(() => {});
+    this.#stopHealth();
+    if (this.#starting) {
+      // A process still starting is not worth waiting for: end it.
+      this.#link?.kill("SIGKILL");
+      await this.#starting.catch(() => {});
+    }
     const link = this.#link;
     if (link && wasState !== "exited") {
-      const info = await link.stop(graceMs).catch(() => null);
+      // Every stop has a deadline, whatever the broker does.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<null>((r) => {
+        timer = setTimeout(() => r(null), 2 * graceMs + CLOSE_MARGIN_MS);
+        unref(timer);
+      });
+      const info = await Promise.race([link.stop(graceMs).catch(() => null), deadline]);
+      clearTimeout(timer);
+      if (info === null) {
+        link.kill("SIGKILL");
+        if (this.#pid !== undefined) this.killNow();
+      }
       // The exit report normally arrives through the sink; make sure the endpoint is closed.
       this.#ep?.close("PROCESS_EXITED", this.#exitCause(info ?? { code: null, signal: null, stderr: [] }, "was closed by the host"));
       await link.dispose().catch(() => {});
@@ -247,6 +266,7 @@ export class PythonProcess {
       } else {
         this.#log.pack(this.name, "- starting the shared Python process", "debug");
       }
+      this.#exit = exitSignal();
       const python = typeof this.#opts.python === "function" ? await this.#opts.python() : this.#opts.python;
       this.#python = python;
       const rt = await getRuntime();
@@ -255,7 +275,10 @@ export class PythonProcess {
         frames: (payloads) => {
           const ep = this.#ep;
           if (!ep || gen !== this.#starts) return;
-          for (let i = 0; i < payloads.length; i++) ep.receive(payloads[i]!);
+          for (let i = 0; i < payloads.length; i++) {
+            this.#received += payloads[i]!.byteLength + 4;
+            ep.receive(payloads[i]!);
+          }
         },
         lines: (stream, lines) => {
           for (const line of lines) this.#log.child(this.name, stream, line);
@@ -271,7 +294,10 @@ export class PythonProcess {
       this.#link = link;
       const ep = new RpcEndpoint({
         name: this.name,
-        send: (frame) => link.send(frame),
+        send: (frame) => {
+          this.#sent += frame.byteLength;
+          link.send(frame);
+        },
         ...(this.#opts.handler ? { handler: this.#opts.handler } : {}),
         defaultTimeoutMs: this.#opts.defaultTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
         onProtocolError: (err) => {
@@ -295,8 +321,19 @@ export class PythonProcess {
       };
       // The broker enforces the start timeout itself; a broker that never answers, or whose
       // worker dies, ends the start the same way as a failed one.
+      this.#killReason = undefined;
+      const wrapped = this.#opts.sandbox?.(python);
       const r = await link
-        .start({ name: this.name, python, config, env: this.#childEnv(), ...(this.#opts.cwd ? { cwd: this.#opts.cwd } : {}), startTimeoutMs })
+        .start({
+          name: this.name,
+          python,
+          config,
+          env: this.#childEnv(),
+          ...(this.#opts.cwd ? { cwd: this.#opts.cwd } : {}),
+          startTimeoutMs,
+          ...(wrapped ? { wrapper: wrapped } : {}),
+          ...(this.#opts.memoryLimitBytes ? { memoryLimitBytes: this.#opts.memoryLimitBytes } : {}),
+        })
         .catch((err: unknown): BrokerStartFailed => {
           const e = err instanceof PyisolateError ? err : new PyisolateError("PROCESS_FAILED", String(err));
           return { ok: false, code: e.code === "TIMEOUT" || e.code === "USAGE" ? "PROCESS_FAILED" : e.code, message: e.message };
@@ -322,7 +359,14 @@ export class PythonProcess {
           this.#log.pack(String(p.name), `- failed to import${e ? `: ${e.type}: ${e.message}` : ""}`, "debug");
         }
       }
-      if (this.#state === "starting") this.#state = "ready";
+      if (this.#state === "starting") {
+        this.#state = "ready";
+        this.#stopHealth();
+        const ep2 = this.#ep;
+        if (this.#opts.healthCheck !== false && ep2) {
+          this.#health = startHealthCheck(ep2, this.#opts.healthCheck || {}, () => gen === this.#starts && this.#state === "ready", (why) => this.terminate(why));
+        }
+      }
       return info;
     } catch (err) {
       // Not started (no Python, no environment, a failed handshake): the next call tries again.
@@ -331,6 +375,11 @@ export class PythonProcess {
     } finally {
       this.#keepAlive.release();
     }
+  }
+
+  #stopHealth(): void {
+    this.#health?.();
+    this.#health = undefined;
   }
 
   #what(): string {
@@ -347,20 +396,25 @@ export class PythonProcess {
     env.PYTHONPATH = extra ? `${pythonRoot()}:${extra}` : pythonRoot();
     env.PYTHONUNBUFFERED = "1";
     env.PYISOLATE_HOST_PID = String(process.pid);
+    env.PYISOLATE_HOST_ID = this.#opts.hostId ?? String(process.pid);
+    if (this.#opts.sandbox) env.PYISOLATE_SANDBOXED = "1";
     env.PYISOLATE_PACK = this.name;
     return env;
   }
 
   #exitCause(info: BrokerExit, fallback: string): string {
     const how = info.signal ? `was killed by ${info.signal}` : info.code !== null ? `exited with code ${info.code}` : fallback;
-    const why = info.reason && !how.includes(info.reason) ? ` (${info.reason})` : "";
+    const reason = this.#killReason ?? info.reason;
+    const why = reason && !how.includes(reason) ? ` (${reason})` : "";
     const tail = info.stderr.length ? `. Last stderr lines:\n${info.stderr.join("\n")}` : ".";
     return `the Python process${this.#pid ? ` (pid ${this.#pid})` : ""} ${how}${why}${tail}`;
   }
 
   #onExit(gen: number, info: BrokerExit): void {
     if (gen !== this.#starts) return;
-    this.#lastExit = info;
+    this.#exit?.done();
+    this.#stopHealth();
+    this.#lastExit = this.#killReason ? { ...info, reason: this.#killReason } : info;
     const stopping = this.#state === "stopping" || this.#state === "closed";
     const cause = this.#exitCause(info, "exited");
     this.#ep?.close("PROCESS_EXITED", cause);

@@ -8,8 +8,11 @@
  * 2^32 goes out as a CBOR integer (cbor-x would write a float), and a 64-bit CBOR integer
  * that fits in a double's exact range comes back as a number (cbor-x would give a BigInt).
  *
- * Maps with keys that are not text (a Python `dict` with int keys) decode to objects whose
- * keys are the keys' text form; send a JS `Map` to produce a CBOR map with non-text keys.
+ * Maps with number keys (a Python `dict` with int keys) decode to objects whose keys are the
+ * keys' text form; a map tagged 259 (the Python runtime tags a `dict` with tuple, bytes or
+ * other non-scalar keys) decodes to a JS `Map` that keeps them. Send a JS `Map` to produce a
+ * CBOR map with non-text keys (tagged 259 when a key is not a scalar). Values nest at most
+ * {@link MAX_DEPTH} levels.
  * @module
  */
 import { Decoder, Encoder, Tag, addExtension } from "cbor-x";
@@ -147,11 +150,21 @@ function passesThrough(v: object): boolean {
 }
 
 /**
+ * How deep arrays, maps and objects may nest in a value that crosses (the Python runtime's
+ * encoder has the same bound); a deeper value is a `TYPE` error before anything is sent.
+ */
+export const MAX_DEPTH = 500;
+
+function tooDeep(): PyisolateError {
+  return new PyisolateError("TYPE", `A value nests more than ${MAX_DEPTH} levels deep (arrays, maps and objects inside each other); flatten it, or pass large data as a tensor.`);
+}
+
+/**
  * Readies a value for cbor-x: functions become callables, integers beyond 32 bits become
  * BigInt (so they go out as integers), Sets become arrays and other class instances their own
  * enumerable fields. Copies only what changes.
  */
-function prepare(v: unknown): unknown {
+function prepare(v: unknown, depth = 0): unknown {
   switch (typeof v) {
     case "number":
       return (v > U32_MAX || v < NEG_U32) && Number.isInteger(v) ? BigInt(v) : v;
@@ -161,12 +174,14 @@ function prepare(v: unknown): unknown {
     }
     case "object": {
       if (v === null) return v;
+      if (depth >= MAX_DEPTH) throw tooDeep();
+      const d = depth + 1;
       if (Array.isArray(v)) {
         if (isTuple(v)) {
           let out: Tuple | undefined;
           for (let i = 0; i < v.length; i++) {
             const x = v[i];
-            const y = prepare(x);
+            const y = prepare(x, d);
             if (y !== x && !out) out = Tuple.from(v) as Tuple;
             if (out) out[i] = y;
           }
@@ -175,40 +190,44 @@ function prepare(v: unknown): unknown {
         let out: unknown[] | undefined;
         for (let i = 0; i < v.length; i++) {
           const x = v[i];
-          const y = prepare(x);
+          const y = prepare(x, d);
           if (y !== x && !out) out = v.slice();
           if (out) out[i] = y;
         }
         return out ?? v;
       }
       const proto = Object.getPrototypeOf(v);
-      if (proto === Object.prototype || proto === null) return prepareFields(v as Record<string, unknown>, false);
+      if (proto === Object.prototype || proto === null) return prepareFields(v as Record<string, unknown>, false, d);
       if (v instanceof Map) {
         let changed = false;
         const out = new Map();
+        let scalarKeys = true;
         for (const [k, x] of v) {
-          const k2 = prepare(k);
-          const x2 = prepare(x);
+          const k2 = prepare(k, d);
+          const x2 = prepare(x, d);
           if (k2 !== k || x2 !== x) changed = true;
+          if (k2 !== null && typeof k2 === "object") scalarKeys = false;
           out.set(k2, x2);
         }
-        return changed ? out : v;
+        const map = changed ? out : v;
+        // Tuple, bytes or other non-scalar keys: tag 259, so that any peer decodes a Map again.
+        return scalarKeys ? map : new Tag(map, 259);
       }
       if (passesThrough(v)) return v;
-      if (v instanceof Set) return prepare(Array.from(v));
-      return prepareFields(v as Record<string, unknown>, true);
+      if (v instanceof Set) return prepare(Array.from(v), depth);
+      return prepareFields(v as Record<string, unknown>, true, d);
     }
     default:
       return v;
   }
 }
 
-function prepareFields(v: Record<string, unknown>, alwaysCopy: boolean): Record<string, unknown> {
+function prepareFields(v: Record<string, unknown>, alwaysCopy: boolean, depth: number): Record<string, unknown> {
   let out: Record<string, unknown> | undefined = alwaysCopy ? {} : undefined;
   for (const k in v) {
     if (!Object.prototype.hasOwnProperty.call(v, k)) continue;
     const x = v[k];
-    const y = prepare(x);
+    const y = prepare(x, depth);
     if (y !== x && !out) out = { ...v };
     if (out) out[k] = y;
   }
@@ -231,6 +250,16 @@ function normalise(v: unknown): unknown {
     for (const k in o) {
       const x = o[k];
       if (typeof x === "bigint" || (typeof x === "object" && x !== null)) o[k] = normalise(x);
+    }
+  } else if (v instanceof Map) {
+    // A map with keys that are not text (tag 259 from Python: tuple or bytes keys).
+    for (const [k, x] of v) {
+      const k2 = typeof k === "bigint" || (typeof k === "object" && k !== null) ? normalise(k) : k;
+      const x2 = typeof x === "bigint" || (typeof x === "object" && x !== null) ? normalise(x) : x;
+      if (k2 !== k) {
+        v.delete(k);
+        v.set(k2, x2);
+      } else if (x2 !== x) v.set(k, x2);
     }
   }
   return v;

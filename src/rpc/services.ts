@@ -1,9 +1,11 @@
 /**
  * Host services: TypeScript classes registered by name that Python code in any process (and
  * TypeScript code in workers) calls. A service is registered with the {@link service}
- * decorator or {@link ServiceRegistry.register}; only its public methods are callable —
+ * decorator or {@link ServiceRegistry.register} with the list of methods callers may use
+ * (`expose`, as `multiprocessing`'s managers do); without a list, its public methods are —
  * methods of its class (and base classes) whose names do not start with `_`, never
  * `constructor`, never a path into other objects. Anything else is a `NOT_CALLABLE` error.
+ * Every service pyisolate registers itself has its list.
  *
  * @example
  * ```ts
@@ -56,6 +58,14 @@ type Ctor = new () => object;
 interface Entry {
   cls: Ctor | undefined;
   instance: object | undefined;
+  /** The methods callers may use; undefined: every public method. */
+  expose: ReadonlySet<string> | undefined;
+}
+
+/** Options of {@link ServiceRegistry.register}. */
+export interface RegisterOptions {
+  /** The methods callers (Python, workers) may use. @default every public method */
+  expose?: readonly string[];
 }
 
 const RESERVED = /^\$/;
@@ -101,7 +111,7 @@ export class ServiceRegistry {
    * Registering the same class again under the same name does nothing.
    * @throws {PyisolateError} `USAGE` when the name is reserved (starts with `$`) or taken by another service.
    */
-  register(name: string, target: Ctor | object): void {
+  register(name: string, target: Ctor | object, opts: RegisterOptions = {}): void {
     if (typeof name !== "string" || name === "" || RESERVED.test(name) || name.startsWith("_")) {
       throw new PyisolateError("USAGE", `Service name ${JSON.stringify(name)} is not allowed: names starting with "$" are the runtime's and names starting with "_" are private; choose another.`);
     }
@@ -111,7 +121,8 @@ export class ServiceRegistry {
       if (isClass ? prev.cls === target : prev.instance === target) return;
       throw new PyisolateError("USAGE", `A service named "${name}" is already registered; each service name can be registered once.`);
     }
-    this.#entries.set(name, isClass ? { cls: target as Ctor, instance: undefined } : { cls: undefined, instance: target });
+    const expose = opts.expose ? new Set(opts.expose) : undefined;
+    this.#entries.set(name, isClass ? { cls: target as Ctor, instance: undefined, expose } : { cls: undefined, instance: target, expose });
   }
 
   /** Removes a service. */
@@ -140,9 +151,12 @@ export class ServiceRegistry {
     return e.instance;
   }
 
-  /** The public method names of a service. */
+  /** The method names callers may use (its exposed list, else its public methods). */
   methods(name: string): string[] {
-    return publicMethodNames(this.instance(name));
+    const target = this.instance(name);
+    const expose = this.#entries.get(name)!.expose;
+    const all = publicMethodNames(target);
+    return expose ? all.filter((m) => expose.has(m)) : all;
   }
 
   /**
@@ -152,12 +166,15 @@ export class ServiceRegistry {
    */
   dispatch(name: string, method: string, args: readonly unknown[], kwargs?: Record<string, unknown>, ctx?: CallContext): unknown {
     const target = this.instance(name);
-    const fn = publicMethod(target, method);
+    const expose = this.#entries.get(name)!.expose;
+    const fn = expose && !expose.has(method) ? undefined : publicMethod(target, method);
     if (!fn) {
-      const known = publicMethodNames(target);
+      const known = this.methods(name);
       throw new PyisolateError(
         "NOT_CALLABLE",
-        `Service "${name}" has no public method ${JSON.stringify(method)}; callable methods are: ${known.length ? known.join(", ") : "(none)"}. Methods starting with "_" are private.`,
+        expose
+          ? `Service "${name}" does not expose ${JSON.stringify(method)}; callable methods are: ${known.length ? known.join(", ") : "(none)"}.`
+          : `Service "${name}" has no public method ${JSON.stringify(method)}; callable methods are: ${known.length ? known.join(", ") : "(none)"}. Methods starting with "_" are private.`,
       );
     }
     const all = kwargs && Object.keys(kwargs).length > 0 ? [...args, kwargs] : args;
@@ -202,10 +219,10 @@ export const defaultRegistry: ServiceRegistry = new ServiceRegistry();
  * }
  * ```
  */
-export function service(name: string, registry: ServiceRegistry = defaultRegistry) {
+export function service(name: string, registry: ServiceRegistry = defaultRegistry, opts: RegisterOptions = {}): <C extends Ctor>(cls: C, context: ClassDecoratorContext<C>) => void {
   return function <C extends Ctor>(cls: C, context: ClassDecoratorContext<C>): void {
     if (context.kind !== "class") throw new PyisolateError("USAGE", `@service("${name}") decorates classes only.`);
-    registry.register(name, cls);
+    registry.register(name, cls, opts);
   };
 }
 

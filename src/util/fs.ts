@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { delimiter, dirname, isAbsolute, join, relative, sep } from "node:path";
 import process from "node:process";
+import { permissionError } from "../errors.ts";
 import { pidAlive, unref } from "./os.ts";
 
 /** A short random hex string (for temp names and lock tokens). */
@@ -38,12 +39,18 @@ export async function removeTree(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true, maxRetries: 3 });
 }
 
-/** Whether `path` is an existing file the current user may execute. */
+/**
+ * Whether `path` is an existing file the current user may execute.
+ * @throws {PyisolateError} `PERMISSION_DENIED` when the runtime may not look (Deno without --allow-read or --allow-sys).
+ */
 export function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return statSync(path).isFile();
-  } catch {
+  } catch (err) {
+    // Deno without the permission to look (--allow-read, --allow-sys): say so, not "not executable".
+    const denied = permissionError(err, `checking whether ${path} is an executable file`);
+    if (denied) throw denied;
     return false;
   }
 }

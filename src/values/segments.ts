@@ -1,31 +1,52 @@
 /**
- * Shared-memory segments: where tensors live while they cross processes
- * (`/dev/shm/pyisolate-<hostpid>-<random>`). The host owns their lifetimes: a
- * {@link SegmentRegistry} counts references and unlinks a segment when its count reaches zero,
- * removes what is left when the host closes, and removes segments of dead hosts at start.
+ * Shared-memory segments: where tensors live while they cross processes. Each host has a
+ * folder of its own, `/dev/shm/pyisolate-<hostid>/` (the id is random per host), and each
+ * segment is a file in it named `pyisolate-<hostid>-<random>`, so a segment's name alone says
+ * where it lives. The host owns their lifetimes: a {@link SegmentRegistry} counts references
+ * and unlinks a segment when its count reaches zero, and removes its whole folder when the host
+ * closes (or gets SIGINT/SIGTERM). The folder holds the host's liveness socket (`alive`), which
+ * accepts connections while the host lives: a host starting later removes a folder only when
+ * that socket refuses connections — its host is provably gone — never on a guess from a pid
+ * (which another container sharing `/dev/shm` may use for a live host).
  * @module
  */
-import { readdirSync, unlinkSync } from "node:fs";
+import { lstatSync, mkdirSync, readdirSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
+import { randomBytes } from "node:crypto";
 import { PyisolateError } from "../errors.ts";
-import { pidAlive } from "../util/os.ts";
+import type { Runtime, SocketServer } from "../runtime/contract.ts";
+import { getRuntime } from "../runtime/detect.ts";
 import { collectTensorRefs, type TensorRef } from "./tensors.ts";
 
-/** Every segment's file name starts with this, then the host pid and a dash. */
+/** Every host folder and segment name starts with this, then the host id. */
 export const SEGMENT_PREFIX = "pyisolate-";
+
+/** The liveness socket in a host's folder. */
+export const ALIVE_SOCKET = "alive";
+
+const SEGMENT_NAME = /^pyisolate-([0-9A-Za-z]+)-[0-9A-Za-z]+$/;
+const HOST_FOLDER = /^pyisolate-([0-9A-Za-z]+)$/;
 
 /** The shared-memory directory: `PYISOLATE_SHM_DIR`, default `/dev/shm`. */
 export function defaultShmDir(): string {
   return process.env.PYISOLATE_SHM_DIR || "/dev/shm";
 }
 
+/** A new random host id (12 hex digits). */
+export function newHostId(): string {
+  return randomBytes(6).toString("hex");
+}
+
 /** Options of {@link SegmentRegistry}. */
 export interface SegmentRegistryOptions {
-  /** Where segments live. @default `PYISOLATE_SHM_DIR`, else `/dev/shm` */
+  /** Where the hosts' segment folders live. @default `PYISOLATE_SHM_DIR`, else `/dev/shm` */
   dir?: string;
-  /** The pid segment names carry (children get it as `PYISOLATE_HOST_PID`). @default this process's pid */
-  hostPid?: number;
+  /**
+   * The id segment names carry; children get it as `PYISOLATE_HOST_ID` (pass the same id to
+   * `HostCore`). `createHost` uses a random one. @default this process's pid
+   */
+  hostId?: string;
 }
 
 /**
@@ -33,25 +54,48 @@ export interface SegmentRegistryOptions {
  * TensorRefs (the output cache, a call in flight) calls {@link SegmentRegistry.retain} when it
  * takes the value and {@link SegmentRegistry.release} when it lets go; a segment is unlinked
  * when its count reaches zero. Unlinking never disturbs a process that has already mapped the
- * segment: its mapping stays valid. One registry per host process.
+ * segment: its mapping stays valid.
  *
  * @example
- * const segments = new SegmentRegistry();
- * segments.sweepDeadHosts();          // at host start
+ * const segments = new SegmentRegistry({ hostId: newHostId() });
+ * await segments.claim();             // its folder and liveness socket
+ * await segments.sweepDeadHosts();    // folders of hosts that are gone
  * segments.retain(outputs);           // the executor caches a node's outputs
  * segments.release(outputs);          // evicted: segments no one else holds are unlinked
- * segments.releaseAll();              // at host close
+ * await segments.close();             // at host close: the folder goes
  */
 export class SegmentRegistry {
-  /** The shared-memory directory. */
+  /** Where the hosts' segment folders live. */
   readonly dir: string;
-  /** The pid in this host's segment names. */
-  readonly hostPid: number;
+  /** The id in this host's segment names. */
+  readonly hostId: string;
+  /** This host's folder: `<dir>/pyisolate-<hostId>`. */
+  readonly hostDir: string;
   readonly #counts = new Map<string, number>();
+  #alive: SocketServer | undefined;
 
   constructor(opts: SegmentRegistryOptions = {}) {
     this.dir = opts.dir ?? defaultShmDir();
-    this.hostPid = opts.hostPid ?? process.pid;
+    this.hostId = opts.hostId ?? String(process.pid);
+    if (!/^[0-9A-Za-z]+$/.test(this.hostId)) throw new PyisolateError("USAGE", `Host id ${JSON.stringify(this.hostId)} must be letters and digits only.`);
+    this.hostDir = join(this.dir, `${SEGMENT_PREFIX}${this.hostId}`);
+  }
+
+  /**
+   * Creates this host's folder and listens on its liveness socket, so that other hosts can
+   * tell it is alive. Idempotent.
+   * @throws {PyisolateError} `USAGE` when the shared-memory directory is missing or not writable.
+   */
+  async claim(rt?: Runtime): Promise<void> {
+    if (this.#alive) return;
+    try {
+      mkdirSync(this.hostDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new PyisolateError("USAGE", `Cannot create the segment folder ${this.hostDir}: ${(err as Error).message}. Tensors cross processes through ${this.dir}; set PYISOLATE_SHM_DIR to a writable tmpfs folder.`, { cause: err });
+    }
+    const path = join(this.hostDir, ALIVE_SOCKET);
+    rmSync(path, { force: true });
+    this.#alive = await (rt ?? (await getRuntime())).listenUnix(path, (conn) => conn.close());
   }
 
   /** Adds one reference to every segment a value holds (a segment twice in it counts twice). Returns how many TensorRefs it found. */
@@ -95,12 +139,12 @@ export class SegmentRegistry {
 
   /** Segments of this host on disk (retained or not: a child may have written one the host never saw). */
   onDisk(): string[] {
-    return listSegments(this.dir, this.hostPid);
+    return listSegments(this.dir, this.hostId);
   }
 
   /**
-   * Unlinks every segment of this host (retained or not) and forgets all counts. Called when
-   * the host closes. Returns the names unlinked.
+   * Unlinks every segment of this host (retained or not) and forgets all counts; the folder
+   * and its liveness socket stay. Returns the names unlinked.
    */
   releaseAll(): string[] {
     this.#counts.clear();
@@ -110,20 +154,50 @@ export class SegmentRegistry {
   }
 
   /**
-   * Removes segments whose host pid is no longer alive (left by a host that was killed).
-   * Called at host start. Returns the names removed.
+   * Removes this host's folder — every segment and the liveness socket — at once, without
+   * waiting (what the host's exit hooks call). Returns the segment names removed.
    */
-  sweepDeadHosts(): string[] {
-    const gone: string[] = [];
-    const alive = new Map<number, boolean>();
-    for (const name of listSegments(this.dir)) {
-      const pid = segmentPid(name);
-      if (pid === null || pid === this.hostPid) continue;
-      let a = alive.get(pid);
-      if (a === undefined) alive.set(pid, (a = pidAlive(pid)));
-      if (!a && this.#unlink(name)) gone.push(name);
-    }
+  removeNow(): string[] {
+    const gone = this.onDisk();
+    this.#counts.clear();
+    rmSync(this.hostDir, { recursive: true, force: true });
     return gone;
+  }
+
+  /** Stops the liveness socket and removes the folder (host close). Idempotent. */
+  async close(): Promise<string[]> {
+    const alive = this.#alive;
+    this.#alive = undefined;
+    const gone = this.removeNow();
+    await alive?.close().catch(() => {});
+    return gone;
+  }
+
+  /**
+   * Removes the folders of hosts that are provably gone: their liveness socket exists and
+   * refuses connections. A folder whose socket answers, or that has none, is kept. Returns the
+   * segment names removed.
+   */
+  async sweepDeadHosts(rt?: Runtime): Promise<string[]> {
+    const runtime = rt ?? (await getRuntime());
+    const gone: string[] = [];
+    let entries: string[];
+    try {
+      entries = readdirSync(this.dir);
+    } catch {
+      return gone;
+    }
+    await Promise.all(
+      entries.map(async (name) => {
+        const m = HOST_FOLDER.exec(name);
+        if (!m || m[1] === this.hostId) return;
+        const folder = join(this.dir, name);
+        if (!(await hostGone(runtime, folder))) return;
+        gone.push(...listSegments(this.dir, m[1]!));
+        rmSync(folder, { recursive: true, force: true });
+      }),
+    );
+    return gone.sort();
   }
 
   /** The file of a segment. */
@@ -141,26 +215,55 @@ export class SegmentRegistry {
   }
 }
 
-/** The pid a segment name carries, or null when it is not a segment name. */
-export function segmentPid(name: string): number | null {
-  const m = /^pyisolate-(\d+)-[0-9a-zA-Z]+$/.exec(name);
-  return m ? Number(m[1]) : null;
-}
-
-/** The path of segment `name` in `dir`, refusing anything that is not a segment name. */
-export function segmentPath(dir: string, name: string): string {
-  if (!name.startsWith(SEGMENT_PREFIX) || name.includes("/")) {
-    throw new PyisolateError("USAGE", `${JSON.stringify(name)} is not a pyisolate segment name.`);
-  }
-  return join(dir, name);
-}
-
-/** Names of the segments in `dir` (of host `pid` only, when given). */
-export function listSegments(dir: string = defaultShmDir(), pid?: number): string[] {
-  const want = pid === undefined ? SEGMENT_PREFIX : `${SEGMENT_PREFIX}${pid}-`;
+/** Whether the host of `folder` is provably gone: its liveness socket exists and refuses connections. */
+async function hostGone(rt: Runtime, folder: string): Promise<boolean> {
+  const path = join(folder, ALIVE_SOCKET);
   try {
-    return readdirSync(dir).filter((n) => n.startsWith(want)).sort();
+    if (!lstatSync(path).isSocket()) return false;
   } catch {
-    return [];
+    return false;
   }
+  try {
+    const conn = await rt.connectUnix(path);
+    conn.close();
+    return false;
+  } catch (err) {
+    const e = err as { code?: string; name?: string; message?: string };
+    return e.code === "ECONNREFUSED" || e.name === "ConnectionRefused" || /refused/i.test(e.message ?? "");
+  }
+}
+
+/** The host id a segment name carries, or null when it is not a segment name. */
+export function segmentHostId(name: string): string | null {
+  const m = SEGMENT_NAME.exec(name);
+  return m ? m[1]! : null;
+}
+
+/** The path of segment `name` under `dir` (in its host's folder), refusing anything that is not a segment name. */
+export function segmentPath(dir: string, name: string): string {
+  const id = typeof name === "string" ? segmentHostId(name) : null;
+  if (id === null) throw new PyisolateError("USAGE", `${JSON.stringify(name)} is not a pyisolate segment name.`);
+  return join(dir, `${SEGMENT_PREFIX}${id}`, name);
+}
+
+/** Names of the segments under `dir` (of host `hostId` only, when given). */
+export function listSegments(dir: string = defaultShmDir(), hostId?: string | number): string[] {
+  let folders: string[];
+  if (hostId !== undefined) folders = [`${SEGMENT_PREFIX}${hostId}`];
+  else {
+    try {
+      folders = readdirSync(dir).filter((n) => HOST_FOLDER.test(n));
+    } catch {
+      return [];
+    }
+  }
+  const out: string[] = [];
+  for (const f of folders) {
+    try {
+      for (const n of readdirSync(join(dir, f))) if (SEGMENT_NAME.test(n)) out.push(n);
+    } catch {
+      // no such folder
+    }
+  }
+  return out.sort();
 }

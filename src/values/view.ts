@@ -3,7 +3,7 @@
  * segment (zero-copy where the runtime can) and {@link tensorValues} reads its elements.
  * @module
  */
-import { PyisolateError } from "../errors.ts";
+import { asPyisolateError, PyisolateError } from "../errors.ts";
 import type { MappedFile, Runtime } from "../runtime/contract.ts";
 import { getRuntime } from "../runtime/detect.ts";
 import { defaultShmDir, segmentPath } from "./segments.ts";
@@ -96,7 +96,7 @@ export async function viewTensor(ref: TensorRef, opts: { runtime?: Runtime; dir?
     if ((err as { code?: string }).code === "ENOENT") {
       throw new PyisolateError("NOT_FOUND", `Tensor segment ${ref.segment} is gone: it was released before it was viewed. Retain the value that holds it while you use it.`, { cause: err });
     }
-    throw err;
+    throw asPyisolateError(err, `mapping tensor segment ${ref.segment} (${path})`);
   }
   const bytes = mapped.bytes.subarray(ref.offset, ref.offset + ref.nbytes);
   const T = TYPED[ref.dtype];

@@ -58,13 +58,19 @@ function expectedImage(width: number, height: number, seed: bigint): number[] {
   return out;
 }
 
-/** This process's tensor segments on disk. */
-function ownSegments(): string[] {
-  try {
-    return readdirSync(SHM_DIR).filter((n) => n.startsWith(`pyisolate-${process.pid}-`)).sort();
-  } catch {
-    return [];
+/** The tensor segments on disk of the hosts with these ids (and whether their folders remain). */
+function ownSegments(...hostIds: string[]): string[] {
+  const out: string[] = [];
+  for (const id of hostIds) {
+    const folder = `${SHM_DIR}/pyisolate-${id}`;
+    try {
+      out.push(...readdirSync(folder).filter((n) => n.startsWith(`pyisolate-${id}-`)));
+    } catch {
+      continue; // the folder is gone: nothing left
+    }
+    out.push(`(folder ${folder})`);
   }
+  return out.sort();
 }
 
 /** The first `ui.text` entry of a node's output, parsed as JSON. */
@@ -204,13 +210,14 @@ export function defineE2eTests(t: TestApi, runtime: RuntimeName): void {
       assert.equal(report.dtype, "torch.float32");
       assert.deepEqual(report.shape, [1, 6, 8, 3]);
       // Zero copy: the relay and the maker both read the one segment the maker wrote.
-      assert.match(report.segment ?? "", new RegExp(`^${SHM_DIR}/pyisolate-${process.pid}-[0-9a-zA-Z]+$`));
+      const id = h.segments.hostId;
+      assert.match(report.segment ?? "", new RegExp(`^${SHM_DIR}/pyisolate-${id}/pyisolate-${id}-[0-9a-zA-Z]+$`));
       assert.equal(report.relay.segment, report.segment);
       assert.notEqual(report.relay.pid, report.pid);
       assert.equal(report.pid, h.core.processFor("E2eMaker").pid);
       assert.equal(report.relay.pid, h.core.processFor("E2eRelay").pid);
       // The host holds that segment for the output cache; nothing else was written.
-      assert.deepEqual(ownSegments(), [report.segment!.slice(SHM_DIR.length + 1)]);
+      assert.deepEqual(ownSegments(id), [`(folder ${SHM_DIR}/pyisolate-${id})`, report.segment!.slice(report.segment!.lastIndexOf("/") + 1)].sort());
       // The shared pack ran in the shared process and called the host (folder_paths).
       assert.deepEqual(result.outputs["4"], {
         text: [`from ${runtime}`],
@@ -276,10 +283,11 @@ export function defineE2eTests(t: TestApi, runtime: RuntimeName): void {
       assert.ok(s, "the first test set the suite up");
       try {
         assert.ok(s.host, "the host of the first test is running");
-        assert.ok(ownSegments().length > 0, "the cached IMAGE outputs hold segments until close()");
+        const first = s.host.segments.hostId;
+        assert.ok(ownSegments(first).length > 1, "the cached IMAGE outputs hold segments until close()");
         await s.host.close();
         s.host = undefined;
-        assert.deepEqual(ownSegments(), []);
+        assert.deepEqual(ownSegments(first), []);
 
         s.lines.length = 0;
         const again = await createHost(options(s));
@@ -303,7 +311,7 @@ export function defineE2eTests(t: TestApi, runtime: RuntimeName): void {
         } finally {
           await again.close();
         }
-        assert.deepEqual(ownSegments(), []);
+        assert.deepEqual(ownSegments(first, again.segments.hostId), []);
       } finally {
         await s.host?.close();
         rmSync(s.root, { recursive: true, force: true });

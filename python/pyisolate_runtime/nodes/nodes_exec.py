@@ -217,7 +217,10 @@ def _check_outputs(cls: Any, class_type: str, output: List[List[Any]]) -> None:
             continue
         slot = str(names[i]) if i < len(names) else str(i)
         for v in values:
-            check_crossing(io_type, v, node=class_type, slot=slot)
+            try:
+                check_crossing(io_type, v, node=class_type, slot=slot)
+            except RecursionError:
+                pass  # nested too deeply to walk: encoding it says so, naming the output
 
 
 class NodeRunner:

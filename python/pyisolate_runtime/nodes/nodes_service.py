@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from pyisolate_runtime.nodes.nodes_exec import NodeRunner, run_coroutine, set_node_loop
 from pyisolate_runtime.nodes.nodes_info import node_flags, node_info
+from pyisolate_runtime.nodes.outputs import encode_outputs
 
 log = logging.getLogger("pyisolate.nodes")
 
@@ -177,6 +178,37 @@ service = NodesService()
 """The process's one ``$nodes`` service."""
 
 
+class NodesEndpoint:
+    """What the host may call of :data:`service` as ``$nodes``; ``execute`` answers with its
+    outputs encoded already (see :mod:`pyisolate_runtime.nodes.outputs`)."""
+
+    def __init__(self, nodes: NodesService) -> None:
+        self._nodes = nodes
+
+    def object_info(self) -> Dict[str, Any]:
+        return self._nodes.object_info()
+
+    def execute(self, class_type: str, inputs: Dict[str, Any], hidden: Optional[dict] = None,
+                node_id: Optional[str] = None) -> Dict[str, Any]:
+        nodes = self._nodes
+        cls = nodes._class(class_type)
+        pack = nodes.classes[class_type][0]
+        return encode_outputs(class_type, cls, node_id, nodes.runner.execute(class_type, cls, inputs, hidden, node_id), pack)
+
+    def is_changed(self, class_type: str, inputs: Dict[str, Any], hidden: Optional[dict] = None,
+                   node_id: Optional[str] = None) -> Optional[list]:
+        return self._nodes.is_changed(class_type, inputs, hidden, node_id)
+
+    fingerprint_inputs = is_changed
+
+    def validate_inputs(self, class_type: str, inputs: Dict[str, Any], node_id: Optional[str] = None,
+                        input_types: Optional[dict] = None) -> Any:
+        return self._nodes.validate_inputs(class_type, inputs, node_id, input_types)
+
+    def forget(self, node_id: Optional[str] = None) -> None:
+        self._nodes.forget(node_id)
+
+
 def _on_event(rt: Any, name: str, method: str, fn: Any) -> None:
     register = getattr(rt, "on_event", None)
     if register is not None:
@@ -193,4 +225,4 @@ def setup(rt: Any) -> None:
     _on_event(rt, "ModelManagement", "soft_empty_cache", lambda force=False, *_: comfy_bridge.host_memory_event("soft_empty_cache", force))
     _on_event(rt, "ModelManagement", "unload_all_models", lambda *_: comfy_bridge.host_memory_event("unload_all_models"))
     loader.register_collector(service.collect)
-    rt.serve("$nodes", service)
+    rt.serve("$nodes", NodesEndpoint(service))

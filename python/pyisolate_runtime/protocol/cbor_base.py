@@ -11,8 +11,10 @@ __all__ = [
     "CBOREncodeError",
     "DecodeFn",
     "EncodeFn",
+    "Raw",
     "Simple",
     "TAG_FLOAT",
+    "TAG_MAP",
     "TAG_TUPLE",
     "Tagged",
     "register_encoder",
@@ -25,6 +27,11 @@ TAG_TUPLE = 41500
 
 TAG_FLOAT = 41506
 """Our tag for a whole-number float (content: a float, or an integer a JavaScript peer wrote)."""
+
+TAG_MAP = 259
+"""The standard tag of a map whose keys are not all text or numbers (content: the map). The
+encoder puts it around a ``dict`` with a tuple, bytes or other non-scalar key, so that a
+JavaScript peer decodes it as a ``Map`` and keeps those keys; the decoder accepts it."""
 
 EncodeFn = Callable[[Any], "tuple[int, Any]"]
 """An encoder extension: object → ``(tag, content)``; the content is encoded in turn."""
@@ -63,6 +70,21 @@ class Tagged:
         return f"Tagged({self.tag}, {self.value!r})"
 
 
+class Raw:
+    """An item encoded already: its bytes are written as they are (one whole CBOR item).
+
+    Lets a value be encoded ahead of the message that carries it, where an error can still
+    name which part failed (a node's output, say)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Raw({len(self.data)} bytes)"
+
+
 class Simple(int):
     """A CBOR simple value other than false/true/null/undefined."""
 
@@ -71,7 +93,7 @@ class Simple(int):
 
 
 # The codec's types are imported, and errors reported, as pyisolate_runtime.cbor's.
-for _t in (CBORDecodeError, CBOREncodeError, Tagged, Simple):
+for _t in (CBORDecodeError, CBOREncodeError, Raw, Tagged, Simple):
     _t.__module__ = "pyisolate_runtime.cbor"
 del _t
 
@@ -107,6 +129,6 @@ def register_encoder_predicate(pred: Callable[[Any], bool], fn: EncodeFn) -> Non
 
 def register_tag(tag: int, fn: DecodeFn) -> None:
     """Decode items tagged ``tag`` as ``fn(content)``, where ``content`` is already decoded."""
-    if tag in (2, 3, TAG_TUPLE, TAG_FLOAT):
+    if tag in (2, 3, TAG_MAP, TAG_TUPLE, TAG_FLOAT):
         raise ValueError(f"tag {tag} is built into the codec and cannot be replaced")
     tag_decoders[tag] = fn

@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Iterable
 
-from .cbor_base import TAG_FLOAT, TAG_TUPLE, CBORDecodeError, DecodeFn, Simple, Tagged, tag_decoders
+from .cbor_base import TAG_FLOAT, TAG_MAP, TAG_TUPLE, CBORDecodeError, DecodeFn, Simple, Tagged, tag_decoders
 
 __all__ = ["loads", "loads_all"]
 
@@ -165,6 +165,10 @@ def _apply_tag(tag: int, content: Any, start: int, hooks: dict[int, DecodeFn] | 
             raise _fail(f"tag {tag} (bignum) must wrap a byte string", start)
         n = int.from_bytes(content, "big")
         return n if tag == 2 else -1 - n
+    if tag == TAG_MAP:
+        if type(content) is not dict:
+            raise _fail("tag 259 (map) must wrap a map", start)
+        return content
     fn = None
     if hooks is not None:
         fn = hooks.get(tag)

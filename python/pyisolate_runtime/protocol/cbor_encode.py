@@ -10,9 +10,14 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable
 
-from .cbor_base import CBOREncodeError, EncodeFn, Simple, Tagged, isinstance_encoders, predicate_encoders, exact_encoders
+from .cbor_base import CBOREncodeError, EncodeFn, Raw, Simple, Tagged, isinstance_encoders, predicate_encoders, exact_encoders
 
-__all__ = ["dumps", "encode_into"]
+__all__ = ["MAX_DEPTH", "dumps", "encode_into"]
+
+MAX_DEPTH = 500
+"""How deep lists and dicts may nest in a value that crosses: the encoders refuse deeper
+values with a clear error (Python: Python's recursion limit comes first beyond it), and the
+decoders of both sides accept at least this much."""
 
 _pack_B = struct.Struct(">BB").pack
 _pack_H = struct.Struct(">BH").pack
@@ -114,8 +119,15 @@ def _short_str(obj: str) -> bytes:
     return b
 
 
+# Key types a JavaScript peer can hold as object property names (as their text form).
+_SCALAR_KEYS = frozenset((str, int, float, bool, type(None)))
+_TAG_MAP_HEAD = b"\xd9\x01\x03"  # tag 259
+
+
 def _enc_dict(obj: dict, out: bytearray, default: Any) -> None:
     n = len(obj)
+    head_at = len(out)
+    tagged = False
     out += _SMALL[5][n] if n < 24 else _head(5, n)
     enc = _ENC
     cache = _STR_CACHE
@@ -125,6 +137,11 @@ def _enc_dict(obj: dict, out: bytearray, default: Any) -> None:
             b = cache.get(k)
             out += _short_str(k) if b is None else b
         else:
+            if not tagged and tk not in _SCALAR_KEYS:
+                # A tuple, bytes or other non-scalar key: tag the map (259) so that a JS peer
+                # decodes a Map and keeps the key instead of failing on it.
+                out[head_at:head_at] = _TAG_MAP_HEAD
+                tagged = True
             fn = enc.get(tk)
             if fn is None:
                 _enc_other(k, out, default)
@@ -150,6 +167,10 @@ def _enc_bool(obj: bool, out: bytearray, default: Any) -> None:
 
 def _enc_none(obj: None, out: bytearray, default: Any) -> None:
     out.append(0xF6)
+
+
+def _enc_raw(obj: Raw, out: bytearray, default: Any) -> None:
+    out += obj.data
 
 
 def _enc_tagged(obj: Tagged, out: bytearray, default: Any) -> None:
@@ -237,6 +258,7 @@ _ENC: dict[type, Callable[[Any, bytearray, Any], None]] = {
     type(None): _enc_none,
     Tagged: _enc_tagged,
     Simple: _enc_simple,
+    Raw: _enc_raw,
 }
 
 
@@ -256,7 +278,10 @@ def dumps(obj: Any, default: EncodeFn | None = None) -> bytes:
         else:
             fn(obj, out, default)
     except RecursionError:
-        raise CBOREncodeError("cannot encode a self-referencing or too deeply nested value") from None
+        raise CBOREncodeError(
+            "cannot encode a self-referencing or too deeply nested value (lists and dicts may nest "
+            f"at most about {MAX_DEPTH} levels); flatten it or pass it as a tensor"
+        ) from None
     return bytes(out)
 
 

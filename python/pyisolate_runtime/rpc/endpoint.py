@@ -37,6 +37,14 @@ from .serving import Serving, _Job
 
 __all__ = ["Endpoint"]
 
+
+def _encode_failure(e: BaseException, message: str) -> BaseException:
+    """An error of ``e``'s kind carrying ``message`` (a TypeError when the kind cannot be rebuilt)."""
+    try:
+        return type(e)(e.errno, message) if isinstance(e, OSError) else type(e)(message)
+    except Exception:
+        return TypeError(message)
+
 _MAX_WORKERS = 256
 
 
@@ -206,7 +214,10 @@ class Endpoint(Calls, Serving):
         return None
 
     def _send(self, msg: dict) -> None:
-        payload = dumps(msg, self._default)
+        self._write(dumps(msg, self._default))
+
+    def _write(self, payload: bytes) -> None:
+        """Send one encoded message (with any callback releases queued before it)."""
         n = len(payload)
         if n > MAX_FRAME:
             raise FrameError(f"a message of {n} bytes exceeds the {MAX_FRAME}-byte frame limit")
@@ -229,18 +240,24 @@ class Endpoint(Calls, Serving):
     def _try_send(self, msg: dict) -> None:
         try:
             self._send(msg)
-        except (OSError, FrameError, CBOREncodeError):
+        except Exception:
             pass
 
     def _reply_ok(self, cid: int, v: Any, s: str, m: str) -> None:
+        # Every failure to encode the result (an encoder's TypeError, a full /dev/shm, a value
+        # nested too deeply) becomes the call's error: the caller must get an answer.
         try:
-            self._send({"t": "ok", "id": cid, "v": v})
-        except CBOREncodeError as e:
-            self._reply_err(cid, TypeError(f"the result of {s}.{m} in {self.name} could not be encoded: {e}"), tb=False)
+            payload = dumps({"t": "ok", "id": cid, "v": v}, self._default)
+        except Exception as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else e
+            self._reply_err(cid, _encode_failure(e, f"the result of {s}.{m} in {self.name} could not be encoded: {why}"), tb=False)
+            return
+        try:
+            self._write(payload)
         except FrameError as e:
             self._reply_err(cid, ValueError(f"the result of {s}.{m} in {self.name} is too large: {e}"), tb=False)
         except OSError:
-            pass
+            pass  # the connection is gone: nobody waits for this answer any more
 
     def _reply_err(self, cid: int, e: BaseException, tb: bool = True) -> None:
         try:

@@ -116,7 +116,7 @@ def reusable(hit: tuple[Mapping, int] | None, version: int, start: int, length: 
     written = _pages_written(start, length)
     if written or (written is None and not versioned):
         return None
-    if not os.path.exists(os.path.join(shm_dir(), m.segment)):
+    if not os.path.exists(segment_path(m.segment)):
         return None  # the host released it meanwhile
     return m.segment, start - m.addr
 

@@ -1,34 +1,53 @@
 """Shared-memory segments: the files under ``/dev/shm`` that tensor bytes cross in.
 
-A segment is written once by its producer, under ``pyisolate-<hostpid>-<random>``, and
-allocated up front with ``posix_fallocate``, so a full tmpfs is
+Each host has a folder of its own there, ``pyisolate-<hostid>/`` (``hostid`` is random per
+host, given to children as ``PYISOLATE_HOST_ID``), and a segment is a file in it named
+``pyisolate-<hostid>-<random>``: the name alone says where it lives. A segment is written
+once by its producer and allocated up front with ``posix_fallocate``, so a full tmpfs is
 :class:`SharedMemoryFullError`, never a SIGBUS. The host owns segment lifetimes and unlinks
-them; the runtime never unlinks a segment it has sent.
+them; the runtime never unlinks a segment it has sent. The host's folder also holds its
+liveness socket (``alive``): a folder whose socket refuses connections belongs to a host that
+is gone, which is the only case :func:`sweep_dead_hosts` removes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
+import re
 import secrets
+import shutil
+import socket
+import stat
+import threading
+from typing import Iterator
 
 __all__ = [
+    "ALIVE_SOCKET",
     "PREFIX",
     "SharedMemoryFullError",
     "TensorCrossingError",
+    "host_dir",
+    "host_id",
     "host_pid",
     "list_segments",
     "segment_path",
     "shm_dir",
     "sweep_dead_hosts",
+    "unlink_on_error",
     "unlink_segment",
     "write_segment",
 ]
 
 PREFIX = "pyisolate-"
-"""Every segment's file name starts with this, then the host pid and a dash."""
+"""Every host folder and segment name starts with this, then the host id."""
 
+ALIVE_SOCKET = "alive"
+"""The host's liveness socket, in its folder: it accepts connections while the host lives."""
+
+_NAME = re.compile(r"pyisolate-([0-9A-Za-z]+)-[0-9A-Za-z]+")
 _WRITE_CHUNK = 1 << 30
 
 
@@ -45,30 +64,54 @@ SharedMemoryFullError.__module__ = TensorCrossingError.__module__ = "pyisolate_r
 
 
 def shm_dir() -> str:
-    """The directory segments live in: ``PYISOLATE_SHM_DIR``, default ``/dev/shm``."""
+    """The directory the hosts' segment folders live in: ``PYISOLATE_SHM_DIR``, default ``/dev/shm``."""
     return os.environ.get("PYISOLATE_SHM_DIR") or "/dev/shm"
 
 
+def host_id() -> str:
+    """The id segment names carry: ``PYISOLATE_HOST_ID`` (set by the host), else
+    ``PYISOLATE_HOST_PID``, else this process's pid."""
+    return os.environ.get("PYISOLATE_HOST_ID") or os.environ.get("PYISOLATE_HOST_PID") or str(os.getpid())
+
+
 def host_pid() -> int:
-    """The pid segment names carry: ``PYISOLATE_HOST_PID`` (set by the host), else our own."""
+    """The host's pid (``PYISOLATE_HOST_PID``), else our own."""
     raw = os.environ.get("PYISOLATE_HOST_PID")
     return int(raw) if raw else os.getpid()
 
 
+def host_dir(hid: str | int | None = None) -> str:
+    """The folder of host ``hid``'s segments (this process's host by default)."""
+    return os.path.join(shm_dir(), f"{PREFIX}{host_id() if hid is None else hid}")
+
+
 def segment_path(name: str) -> str:
     """The file of segment ``name``."""
-    if "/" in name or not name.startswith(PREFIX):
+    m = _NAME.fullmatch(name) if isinstance(name, str) else None
+    if m is None:
         raise ValueError(f"{name!r} is not a pyisolate segment name")
-    return os.path.join(shm_dir(), name)
+    return os.path.join(shm_dir(), f"{PREFIX}{m.group(1)}", name)
 
 
-def list_segments(pid: int | None = None) -> list[str]:
-    """Names of the segments in :func:`shm_dir` (of host ``pid`` only, when given)."""
-    want = f"{PREFIX}{pid}-" if pid is not None else PREFIX
+def list_segments(hid: str | int | None = None) -> list[str]:
+    """Names of the segments of host ``hid`` (of every host folder when None)."""
+    folders = [host_dir(hid)] if hid is not None else _host_folders()
+    names: list[str] = []
+    for folder in folders:
+        try:
+            names += [n for n in os.listdir(folder) if _NAME.fullmatch(n)]
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+    return sorted(names)
+
+
+def _host_folders() -> list[str]:
     try:
-        return sorted(n for n in os.listdir(shm_dir()) if n.startswith(want))
+        entries = os.listdir(shm_dir())
     except FileNotFoundError:
         return []
+    base = shm_dir()
+    return [os.path.join(base, n) for n in entries if n.startswith(PREFIX) and "-" not in n[len(PREFIX):]]
 
 
 def unlink_segment(name: str) -> bool:
@@ -80,26 +123,38 @@ def unlink_segment(name: str) -> bool:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
+def _host_gone(folder: str) -> bool:
+    """Whether the host of ``folder`` is provably gone: its liveness socket exists and
+    refuses connections. A folder without one (or one that answers) is kept."""
+    path = os.path.join(folder, ALIVE_SOCKET)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return False
+    except OSError:
         return False
-    except PermissionError:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(2.0)
+    try:
+        s.connect(path)
+        return False
+    except ConnectionRefusedError:
         return True
-    return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 def sweep_dead_hosts() -> list[str]:
-    """Removes segments whose host pid is no longer alive; returns their names."""
-    removed = []
-    for name in list_segments():
-        pid_part = name[len(PREFIX):].split("-", 1)[0]
-        if not pid_part.isdigit():
+    """Removes the folders of hosts that are provably gone; returns their segments' names."""
+    removed: list[str] = []
+    for folder in _host_folders():
+        if folder == host_dir() or not _host_gone(folder):
             continue
-        if not _pid_alive(int(pid_part)) and unlink_segment(name):
-            removed.append(name)
-    return removed
+        names = [n for n in os.listdir(folder) if _NAME.fullmatch(n)]
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += names
+    return sorted(removed)
 
 
 def _human(n: int) -> str:
@@ -113,10 +168,25 @@ def _human(n: int) -> str:
 
 def _create_segment(nbytes: int, what: str) -> tuple[str, int]:
     """A new segment of exactly ``nbytes`` bytes, allocated up front; returns (name, fd)."""
-    directory = shm_dir()
-    name = f"{PREFIX}{host_pid()}-{secrets.token_hex(8)}"
+    directory = host_dir()
+    name = f"{PREFIX}{host_id()}-{secrets.token_hex(8)}"
     path = os.path.join(directory, name)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        # The host's folder is gone (cleaned away): make it again, inside an existing base.
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"The shared-memory folder {shm_dir()} does not exist, so {what} has nowhere to go. "
+                "Create it, or set PYISOLATE_SHM_DIR to an existing tmpfs folder.",
+            ) from None
+        fd = os.open(path, flags, 0o600)
     try:
         os.posix_fallocate(fd, 0, nbytes)
     except OSError as e:
@@ -133,7 +203,7 @@ def _create_segment(nbytes: int, what: str) -> tuple[str, int]:
                 free = ""
             raise SharedMemoryFullError(
                 e.errno,
-                f"Not enough shared memory in {directory} for {what} ({_human(nbytes)}){free}. "
+                f"Not enough shared memory in {shm_dir()} for {what} ({_human(nbytes)}){free}. "
                 "Free memory, enlarge the filesystem (docker: --shm-size), or set PYISOLATE_SHM_DIR "
                 "to a larger tmpfs.",
             ) from None
@@ -148,10 +218,35 @@ def _write_all(fd: int, addr: int, nbytes: int) -> None:
         off += os.write(fd, view[off : off + _WRITE_CHUNK])
 
 
+_written = threading.local()
+
+
+@contextlib.contextmanager
+def unlink_on_error() -> Iterator[list[str]]:
+    """Collects the segments this thread writes inside the block; when the block raises,
+    unlinks them, so that a value that failed half-way through encoding leaves none behind."""
+    outer = getattr(_written, "names", None)
+    names: list[str] = []
+    _written.names = names
+    try:
+        yield names
+    except BaseException:
+        for name in names:
+            unlink_segment(name)
+        raise
+    finally:
+        _written.names = outer
+        if outer is not None:
+            outer.extend(names)
+
+
 def write_segment(addr: int, nbytes: int, what: str) -> str:
     """A new segment holding the ``nbytes`` bytes at address ``addr``; returns its name.
     ``what`` describes the value in the error when shared memory is full."""
     name, fd = _create_segment(nbytes, what)
+    names = getattr(_written, "names", None)
+    if names is not None:
+        names.append(name)
     try:
         _write_all(fd, addr, nbytes)
     except BaseException:
