@@ -114,6 +114,8 @@ describe("a pack written against ComfyUI's modules", () => {
       const info = host.nodes();
       expect(Object.keys(info).sort()).toEqual(["LoadAndInvert", "SaveWithSuffix", "TiledDouble"]);
       expect((info.TiledDouble!.input as { required: Record<string, unknown[]> }).required.sampler![0]).toContain("dpmpp_2m");
+      // Its import-time route decorator did not raise: the route is recorded with the pack.
+      expect(host.registry.routes()).toEqual({ ShimUser: [{ method: "GET", path: "/shimuser/status", handler: "ShimUser.status" }] });
       const events: string[] = [];
       const r = await host.run(
         {
@@ -143,12 +145,13 @@ describe("pyisolate nodes", () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^PACK\s+NODE CLASS\s+CATEGORY\s+DISPLAY NAME$/m);
     expect(r.out).toMatch(/^ShimUser\s+TiledDouble\s+sd\s+TiledDouble$/m);
-    expect(r.out).toContain("ShimUser (shared): 3 nodes, from cache");
+    expect(r.out).toContain("ShimUser (shared): 3 nodes, 1 HTTP route recorded (not served), from cache");
     const json = JSON.parse((await cli("nodes", "--json", "--custom-nodes", nodes, "--cache-dir", cacheDir, "--python", hostPython)).out) as {
       comfyui: unknown;
-      packs: Array<{ name: string; nodes: Record<string, { output: string[] }> }>;
+      packs: Array<{ name: string; nodes: Record<string, { output: string[] }>; routes: unknown[] }>;
     };
     expect(json.comfyui).toBeNull();
+    expect(json.packs[0]!.routes).toEqual([{ method: "GET", path: "/shimuser/status", handler: "ShimUser.status" }]); // from the cache
     expect(json.packs[0]!.nodes.LoadAndInvert!.output).toEqual(["IMAGE", "MASK"]);
     const failing = await cli("nodes", "--custom-nodes", join(root, "failing"), "--cache-dir", join(root, "failing-cache"), "--python", hostPython, "NeedsComfyCore");
     expect(failing.code).toBe(1);

@@ -149,15 +149,37 @@ def test_png_encoder():
     assert chunks[b"tEXt"] == [b"prompt\x00{}"]
 
 
-def test_routes_are_refused_with_a_pointer_to_the_route_manifest():
-    from server import PromptServer, RoutesUnavailable
+def test_routes_are_recorded_and_handlers_returned_unchanged():
+    import server
+    from server import PromptServer
 
-    with pytest.raises(RoutesUnavailable, match="route_manifest.json"):
-        @PromptServer.instance.routes.get("/my_route")
-        def handler(request):
-            pass
-    with pytest.raises(RoutesUnavailable):
-        PromptServer.instance.app.router
+    server.take_routes()  # start from nothing
+
+    @PromptServer.instance.routes.get("/my_node/status")
+    async def status(request):
+        return "ok"
+
+    @PromptServer.instance.routes.post("/my_node/save/{name}")
+    async def save(request):
+        return "saved"
+
+    assert status.__name__ == "status" and save.__name__ == "save"  # the handlers themselves
+    PromptServer.instance.routes.static("/my_node/assets", "/tmp/assets")
+    PromptServer.instance.app.router.add_get("/my_node/raw", status)
+    PromptServer.instance.app.add_routes(PromptServer.instance.routes)  # already recorded: not twice
+    PromptServer.instance.app.middlewares.append(object())
+    PromptServer.instance.add_on_prompt_handler(lambda prompt: prompt)
+
+    routes = server.take_routes()
+    here = __name__
+    assert routes == [
+        {"method": "GET", "path": "/my_node/status", "handler": f"{here}.test_routes_are_recorded_and_handlers_returned_unchanged.<locals>.status"},
+        {"method": "POST", "path": "/my_node/save/{name}", "handler": f"{here}.test_routes_are_recorded_and_handlers_returned_unchanged.<locals>.save"},
+        {"method": "STATIC", "path": "/my_node/assets", "directory": "/tmp/assets"},
+        {"method": "GET", "path": "/my_node/raw", "handler": f"{here}.test_routes_are_recorded_and_handlers_returned_unchanged.<locals>.status"},
+    ]
+    assert [(d.method, d.path) for d in PromptServer.instance.routes][-2:] == [("GET", "/my_node/status"), ("POST", "/my_node/save/{name}")]
+    assert server.take_routes() == []  # taken once
 
 
 def test_nodes_module():

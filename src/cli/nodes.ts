@@ -18,9 +18,9 @@ export const nodesCommand: Command = {
     "Registers every pack as `run` does — from the metadata cache when nothing changed (no process\n" +
     "starts), else by importing it — and prints each node class with its pack, category and display\n" +
     "name. A pack that failed to import is listed with the exception, file and line. With --json:\n" +
-    "every pack with its node classes' /object_info entries (their schemas). Exit code 1 when a\n" +
-    "pack failed.",
-  flags: [{ name: "--json", help: "print JSON: packs with their nodes' /object_info entries" }],
+    "every pack with its node classes' /object_info entries (their schemas) and the HTTP routes it\n" +
+    "registered at import time (recorded, not served). Exit code 1 when a pack failed.",
+  flags: [{ name: "--json", help: "print JSON: packs with their nodes' /object_info entries and recorded routes" }],
   async run(ctx) {
     const lines: string[] = [];
     const host = await createHost({
@@ -40,12 +40,14 @@ export const nodesCommand: Command = {
         byPack.set(node.owner.pack, list);
       }
       const failed = host.packs.filter((p) => p.source === "failed");
+      const routes = host.registry.routes();
       if (ctx.flags.json) {
         const packs = host.packs.map((p) => ({
           name: p.name,
           kind: p.kind,
           source: p.source,
           nodes: Object.fromEntries(byPack.get(p.name) ?? []),
+          routes: routes[p.name] ?? [],
           ...(p.error ? { error: p.error.message } : {}),
           ...(p.importError ? { importError: p.importError } : {}),
         }));
@@ -60,7 +62,11 @@ export const nodesCommand: Command = {
       }
       if (rows.length > 0) for (const line of formatTable(["PACK", "NODE CLASS", "CATEGORY", "DISPLAY NAME"], rows)) ctx.out(line);
       ctx.out();
-      const summary = (p: PackStatus) => `${p.name} (${p.kind}): ${p.source === "failed" ? "failed" : `${p.nodes} ${p.nodes === 1 ? "node" : "nodes"}${p.source === "cache" ? ", from cache" : ""}`}`;
+      const summary = (p: PackStatus) => {
+        if (p.source === "failed") return `${p.name} (${p.kind}): failed`;
+        const r = routes[p.name]?.length ?? 0;
+        return `${p.name} (${p.kind}): ${p.nodes} ${p.nodes === 1 ? "node" : "nodes"}${r ? `, ${r} HTTP ${r === 1 ? "route" : "routes"} recorded (not served)` : ""}${p.source === "cache" ? ", from cache" : ""}`;
+      };
       for (const p of host.packs) ctx.out(summary(p));
       for (const p of failed) ctx.err(`error: ${p.error?.message ?? `pack ${p.name} registered no nodes`}`);
       return failed.length > 0 ? 1 : 0;

@@ -47,6 +47,19 @@ export interface PackNodes {
   web_directory: string | null;
   /** Nodes the process could not describe, with why. */
   node_errors?: Record<string, string>;
+  /** HTTP routes the pack registered at import time through `PromptServer` (recorded, not served). */
+  routes?: PackRoute[];
+}
+
+/** An HTTP route a pack registered (`@PromptServer.instance.routes.get(path)`, `app.router.add_get`, `routes.static`). */
+export interface PackRoute {
+  /** `GET`, `POST`, … ; `*` for a view; `STATIC` for a static folder. */
+  method: string;
+  path: string;
+  /** The handler's module and qualified name, e.g. `"ComfyUI-Custom-Scripts.py.autocomplete.get_autocomplete"`. */
+  handler?: string;
+  /** The folder a `STATIC` route serves. */
+  directory?: string;
 }
 
 /** A registered class. */
@@ -174,6 +187,7 @@ export function packNodesOf(entry: ReadyPack): PackNodes {
     node_flags: (entry.node_flags as Record<string, NodeFlags> | undefined) ?? {},
     web_directory: typeof entry.web_directory === "string" ? entry.web_directory : null,
     node_errors: (entry.node_errors as Record<string, string> | undefined) ?? {},
+    routes: Array.isArray(entry.routes) ? (entry.routes as PackRoute[]) : [],
   };
 }
 
@@ -357,6 +371,13 @@ export class NodeRegistry implements NodeBackend {
   webDirectories(): Record<string, string> {
     const out: Record<string, string> = {};
     for (const [pack, data] of this.#packs) if (data.web_directory) out[pack] = data.web_directory;
+    return out;
+  }
+
+  /** The HTTP routes each pack registered at import time (recorded, not served), for packs that have any. */
+  routes(): Record<string, PackRoute[]> {
+    const out: Record<string, PackRoute[]> = {};
+    for (const [pack, data] of this.#packs) if (data.routes && data.routes.length > 0) out[pack] = data.routes;
     return out;
   }
 

@@ -137,7 +137,8 @@ class NodesService:
                 web_directory = candidate
                 if comfy_nodes is not None:
                     comfy_nodes.EXTENSION_WEB_DIRS[module_name] = candidate
-        return {"nodes": nodes, "node_flags": flags, "web_directory": web_directory, "node_errors": errors}
+        return {"nodes": nodes, "node_flags": flags, "web_directory": web_directory, "node_errors": errors,
+                "routes": _take_routes(getattr(module, "__name__", pack_name))}
 
     def _class(self, class_type: str) -> type:
         found = self.classes.get(class_type)
@@ -207,6 +208,18 @@ class NodesEndpoint:
 
     def forget(self, node_id: Optional[str] = None) -> None:
         self._nodes.forget(node_id)
+
+
+def _take_routes(module_name: str) -> List[Dict[str, Any]]:
+    """The HTTP routes the pack just imported registered through ``server.PromptServer``
+    (recorded, not served): those whose handler is the pack's (a pack that failed to import
+    before may have left some of its own behind) and those without a handler (static folders)."""
+    server = sys.modules.get("server")
+    take = getattr(server, "take_routes", None)
+    if not callable(take):
+        return []
+    own = lambda h: h == module_name or h.startswith(module_name + ".")  # noqa: E731
+    return [r for r in take() if "handler" not in r or own(str(r["handler"]))]
 
 
 def _on_event(rt: Any, name: str, method: str, fn: Any) -> None:

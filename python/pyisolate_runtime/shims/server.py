@@ -2,13 +2,18 @@
 
 ``send_sync(event, data, sid)`` and ``await send(...)`` put ``{type, data}`` events, with
 the client id, onto the host's event bus through its ``PromptServer`` service.
-``client_id`` is the id of the client whose prompt runs. Registering HTTP routes from a
-pack (``@PromptServer.instance.routes.get(...)``) is not possible in an isolated process:
-declare them in ``route_manifest.json`` instead.
+``client_id`` is the id of the client whose prompt runs.
+
+HTTP routes a pack registers at import time (``@PromptServer.instance.routes.get(path)`` and
+the other methods, ``routes.static``, ``app.add_routes``, ``app.router.add_get`` …) are
+recorded, not served: the decorator returns the handler unchanged, so the pack imports as it
+does inside ComfyUI, and :func:`take_routes` hands what was recorded to the node loader,
+which reports it with the pack (``routes`` in its ready entry). ``add_on_prompt_handler``
+handlers are recorded the same way and not called.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from pyisolate_runtime.nodes import comfy_bridge
 
@@ -22,33 +27,124 @@ class BinaryEventTypes:
     PREVIEW_IMAGE_WITH_METADATA = 4
 
 
-class RoutesUnavailable(RuntimeError):
-    """Raised when a pack registers an HTTP route from an isolated process."""
+_recorded: List[Dict[str, Any]] = []
+_prompt_handlers: List[Callable[..., Any]] = []
 
 
-def _routes_error(what: str) -> RoutesUnavailable:
-    return RoutesUnavailable(
-        f"PromptServer.instance.{what} cannot register HTTP routes from a pyisolate process: decorators run at "
-        "import time, before isolation is ready. List the routes in the pack's route_manifest.json "
-        '({"routes": [{"method": "GET", "path": "/my_node/status", "handler": "get_status"}]}) and define the '
-        "handlers as async methods of the pack's extension class.")
+def _handler_name(fn: Any) -> str:
+    module = getattr(fn, "__module__", None) or ""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+    return f"{module}.{name}" if module else str(name)
+
+
+def _record(method: str, path: Any, handler: Any = None, **extra: Any) -> None:
+    entry: Dict[str, Any] = {"method": method.upper(), "path": str(path)}
+    if handler is not None:
+        entry["handler"] = _handler_name(handler)
+    for key, value in extra.items():
+        if value is not None:
+            entry[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
+    _recorded.append(entry)
+
+
+def take_routes() -> List[Dict[str, Any]]:
+    """The routes recorded since the last call (``{method, path, handler?, ...}``), in order."""
+    out = list(_recorded)
+    _recorded.clear()
+    return out
+
+
+class _RouteDef:
+    """What ``routes`` yields when iterated (aiohttp's RouteDef: method, path, handler)."""
+
+    def __init__(self, method: str, path: str, handler: Any) -> None:
+        self.method, self.path, self.handler = method, path, handler
 
 
 class _Routes:
-    """Stands where aiohttp's RouteTableDef would; every use says what to do instead."""
+    """Stands where aiohttp's RouteTableDef would: the decorators record each route and
+    return the handler unchanged."""
 
-    def _refuse(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
-        raise _routes_error("routes")
+    def __init__(self) -> None:
+        self._defs: List[_RouteDef] = []
 
-    get = post = put = patch = delete = head = route = view = static = _refuse
+    def route(self, method: str, path: str, **kwargs: Any) -> Callable[[Any], Any]:
+        def decorate(handler: Any) -> Any:
+            _record(method, path, handler)
+            self._defs.append(_RouteDef(method.upper(), path, handler))
+            return handler
+        return decorate
 
-    def __iter__(self) -> Any:
-        return iter(())
+    def get(self, path: str, **kwargs: Any) -> Callable[[Any], Any]:
+        return self.route("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Callable[[Any], Any]:
+        return self.route("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> Callable[[Any], Any]:
+        return self.route("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Callable[[Any], Any]:
+        return self.route("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Callable[[Any], Any]:
+        return self.route("DELETE", path, **kwargs)
+
+    def head(self, path: str, **kwargs: Any) -> Callable[[Any], Any]:
+        return self.route("HEAD", path, **kwargs)
+
+    def view(self, path: str, **kwargs: Any) -> Callable[[Any], Any]:
+        return self.route("*", path, **kwargs)
+
+    def static(self, prefix: str, path: Any, **kwargs: Any) -> None:
+        _record("STATIC", prefix, directory=str(path))
+
+    def __iter__(self) -> Iterator[_RouteDef]:
+        return iter(list(self._defs))
+
+    def __len__(self) -> int:
+        return len(self._defs)
+
+
+class _Router:
+    """aiohttp's ``app.router``: ``add_get`` / ``add_post`` / ``add_route`` / ``add_static`` record."""
+
+    def add_route(self, method: str, path: str, handler: Any, **kwargs: Any) -> None:
+        _record(method, path, handler)
+
+    def add_get(self, path: str, handler: Any, **kwargs: Any) -> None:
+        _record("GET", path, handler)
+
+    def add_post(self, path: str, handler: Any, **kwargs: Any) -> None:
+        _record("POST", path, handler)
+
+    def add_put(self, path: str, handler: Any, **kwargs: Any) -> None:
+        _record("PUT", path, handler)
+
+    def add_patch(self, path: str, handler: Any, **kwargs: Any) -> None:
+        _record("PATCH", path, handler)
+
+    def add_delete(self, path: str, handler: Any, **kwargs: Any) -> None:
+        _record("DELETE", path, handler)
+
+    def add_static(self, prefix: str, path: Any, **kwargs: Any) -> None:
+        _record("STATIC", prefix, directory=str(path))
 
 
 class _App:
-    def __getattr__(self, name: str) -> Any:
-        raise _routes_error(f"app.{name}")
+    """aiohttp's ``web.Application`` as far as packs touch it at import time."""
+
+    def __init__(self) -> None:
+        self.router = _Router()
+        self.middlewares: List[Any] = []
+        self.on_startup: List[Any] = []
+        self.on_shutdown: List[Any] = []
+        self.on_cleanup: List[Any] = []
+
+    def add_routes(self, defs: Any) -> None:
+        for d in defs:
+            if not isinstance(d, _RouteDef):  # those came from routes' decorators: recorded already
+                _record(str(getattr(d, "method", "*")), getattr(d, "path", "?"), getattr(d, "handler", None))
 
 
 class PromptServer:
@@ -94,7 +190,8 @@ class PromptServer:
         pass
 
     def add_on_prompt_handler(self, handler: Callable[..., Any]) -> None:
-        raise _routes_error("add_on_prompt_handler")
+        """Recorded, not called: prompts reach packs through the host's executor."""
+        _prompt_handlers.append(handler)
 
 
 PromptServer.instance = PromptServer()
