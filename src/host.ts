@@ -157,8 +157,10 @@ function sandboxModeFromEnv(): SandboxMode {
 function hostDirs(baseDir: string, opts: HostOptions): { output: string; temp: string; user: string; input: string } {
   const output = resolve(opts.outputDir ?? join(baseDir, "output"));
   const temp = join(baseDir, "temp");
-  for (const d of [output, temp]) mkdirSync(d, { recursive: true });
-  return { output, temp, user: join(baseDir, "user"), input: resolve(opts.inputDir ?? join(baseDir, "input")) };
+  const input = resolve(opts.inputDir ?? join(baseDir, "input"));
+  // ComfyUI's folder_paths makes its default input folder when imported; packs list it at import time.
+  for (const d of [output, temp, ...(opts.inputDir ? [] : [input])]) mkdirSync(d, { recursive: true });
+  return { output, temp, user: join(baseDir, "user"), input };
 }
 
 /**

@@ -44,14 +44,14 @@ const python = process.env.PYISOLATE_PYTHON ?? (checkout ? checkoutPython(checko
 let root: string;
 let pythonVersion = "";
 
-function hostOver(nodes: string, cacheDir: string, lines: string[] = []): Promise<Host> {
+function hostOver(nodes: string, cacheDir: string, lines: string[] = [], baseDir: string = root): Promise<Host> {
   return createHost({
     customNodes: nodes,
     cacheDir,
     python,
     comfyui: checkout!,
     comfyuiArgs: comfyArgs,
-    baseDir: root,
+    baseDir,
     outputDir: join(root, "output"),
     sharedModules: extraPath ? [extraPath] : [],
     logger: new Logger((_level, line) => lines.push(line)),
@@ -142,7 +142,9 @@ describe.runIf(!!checkout)("core mode with a ComfyUI checkout", () => {
       cpSync(join(fixtures, "TensorProbe"), join(packs(), "TensorProbe"), { recursive: true });
       plain = await PlainComfyUI.start(join(root, "real"));
       plainInfo = (await plain.get("/object_info")) as Record<string, NodeInfo>;
-      host = await hostOver(packs(), join(root, "real-cache"));
+      // The same base folder as plain ComfyUI: node schemas that list input/ (LoadImageDataSetFromFolder)
+      // see the same files; ComfyUI's built-in nodes make input/3d when they load.
+      host = await hostOver(packs(), join(root, "real-cache"), [], join(root, "real"));
     }, 900_000);
     afterAll(async () => {
       await host?.close();
