@@ -171,6 +171,7 @@ def test_routes_are_recorded_and_handlers_returned_unchanged():
     PromptServer.instance.add_on_prompt_handler(lambda prompt: prompt)
 
     routes = server.take_routes()
+    assert {r.pop("file", __file__) for r in routes} == {__file__}  # the handler's source file, where there is one
     here = __name__
     assert routes == [
         {"method": "GET", "path": "/my_node/status", "handler": f"{here}.test_routes_are_recorded_and_handlers_returned_unchanged.<locals>.status"},

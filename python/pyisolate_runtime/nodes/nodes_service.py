@@ -138,7 +138,7 @@ class NodesService:
                 if comfy_nodes is not None:
                     comfy_nodes.EXTENSION_WEB_DIRS[module_name] = candidate
         return {"nodes": nodes, "node_flags": flags, "web_directory": web_directory, "node_errors": errors,
-                "routes": _take_routes(getattr(module, "__name__", pack_name))}
+                "routes": _take_routes(module)}
 
     def _class(self, class_type: str) -> type:
         found = self.classes.get(class_type)
@@ -210,16 +210,26 @@ class NodesEndpoint:
         self._nodes.forget(node_id)
 
 
-def _take_routes(module_name: str) -> List[Dict[str, Any]]:
+def _take_routes(module: Any) -> List[Dict[str, Any]]:
     """The HTTP routes the pack just imported registered through ``server.PromptServer``
-    (recorded, not served): those whose handler is the pack's (a pack that failed to import
-    before may have left some of its own behind) and those without a handler (static folders)."""
+    (recorded, not served): those whose handler is defined in the pack's files (a pack that
+    failed to import before may have left some of its own behind) and those without a source
+    file (static folders)."""
     server = sys.modules.get("server")
     take = getattr(server, "take_routes", None)
     if not callable(take):
         return []
-    own = lambda h: h == module_name or h.startswith(module_name + ".")  # noqa: E731
-    return [r for r in take() if "handler" not in r or own(str(r["handler"]))]
+    path = os.path.abspath(getattr(module, "__file__", None) or "")
+    is_package = os.path.basename(path) == "__init__.py"
+    root = os.path.dirname(path) + os.sep
+
+    def own(route: Dict[str, Any]) -> bool:
+        file = route.get("file")
+        if file is None:
+            return True  # a static folder, or a handler without code of its own: nothing to tell it by
+        return str(file).startswith(root) if is_package else file == path
+
+    return [{k: v for k, v in r.items() if k != "file"} for r in take() if own(r)]
 
 
 def _on_event(rt: Any, name: str, method: str, fn: Any) -> None:

@@ -13,6 +13,7 @@ handlers are recorded the same way and not called.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from pyisolate_runtime.nodes import comfy_bridge
@@ -41,6 +42,9 @@ def _record(method: str, path: Any, handler: Any = None, **extra: Any) -> None:
     entry: Dict[str, Any] = {"method": method.upper(), "path": str(path)}
     if handler is not None:
         entry["handler"] = _handler_name(handler)
+        code = getattr(handler, "__code__", None)
+        if code is not None:
+            entry["file"] = os.path.abspath(code.co_filename)
     for key, value in extra.items():
         if value is not None:
             entry[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
@@ -48,7 +52,8 @@ def _record(method: str, path: Any, handler: Any = None, **extra: Any) -> None:
 
 
 def take_routes() -> List[Dict[str, Any]]:
-    """The routes recorded since the last call (``{method, path, handler?, ...}``), in order."""
+    """The routes recorded since the last call (``{method, path, handler?, file?, directory?}``,
+    ``file`` the handler's source file), in order."""
     out = list(_recorded)
     _recorded.clear()
     return out
