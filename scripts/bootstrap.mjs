@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Makes a fresh clone ready to run: npm dependencies, the build, and the host Python
-// environment (.venv, with torch, numpy, uv and pytest). Idempotent: each step is skipped
+// environment (.venv, with torch, numpy, uv, pytest and ComfyUI's requirements). Idempotent: each step is skipped
 // when its result is already up to date. Used by `npm run demo`, `npm test` and `.ci/run`.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, statSync, readdirSync, writeFileSync } from "node:fs";
@@ -59,7 +59,7 @@ if (!process.env.PYISOLATE_PYTHON) {
   if (!existsSync(okStamp) || readFileSync(okStamp, "utf8") !== reqHash) {
     const base = process.env.PYISOLATE_BASE_PYTHON ?? "python3";
     if (!existsSync(py)) run(base, ["-m", "venv", venv]);
-    say("installing the host Python environment (torch, numpy, uv, pytest); this takes a minute the first time");
+    say("installing the host Python environment (torch, numpy, uv, pytest and what a ComfyUI environment gives packs); this takes a few minutes the first time");
     run(py, ["-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", reqs]);
     writeFileSync(okStamp, reqHash);
   }

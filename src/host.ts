@@ -8,6 +8,8 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
+import { comfyuiArgsFromEnv, comfyuiFromEnv, CORE_PACK_NAME, corePack, resolveComfyUI, type ComfyCheckout } from "./env/comfyui.ts";
+import { envStateStamp, metadataKey } from "./nodes/pack_keys.ts";
 import { MetadataCache } from "./nodes/metadata_cache.ts";
 import { EnvManager, type BuildProgress, type BuildResult } from "./env/env_manager.ts";
 import { comfyInstallOf, type HostPython } from "./env/host_python.ts";
@@ -25,7 +27,7 @@ import { discoverPacks, type PackInfo } from "./manifest/manifest.ts";
 import { unmetRequirements } from "./manifest/requirements.ts";
 import { applyComfyStartupPaths, EXTRA_MODEL_PATHS_FILE, readExtraModelPaths, type ExtraModelPath } from "./node_api/extra_model_paths.ts";
 import { installNodeApi, type NodeApi } from "./node_api/mod.ts";
-import { NodeRegistry, type PackLoad } from "./nodes/registry.ts";
+import { NodeRegistry, type ImportFailure, type PackLoad } from "./nodes/registry.ts";
 import { ServiceRegistry } from "./rpc/services.ts";
 import { SegmentRegistry, newHostId } from "./values/segments.ts";
 import { ensurePackageFiles } from "./paths.ts";
@@ -39,11 +41,21 @@ export interface HostOptions {
   cacheDir?: string;
   /**
    * The host Python, whose environment holds torch. @default `$PYISOLATE_PYTHON`, else the
-   * Python of the ComfyUI install around `customNodes`, `./.venv/bin/python`, the environment
-   * `pyisolate setup` made, or `python3` on PATH when it has torch
+   * ComfyUI checkout's `.venv`/`venv` (with `comfyui`), the Python of the ComfyUI install around
+   * `customNodes`, `./.venv/bin/python`, the environment `pyisolate setup` made, or `python3`
+   * on PATH when it has torch
    */
   python?: string;
-  /** ComfyUI's base directory for `folder_paths` (models/, input/, output/, temp/). @default the current directory */
+  /**
+   * A ComfyUI checkout (core mode): every process imports ComfyUI's real modules from it, the
+   * shared process also loads its built-in nodes (pack `"ComfyUI"`), and its environment is
+   * the default host Python. Without one, pyisolate's shims provide the node API.
+   * @default `$PYISOLATE_COMFYUI`, else none
+   */
+  comfyui?: string;
+  /** ComfyUI's own command-line arguments, as `comfy.cli_args` parses them in every process (e.g. `["--cpu"]`). @default `$PYISOLATE_COMFYUI_ARGS` split on spaces */
+  comfyuiArgs?: string[];
+  /** ComfyUI's base directory for `folder_paths` (models/, input/, output/, temp/). @default the ComfyUI checkout with `comfyui`, else the current directory */
   baseDir?: string;
   /** Where output nodes save files. @default `<baseDir>/output` */
   outputDir?: string;
@@ -91,12 +103,15 @@ export interface HostOptions {
 /** What happened to one pack while the host started. */
 export interface PackStatus {
   name: string;
-  kind: "isolated" | "shared" | "invalid";
+  /** `core`: ComfyUI's built-in nodes (core mode), in the shared process. */
+  kind: "isolated" | "shared" | "core" | "invalid";
   /** `cache`: nodes registered from the metadata cache; `process`: its process reported them. */
   source: "cache" | "process" | "failed";
   nodes: number;
   env?: BuildResult["status"];
   error?: PyisolateError;
+  /** Set when the pack failed to import: the exception, file and line its process reported. */
+  importError?: ImportFailure;
 }
 
 /** Options of {@link Host.run}. */
@@ -125,6 +140,8 @@ export interface Host {
   readonly api: NodeApi;
   /** The host's processes. */
   readonly core: HostCore;
+  /** The ComfyUI checkout of core mode, or null (shims). */
+  readonly comfyui: ComfyCheckout | null;
   /** The node classes. */
   readonly registry: NodeRegistry;
   /** The host Python (its version, its torch). */
@@ -173,14 +190,17 @@ function sandboxModeFromEnv(): SandboxMode {
 function hostDirs(baseDir: string, opts: HostOptions): { output: string; temp: string; user: string; input: string } {
   const output = resolve(opts.outputDir ?? join(baseDir, "output"));
   const temp = join(baseDir, "temp");
-  for (const d of [output, temp]) mkdirSync(d, { recursive: true });
-  return { output, temp, user: join(baseDir, "user"), input: resolve(opts.inputDir ?? join(baseDir, "input")) };
+  const input = resolve(opts.inputDir ?? join(baseDir, "input"));
+  // ComfyUI's folder_paths makes its default input folder when imported; packs list it at import time.
+  for (const d of [output, temp, ...(opts.inputDir ? [] : [input])]) mkdirSync(d, { recursive: true });
+  return { output, temp, user: join(baseDir, "user"), input };
 }
 
 /**
  * Starts a host over a folder of node packs.
  *
- * @throws {PyisolateError} `PYTHON_NOT_FOUND` when no host Python can be found. A pack whose
+ * @throws {PyisolateError} `PYTHON_NOT_FOUND` when no host Python can be found; `NOT_FOUND` or
+ *   `VALIDATION` (naming the file) for a `comfyui` folder that is not a usable checkout. A pack whose
  *   manifest is invalid or whose environment cannot be built is reported in `host.packs` and
  *   skipped; the other packs still load.
  * @example
@@ -204,7 +224,9 @@ async function startHost(opts: HostOptions): Promise<Host> {
   const logger = asLogger(opts.logger);
   const customNodes = resolve(opts.customNodes ?? "custom_nodes");
   const cacheDir = resolve(opts.cacheDir ?? ".pyisolate");
-  const baseDir = resolve(opts.baseDir ?? ".");
+  const comfyDir = opts.comfyui ?? comfyuiFromEnv();
+  const checkout = comfyDir !== undefined ? resolveComfyUI(comfyDir, opts.comfyuiArgs ?? comfyuiArgsFromEnv()) : null;
+  const baseDir = resolve(opts.baseDir ?? checkout?.dir ?? ".");
   // ComfyUI's extra_model_paths.yaml files, read first: a broken one fails before anything starts.
   const defaultConfig = join(comfyInstallOf(customNodes) ?? baseDir, EXTRA_MODEL_PATHS_FILE);
   const extraPaths: ExtraModelPath[] = [defaultConfig, ...(opts.extraModelPaths ?? [])]
@@ -229,8 +251,12 @@ async function startHost(opts: HostOptions): Promise<Host> {
     packs = packs.filter((p) => opts.packs!.includes(p.name));
   }
   for (const p of packs) for (const w of p.warnings) logger.pack(p.name, `warning: ${w}`, "warn");
+  if (checkout && packs.some((p) => p.name === CORE_PACK_NAME)) {
+    throw new PyisolateError("USAGE", `A pack in ${customNodes} is named "${CORE_PACK_NAME}", the name ComfyUI's built-in nodes take in core mode; rename that pack's folder.`, { pack: CORE_PACK_NAME });
+  }
 
-  const envs = await EnvManager.create({ cacheDir, customNodes, ...(opts.python ? { python: opts.python } : {}) });
+  const envs = await EnvManager.create({ cacheDir, customNodes, ...(opts.python ? { python: opts.python } : {}), ...(checkout ? { comfyui: checkout.dir } : {}) });
+  if (checkout) logger.info(`][ ${CORE_PACK_NAME} core mode: ComfyUI ${checkout.version ?? "(unknown version)"} at ${checkout.dir}, host Python ${envs.host.python}${checkout.args.length ? `, arguments ${checkout.args.join(" ")}` : ""}`);
   // A pack without a manifest runs on the host environment, where nothing installs its requirements.
   for (const p of packs) {
     const missing = p.kind === "shared" && p.layout === "package" ? unmetRequirements(p.path, envs.host.distributions) : [];
@@ -267,7 +293,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
   const sandboxMode = opts.sandbox ?? sandboxModeFromEnv();
   const dirs = hostDirs(baseDir, opts);
   const writable = [dirs.output, dirs.temp, dirs.user];
-  const readable = [customNodes, cacheDir, dirs.input, ...(opts.sharedModules ?? []).map((d) => resolve(d))];
+  const readable = [customNodes, cacheDir, dirs.input, ...(checkout ? [checkout.dir] : []), ...(opts.sharedModules ?? []).map((d) => resolve(d))];
   const hostPacks: HostPack[] = [];
   for (const p of [...usable]) {
     const m = p.manifest;
@@ -293,6 +319,12 @@ async function startHost(opts: HostOptions): Promise<Host> {
     if (timeout) hp.nodeTimeoutMs = timeout;
     hostPacks.push(hp);
   }
+  // ComfyUI's built-in nodes (core mode): a shared pack whose path is the checkout, loaded first.
+  const builtIn = checkout ? corePack(checkout) : null;
+  if (builtIn) {
+    hostPacks.unshift({ name: builtIn.name, path: builtIn.path, kind: "shared", core: true });
+    statuses.set(builtIn.name, { name: builtIn.name, kind: "core", source: "failed", nodes: 0, env: "shared" });
+  }
   let sharedSandbox: SandboxPlan | undefined;
   if (sandboxMode === "required" && hostPacks.some((p) => p.kind === "shared")) {
     const shared = hostPacks.filter((p) => p.kind === "shared");
@@ -303,14 +335,16 @@ async function startHost(opts: HostOptions): Promise<Host> {
         statuses.set(p.name, { ...statuses.get(p.name)!, error });
         logger.pack(p.name, `skipped: ${error.message}`, "error");
         hostPacks.splice(hostPacks.indexOf(p), 1);
-        usable.splice(usable.findIndex((u) => u.name === p.name), 1);
+        const u = usable.findIndex((x) => x.name === p.name);
+        if (u >= 0) usable.splice(u, 1);
       }
     } else {
       sharedSandbox = { network: false, writable: [...shared.map((p) => p.path), ...writable], readable };
     }
   }
   const byName = new Map(usable.map((p) => [p.name, p]));
-  const core = new HostCore({
+  if (builtIn) byName.set(builtIn.name, builtIn);
+  const hostCore = new HostCore({
     hostPython: envs.host.python,
     packs: hostPacks,
     resolvePython: async (name) => envs.envPython(byName.get(name)!),
@@ -319,13 +353,14 @@ async function startHost(opts: HostOptions): Promise<Host> {
     cacheDir,
     sysPath: (opts.sharedModules ?? []).map((d) => resolve(d)),
     ...(opts.spawn ? { spawn: opts.spawn } : {}),
+    ...(checkout ? { options: { comfyui: { dir: checkout.dir, args: checkout.args, version: checkout.version } } } : {}),
     hostId: segments.hostId,
     segmentDir: segments.hostDir,
     onExitSync: () => segments.removeNow(),
     ...(sharedSandbox ? { sharedSandbox } : {}),
     ...(opts.healthCheck !== undefined ? { healthCheck: opts.healthCheck } : {}),
   });
-  const api = installNodeApi(core, {
+  const api = installNodeApi(hostCore, {
     logger,
     folders: {
       baseDir,
@@ -339,11 +374,15 @@ async function startHost(opts: HostOptions): Promise<Host> {
   applyComfyStartupPaths(api.folderPaths, extraPaths, (line) => logger.info(line));
   const cache = new MetadataCache(cacheDir);
   const registry = new NodeRegistry({
-    core,
+    core: hostCore,
     cache,
     cacheKey: (name) => {
       const p = byName.get(name);
-      return p ? cache.key(p, envs.fingerprint(p)) : undefined;
+      return p ? metadataKey(cache, envs, p, checkout) : undefined;
+    },
+    retryStamp: (name) => {
+      const p = byName.get(name);
+      return p ? envStateStamp(envs, p) : "";
     },
     segments,
     logger,
@@ -354,7 +393,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
   try {
     loads = await registry.load();
   } catch (e) {
-    await core.close();
+    await hostCore.close();
     await segments.close();
     throw e;
   }
@@ -363,6 +402,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
     s.source = l.source;
     s.nodes = l.nodes;
     if (l.error) s.error = l.error;
+    if (l.importError) s.importError = l.importError;
   }
 
   const executor = new PromptExecutor(registry);
@@ -374,7 +414,8 @@ async function startHost(opts: HostOptions): Promise<Host> {
   return {
     packs: [...statuses.values()].sort((a, b) => a.name.localeCompare(b.name)),
     api,
-    core,
+    core: hostCore,
+    comfyui: checkout,
     registry,
     python: envs.host,
     segments,
@@ -420,8 +461,9 @@ async function startHost(opts: HostOptions): Promise<Host> {
       if (closed) return;
       closed = true;
       executor.clearCache();
-      await core.close();
+      await hostCore.close();
       await segments.close();
     },
   };
 }
+

@@ -54,7 +54,7 @@ describe("help and usage", () => {
   it("prints global help and the version", async () => {
     const help = await cli("--help");
     expect(help.code).toBe(0);
-    for (const name of ["list", "build", "doctor", "init", "setup"]) expect(help.out).toContain(`  ${commands[name]!.usage}`);
+    for (const name of ["list", "nodes", "build", "doctor", "init", "setup"]) expect(help.out).toContain(`  ${commands[name]!.usage}`);
     expect(help.out).toContain("--custom-nodes DIR");
     expect(help.out).toContain("--cache-dir DIR");
     const version = await cli("--version");
@@ -80,7 +80,7 @@ describe("help and usage", () => {
       if (c.description) expect(doc, name).toContain(c.description);
       for (const f of c.flags) expect(doc, `${name} ${f.name}`).toContain(`\`${f.name}${f.value ? ` ${f.value}` : ""}\``);
     }
-    for (const flag of ["--custom-nodes DIR", "--cache-dir DIR", "--python PATH", "--verbose", "--help", "--version"]) expect(doc).toContain(flag);
+    for (const flag of ["--custom-nodes DIR", "--cache-dir DIR", "--python PATH", "--comfyui DIR", "--comfyui-args ARGS", "--verbose", "--help", "--version"]) expect(doc).toContain(flag);
   });
 
   it("answers usage errors with one line and exit code 2", async () => {
@@ -99,7 +99,7 @@ describe("help and usage", () => {
 describe("argument parsing", () => {
   it("suggests the closest command or flag for a typo", async () => {
     const cmd = await cli("bulid");
-    expect(cmd).toEqual({ code: 2, out: "", err: 'error: Unknown command "bulid". Did you mean "build"? Commands: run, serve, convert, list, build, doctor, init, setup.\n' });
+    expect(cmd).toEqual({ code: 2, out: "", err: 'error: Unknown command "bulid". Did you mean "build"? Commands: run, serve, convert, list, nodes, build, doctor, init, setup.\n' });
     const flag = await cli("list", "--jsn");
     expect(flag.code).toBe(2);
     expect(flag.err).toBe('error: Unknown option --jsn for "list". Did you mean "--json"? Run "pyisolate list --help" for the options.\n');
@@ -169,7 +169,7 @@ describe("build", () => {
     expect(second.out).toContain("0 built, 1 cached, 0 failed, 0 shared");
 
     const list = await cli("list", ...at());
-    expect(list.out).toMatch(/^TinyNode\s+isolated\s+pyisolate\.yaml\s+ready\s+none$/m);
+    expect(list.out).toMatch(/^TinyNode\s+isolated\s+pyisolate\.yaml\s+ready\s+hit$/m);
   });
 
   it("rejects unknown pack names, listing the known ones; stack traces only with --verbose", async () => {

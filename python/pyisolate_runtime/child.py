@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from . import __version__, host, rpc
 from .cbor import CBORDecodeError, CBOREncodeError, dumps, loads
+from . import comfyui
 from .nodes import loader
 from .protocol.frames import FrameError, read_frame, write_frame
 from .rpc.log import log
@@ -119,11 +120,33 @@ def _apply_config(cfg: Any) -> list[dict[str, Any]]:
     if not isinstance(packs, list) or not all(isinstance(p, dict) and p.get("name") and p.get("path") for p in packs):
         raise ValueError(f"config.packs must be a list of {{name, path}} maps, got {packs!r}")
     front = list(sys_path)
-    if os.path.isdir(SHIMS_DIR):
-        front.append(SHIMS_DIR)
+    provider = comfyui.sys_path_entry(cfg)  # the ComfyUI checkout (core mode), else the shims
+    if os.path.isdir(provider):
+        front.append(provider)
     sys.path[:] = front + [p for p in sys.path if p not in front]
     importlib.invalidate_caches()
     return packs
+
+
+def _provide_comfyui(cfg: dict[str, Any]) -> BaseException | None:
+    """Core mode: ComfyUI from the checkout, connected to the host; else the shims' import hook.
+    Returns why ComfyUI could not be provided (then no pack can load), or None."""
+    options = comfyui.core_options(cfg)
+    if options is None:
+        from .comfyui import imports
+
+        imports.install_comfy_only()
+        return None
+    try:
+        from .comfyui import connect
+
+        connect.setup(options)
+    except BaseException as e:  # ComfyUI's own imports may exit too
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        log(f"ComfyUI could not be imported from {options.get('dir')}:\n{traceback.format_exc().rstrip()}")
+        return e
+    return None
 
 
 def _load_extensions(rt: Runtime) -> list[dict[str, Any]]:
@@ -283,8 +306,9 @@ def main() -> int:
     endpoint.start()
 
     rt = Runtime(endpoint, cfg, loop)
+    comfy_error = _provide_comfyui(cfg)
     extensions = _load_extensions(rt)
-    entries = loader.load_packs(packs)
+    entries = loader.failed_entries(packs, comfy_error) if comfy_error else loader.load_packs(packs)
     for entry in entries:
         if not entry["ok"]:
             err = entry.get("error") or {}

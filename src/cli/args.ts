@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs as parseTokens } from "node:util";
+import { splitArgs } from "../env/comfyui.ts";
 import { closest } from "../util/text.ts";
 import { GLOBAL_FLAGS, usageError, type Command, type FlagSpec, type GlobalOptions } from "./command.ts";
 
@@ -94,6 +95,12 @@ export function parseArgs(argv: readonly string[], commands: Readonly<Record<str
         break;
       case "--python":
         out.opts.python = value as string;
+        break;
+      case "--comfyui":
+        out.opts.comfyui = value as string;
+        break;
+      case "--comfyui-args":
+        out.opts.comfyuiArgs = splitArgs(value as string);
         break;
       case "--verbose":
         out.opts.verbose = true;

@@ -4,6 +4,7 @@
  * @module
  */
 import { PyisolateError } from "../errors.ts";
+import type { HostOptions } from "../host.ts";
 import type { CliIo } from "./view.ts";
 
 /** Options every command takes. */
@@ -14,6 +15,10 @@ export interface GlobalOptions {
   cacheDir: string;
   /** `--python PATH`: the host Python. */
   python?: string;
+  /** `--comfyui DIR` (or `$PYISOLATE_COMFYUI`): a ComfyUI checkout, for core mode. */
+  comfyui?: string;
+  /** `--comfyui-args ARGS` (or `$PYISOLATE_COMFYUI_ARGS`): ComfyUI's own arguments, split on spaces. */
+  comfyuiArgs?: string[];
   /** `--verbose`: stack traces with errors, more detail. */
   verbose: boolean;
   /** The global flags given on the command line (long names with dashes), to tell a default from a choice. */
@@ -65,11 +70,24 @@ export interface Command {
 export const GLOBAL_FLAGS: FlagSpec[] = [
   { name: "--custom-nodes", value: "DIR", help: "folder of node packs (default ./custom_nodes)" },
   { name: "--cache-dir", value: "DIR", help: "environments and metadata cache (default ./.pyisolate)" },
-  { name: "--python", value: "PATH", help: "host Python, whose environment holds torch (default: $PYISOLATE_PYTHON, ./.venv, python3 on PATH)" },
+  { name: "--python", value: "PATH", help: "host Python, whose environment holds torch (default: $PYISOLATE_PYTHON, the ComfyUI checkout's .venv or venv, ./.venv, python3 on PATH)" },
+  { name: "--comfyui", value: "DIR", help: "a ComfyUI checkout: run on ComfyUI's real modules, with its built-in nodes (default: $PYISOLATE_COMFYUI; without one, shims)" },
+  { name: "--comfyui-args", value: "ARGS", help: 'ComfyUI\'s own arguments for every process, e.g. "--cpu" (default: $PYISOLATE_COMFYUI_ARGS)' },
   { name: "--verbose", short: "-v", help: "more detail; stack traces with errors" },
   { name: "--help", short: "-h", help: "show help (for a command: pyisolate <command> --help)" },
   { name: "--version", short: "-V", help: "print the version" },
 ];
+
+/** The {@link HostOptions} the global options stand for (folders, host Python, ComfyUI checkout). */
+export function hostOptions(opts: GlobalOptions): Pick<HostOptions, "customNodes" | "cacheDir" | "python" | "comfyui" | "comfyuiArgs"> {
+  return {
+    customNodes: opts.customNodes,
+    cacheDir: opts.cacheDir,
+    ...(opts.python ? { python: opts.python } : {}),
+    ...(opts.comfyui ? { comfyui: opts.comfyui } : {}),
+    ...(opts.comfyuiArgs ? { comfyuiArgs: opts.comfyuiArgs } : {}),
+  };
+}
 
 /** A usage error: one line, exit code 2. */
 export function usageError(message: string): PyisolateError {

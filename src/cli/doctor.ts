@@ -6,6 +6,7 @@
 import { mkdirSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
+import { comfyuiFromEnv } from "../env/comfyui.ts";
 import { resolveHostPython, resolveUv, setupCommandLine, uvVersion, type HostPython } from "../env/host_python.ts";
 import { discoverPacks } from "../manifest/manifest.ts";
 import { detectRuntime } from "../runtime/detect.ts";
@@ -37,7 +38,7 @@ export const doctorCommand: Command = {
     const sourceText: Record<HostPython["source"], string> = {
       option: "--python",
       env: "PYISOLATE_PYTHON",
-      comfyui: "the ComfyUI install around the custom nodes",
+      comfyui: "the ComfyUI checkout's environment (or the ComfyUI install around the custom nodes)",
       venv: "./.venv",
       setup: "the environment `pyisolate setup` made",
       path: "PATH",
@@ -45,10 +46,12 @@ export const doctorCommand: Command = {
     const setup = setupCommandLine();
     let host: HostPython | null = null;
     try {
+      const comfyui = ctx.opts.comfyui ?? comfyuiFromEnv();
       host = await resolveHostPython({
         cacheDir: ctx.opts.cacheDir,
         customNodes: ctx.opts.customNodes,
         ...(ctx.opts.python ? { python: ctx.opts.python } : {}),
+        ...(comfyui ? { comfyui } : {}),
       });
       ok("host Python", `${host.version} at ${host.python} (from ${sourceText[host.source]})`);
       const [maj, min] = host.version.split(".").map(Number);

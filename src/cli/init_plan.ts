@@ -41,7 +41,7 @@ const IMPORT_TO_DIST: Record<string, string> = {
 };
 
 /** Modules ComfyUI provides to every pack (and this runtime shims in isolated ones). */
-const COMFY_MODULES = new Set([
+export const COMFY_MODULES: ReadonlySet<string> = new Set([
   "comfy", "comfy_api", "comfy_api_nodes", "comfy_extras", "comfy_execution", "comfy_config", "comfyui_version",
   "folder_paths", "nodes", "server", "execution", "latent_preview", "node_helpers", "app", "utils", "main",
   "cuda_malloc", "protocol", "new_updater", "middleware", "pyisolate",

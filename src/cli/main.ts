@@ -18,6 +18,7 @@ import { GLOBAL_FLAGS, type Command, type FlagSpec } from "./command.ts";
 import { doctorCommand } from "./doctor.ts";
 import { initCommand } from "./init.ts";
 import { listCommand } from "./list.ts";
+import { nodesCommand } from "./nodes.ts";
 import { runCommand } from "./run.ts";
 import { serveCommand } from "./serve.ts";
 import { setupCommand } from "./setup.ts";
@@ -32,6 +33,7 @@ export const commands: Record<string, Command> = {
   serve: serveCommand,
   convert: convertCommand,
   list: listCommand,
+  nodes: nodesCommand,
   build: buildCommand,
   doctor: doctorCommand,
   init: initCommand,
@@ -60,7 +62,8 @@ export function globalHelp(): string {
     "Options (every command):",
     ...flagLines(GLOBAL_FLAGS),
     "",
-    "Environment: PYISOLATE_PYTHON (host Python), PYISOLATE_UV (uv binary), PYISOLATE_HOME (where setup makes the host environment).",
+    "Environment: PYISOLATE_PYTHON (host Python), PYISOLATE_UV (uv binary), PYISOLATE_HOME (where setup makes the host environment),",
+    "PYISOLATE_COMFYUI and PYISOLATE_COMFYUI_ARGS (a ComfyUI checkout and its arguments, for core mode).",
     'Run "pyisolate <command> --help" for a command\'s own options.',
   ].join("\n");
 }

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Command, CommandContext } from "./command.ts";
+import { hostOptions, type Command, type CommandContext } from "./command.ts";
 import { plural } from "../util/text.ts";
 import { formatTable, ProgressView, SPINNER, StatusLine, type CliIo } from "./view.ts";
 import { PyisolateError } from "../errors.ts";
@@ -296,10 +296,9 @@ export const runCommand: Command = {
     try {
       startup.set(`starting: ${plural(found.length, "pack")}`);
       host = await createHost({
+        ...hostOptions(ctx.opts),
         ...folders,
         customNodes,
-        cacheDir: ctx.opts.cacheDir,
-        ...(ctx.opts.python ? { python: ctx.opts.python } : {}),
         ...(typeof ctx.flags["shared-modules"] === "string" ? { sharedModules: ctx.flags["shared-modules"].split(":").filter(Boolean) } : {}),
         logger,
         onBuildProgress: (p) => {

@@ -7,7 +7,7 @@
  */
 import { resolve } from "node:path";
 import process from "node:process";
-import type { Command } from "./command.ts";
+import { hostOptions, type Command } from "./command.ts";
 import { FOLDER_FLAGS, folderChoice } from "./folder_flags.ts";
 import { PyisolateError } from "../errors.ts";
 import { createHost } from "../host.ts";
@@ -61,10 +61,9 @@ export const serveCommand: Command = {
     const started = performance.now();
     const folders = folderChoice(ctx);
     const host = await createHost({
+      ...hostOptions(ctx.opts),
       ...folders,
       customNodes: folders.customNodes!,
-      cacheDir: ctx.opts.cacheDir,
-      ...(ctx.opts.python ? { python: ctx.opts.python } : {}),
       ...(typeof ctx.flags["shared-modules"] === "string" ? { sharedModules: ctx.flags["shared-modules"].split(":").filter(Boolean) } : {}),
       logger,
     });

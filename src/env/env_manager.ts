@@ -141,12 +141,15 @@ export class EnvManager {
   }
 
   /**
-   * Resolves the host Python (option `python`, `PYISOLATE_PYTHON`, `./.venv`, PATH) and
+   * Resolves the host Python (option `python`, `PYISOLATE_PYTHON`, the ComfyUI checkout's
+   * environment when `comfyui` names one, `./.venv`, PATH) and
    * returns a manager for `cacheDir`.
    */
   static async create(opts: {
     cacheDir: string;
     python?: string;
+    /** A ComfyUI checkout (core mode): its environment is the default host Python. */
+    comfyui?: string;
     cwd?: string;
     /** The custom nodes folder (a ComfyUI install around it provides the host Python). */
     customNodes?: string;
@@ -156,6 +159,7 @@ export class EnvManager {
     const host = await resolveHostPython({
       cacheDir: opts.cacheDir,
       ...(opts.python ? { python: opts.python } : {}),
+      ...(opts.comfyui ? { comfyui: opts.comfyui } : {}),
       ...(opts.customNodes ? { customNodes: opts.customNodes } : {}),
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
       ...(opts.runtime ? { runtime: opts.runtime } : {}),

@@ -16,11 +16,13 @@ import { HOST_TORCH } from "../manifest/requirements.ts";
 import type { Runtime } from "../runtime/contract.ts";
 import { getRuntime } from "../runtime/detect.ts";
 import { atomicWriteFile, isExecutable, which } from "../util/fs.ts";
+import { checkoutPython } from "./comfyui.ts";
 
 /**
- * Where the host Python was found: the `python` option, `PYISOLATE_PYTHON`, the ComfyUI install
- * that holds the custom nodes folder, `./.venv`, the user-level environment `pyisolate setup`
- * made, or PATH (only a Python whose environment has torch).
+ * Where the host Python was found: the `python` option, `PYISOLATE_PYTHON`, the ComfyUI checkout
+ * given as `comfyui` or the ComfyUI install that holds the custom nodes folder, `./.venv`, the
+ * user-level environment `pyisolate setup` made, or PATH (only a Python whose environment has
+ * torch).
  */
 export type HostPythonSource = "option" | "env" | "comfyui" | "venv" | "setup" | "path";
 
@@ -50,6 +52,8 @@ export interface HostPython {
 export interface ResolvePythonOptions {
   /** An interpreter chosen by the caller; wins over everything else. */
   python?: string;
+  /** A ComfyUI checkout (core mode) whose own environment (`.venv`, `venv`) is tried after `PYISOLATE_PYTHON`. */
+  comfyui?: string;
   /** Directory whose `.venv/bin/python` is tried. @default process.cwd() */
   cwd?: string;
   /** The custom nodes folder: when it sits in a ComfyUI install, that install's Python is tried. */
@@ -289,15 +293,6 @@ export function comfyInstallOf(customNodes: string): string | null {
   return has("main.py") && has("folder_paths.py") && has("comfy") ? dir : null;
 }
 
-/** A ComfyUI install's own Python: its `.venv` or `venv`. */
-function comfyPython(install: string): string | null {
-  for (const venv of [".venv", "venv"]) {
-    const py = join(install, venv, "bin", "python");
-    if (isExecutable(py)) return py;
-  }
-  return null;
-}
-
 /**
  * The command that runs `pyisolate <args>` under the current runtime, as a user types it
  * (`npx pyisolate setup`, `deno run -A npm:pyisolate setup`, `bunx --bun pyisolate setup`).
@@ -315,8 +310,9 @@ export function setupCommandLine(): string {
 }
 
 /**
- * Finds and probes the host Python. Order: the `python` option, env `PYISOLATE_PYTHON`, the
- * Python of the ComfyUI install the custom nodes folder sits in (its `.venv` or `venv`),
+ * Finds and probes the host Python. Order: the `python` option, env `PYISOLATE_PYTHON`, with a
+ * ComfyUI checkout (`comfyui`) its own environment (`.venv` or `venv`), the Python of the
+ * ComfyUI install the custom nodes folder sits in (its `.venv` or `venv`),
  * `./.venv/bin/python` (relative to `cwd`), the user-level environment `pyisolate setup` made,
  * then `python3` (or `python`) on PATH — only one whose environment has torch.
  * @throws PyisolateError `PYTHON_NOT_FOUND` when none is usable, naming the setup command.
@@ -330,8 +326,10 @@ export async function resolveHostPython(opts: ResolvePythonOptions = {}): Promis
   if (opts.python) return toHost(await probe(explicitInterpreter(opts.python, "The python option", cwd), opts), "option");
   const fromEnv = env.PYISOLATE_PYTHON;
   if (fromEnv) return toHost(await probe(explicitInterpreter(fromEnv, "PYISOLATE_PYTHON", cwd), opts), "env");
+  const ofCheckout = opts.comfyui ? checkoutPython(resolve(cwd, opts.comfyui)) : null;
+  if (ofCheckout) return toHost(await probe(ofCheckout, opts), "comfyui");
   const install = opts.customNodes ? comfyInstallOf(opts.customNodes) : null;
-  const comfy = install ? comfyPython(install) : null;
+  const comfy = install ? checkoutPython(install) : null;
   if (comfy) return toHost(await probe(comfy, opts), "comfyui");
   const venv = join(cwd, ".venv", "bin", "python");
   if (isExecutable(venv)) return toHost(await probe(venv, opts), "venv");

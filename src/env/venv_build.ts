@@ -2,11 +2,14 @@
  * Building one pack's environment with uv (see `env_manager.ts` for the layout): the venv,
  * the share_torch wiring, the dependencies, the stamp that finishes it.
  *
- * share_torch: the venv never installs torch (or torchvision, torchaudio, triton, nvidia-*).
- * A `.pth` file appends the host's site-packages after the venv's own, so the pack's own
- * pins (numpy!) win while `import torch` finds the host's exact build; stub `*.dist-info`
- * records and an overrides file pinning the host versions make uv treat those packages as
- * installed, so a dependency that requires torch never downloads it.
+ * share_torch: the venv never installs torch (or torchvision, torchaudio, triton, nvidia-*),
+ * not even as a dependency of a dependency. A `.pth` file appends the host's site-packages
+ * after the venv's own, so the pack's own pins (numpy!) win while `import torch` finds the
+ * host's exact build; stub `*.dist-info` records and an overrides file pinning the host
+ * versions make uv treat those packages as installed, so a dependency that requires torch
+ * never downloads it. A dependency that needs a torch-family package the host does not have
+ * (say torchvision) fails the build before anything is installed, naming the package and
+ * the fix: a resolution without installing (`uv pip install --dry-run`) shows it.
  * @module
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -18,6 +21,7 @@ import type { Runtime } from "../runtime/contract.ts";
 import { randomHex, removeTree } from "../util/fs.ts";
 import { RUNTIME_VERSION } from "../version.ts";
 import type { BuildProgress } from "./env_manager.ts";
+import { canonicalName, HOST_TORCH } from "../manifest/requirements.ts";
 import { runProcess, type HostPython, type UvCommand } from "./host_python.ts";
 
 const STAMP = "pyisolate-env.json";
@@ -109,7 +113,7 @@ const envsDir = job.envsDir;
   const uvEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(job.env)) if (v !== undefined && k !== "VIRTUAL_ENV" && k !== "CONDA_PREFIX") uvEnv[k] = v;
   uvEnv.UV_PYTHON_DOWNLOADS ??= "never";
-  const runUv = async (args: string[], what: string) => {
+  const runUv = async (args: string[], what: string): Promise<string> => {
     counter.uvRuns++;
     let res;
     try {
@@ -132,6 +136,7 @@ const envsDir = job.envsDir;
         { pack: pack.name, ...(pack.manifestFile ? { file: pack.manifestFile } : {}) },
       );
     }
+    return `${res.stdout}\n${res.stderr}`;
   };
   try {
     say("venv", `creating venv (Python ${host.version})`);
@@ -143,9 +148,15 @@ const envsDir = job.envsDir;
       await shareTorch(host, site, tmp, installArgs);
     }
     if (m.dependencies.length > 0) {
-      say("install", `installing ${m.dependencies.join(", ")}`);
       // Local paths in a manifest are relative to the pack.
       const deps = m.dependencies.map((d) => (d.startsWith("./") || d.startsWith("../") ? resolve(pack.path, d) : d));
+      if (m.shareTorch) {
+        say("install", "resolving (torch-family packages come from the host)");
+        const plan = await runUv([...installArgs, "--dry-run", ...deps], "uv pip install --dry-run");
+        const foreign = torchFamilyIn(plan).filter((name) => !(name in host.torchPackages));
+        if (foreign.length > 0) throw missingHostTorch(pack, host, foreign);
+      }
+      say("install", `installing ${m.dependencies.join(", ")}`);
       await runUv([...installArgs, ...deps], "uv pip install");
     }
     const stamp: EnvStamp = {
@@ -191,4 +202,26 @@ async function shareTorch(host: HostPython, site: string, tmp: string, installAr
     await writeFile(overrides, `${pins.join("\n")}\n`);
     installArgs.push("--overrides", overrides);
   }
+}
+
+/** The torch-family packages a `uv pip install --dry-run` would install (its ` + name==version` lines). */
+export function torchFamilyIn(dryRunOutput: string): string[] {
+  const out = new Set<string>();
+  for (const line of dryRunOutput.split("\n")) {
+    const m = /^\s*\+\s+([A-Za-z0-9][A-Za-z0-9._-]*)/.exec(line);
+    if (m?.[1] && HOST_TORCH.test(canonicalName(m[1]))) out.add(canonicalName(m[1]));
+  }
+  return [...out].sort();
+}
+
+function missingHostTorch(pack: PackInfo, host: HostPython, names: string[]): PyisolateError {
+  const list = names.join(", ");
+  const torch = host.torchVersion ? `torch ${host.torchVersion}` : "its torch";
+  return new PyisolateError(
+    "ENV_BUILD_FAILED",
+    `Could not build the environment of pack "${pack.name}": its dependencies need ${list}, which share_torch takes from the host environment, and the host Python ${host.python} has ${names.length === 1 ? "none" : "none of them"}. ` +
+      `share_torch never installs torch-family packages into a pack (a second build beside the host's ${torch} would not load). ` +
+      `Install the ${list} build that matches ${torch} into the host environment (\`${host.python} -m pip install ${names.join(" ")}\` with the version made for it), or set share_torch: false in the manifest so the pack gets a torch of its own.`,
+    { pack: pack.name, ...(pack.manifestFile ? { file: pack.manifestFile } : {}) },
+  );
 }

@@ -87,6 +87,22 @@ export interface DuplicateNode {
   ignored: string;
 }
 
+/** Why a pack failed to import, as its process reported it (the metadata cache keeps it too). */
+export interface ImportFailure {
+  /** The exception's qualified type (`SyntaxError`, `ModuleNotFoundError`). */
+  type: string;
+  message: string;
+  /** The pack's file (absolute) where it happened, when known. */
+  file: string | null;
+  line: number | null;
+  /** The Python traceback, without the import machinery's frames. */
+  traceback: string;
+  /** The Python version of the process that tried (`"3.11.7"`). */
+  python: string | null;
+  /** What to do about it, when the runtime knows (a newer Python, `--comfyui DIR`, …). */
+  hint: string | null;
+}
+
 /** What {@link NodeRegistry.load} did for one pack. */
 export interface PackLoad {
   pack: string;
@@ -94,6 +110,54 @@ export interface PackLoad {
   nodes: number;
   /** Why the pack's nodes could not be registered. */
   error?: PyisolateError;
+  /** Set when the pack itself failed to import (its process ran, the import raised). */
+  importError?: ImportFailure;
+  /** The import failure came from the metadata cache: no process was started for it. */
+  cachedFailure?: boolean;
+}
+
+/** What the metadata cache keeps for a pack that failed to import. */
+interface CachedFailure {
+  import_failed: ImportFailure;
+  /** The pack's environment state when it failed; another state retries the import. */
+  retry: string;
+}
+
+function isCachedFailure(x: unknown): x is CachedFailure {
+  const o = x as CachedFailure | null;
+  return !!o && typeof o === "object" && !!o.import_failed && typeof o.import_failed === "object";
+}
+
+/** The import failure a metadata-cache entry remembers, or null (a pack's nodes, or nothing). */
+export function cachedImportFailure(data: unknown): ImportFailure | null {
+  return isCachedFailure(data) ? data.import_failed : null;
+}
+
+/** The import failure in a process's entry for a pack. */
+export function importFailureOf(entry: ReadyPack, python: string | null): ImportFailure {
+  const e = (entry.error ?? {}) as unknown as Record<string, unknown>;
+  const str = (v: unknown): string | null => (typeof v === "string" && v !== "" ? v : null);
+  return {
+    type: str(e.type) ?? "Exception",
+    message: typeof e.message === "string" ? e.message : "",
+    file: str(e.file),
+    line: typeof e.line === "number" ? e.line : null,
+    traceback: typeof e.traceback === "string" ? e.traceback : "",
+    python,
+    hint: str(e.hint),
+  };
+}
+
+/** `Pack "X" failed to import: SyntaxError: … (nodes_dataset.py, line 57; Python 3.11.7). <hint>` */
+export function importFailureMessage(pack: string, f: ImportFailure, cached = false): string {
+  const where = [f.file ? `${f.file}${f.line !== null ? `, line ${f.line}` : ""}` : null, f.python ? `Python ${f.python}` : null].filter(Boolean).join("; ");
+  const first = f.message.split("\n")[0] ?? "";
+  return (
+    `Pack "${pack}" failed to import: ${f.type}${first ? `: ${first}` : ""}${where ? ` (${where})` : ""}.` +
+    (f.hint ? ` ${f.hint}` : "") +
+    ` Its nodes are not registered; fix the error and run again` +
+    (cached ? " (remembered from an earlier start: it is not retried until the pack's files or its environment change)." : ".")
+  );
 }
 
 /** Options of {@link NodeRegistry}. */
@@ -104,6 +168,11 @@ export interface NodeRegistryOptions {
   cache?: MetadataCache;
   /** A pack's cache key (`cache.key(pack, envs.fingerprint(pack))`); `undefined` skips the cache for it. */
   cacheKey?: (pack: string) => string | undefined;
+  /**
+   * The state of a pack's environment (e.g. its site-packages' mtimes): a failed import is
+   * remembered with it, and retried when it differs. @default "" (retried only when the key changes)
+   */
+  retryStamp?: (pack: string) => string;
   /** The host's tensor segments: {@link NodeRegistry.retain} / `release` count references in it. */
   segments?: SegmentRegistry;
   /** Interrupts go through it. @default the core's `ModelManagement` service (one bound to `core` when it has none) */
@@ -183,9 +252,12 @@ export class NodeRegistry implements NodeBackend {
    * fails to load is reported and skipped; the others still register.
    */
   async load(): Promise<PackLoad[]> {
-    const packs = [...this.core.packs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // ComfyUI's built-in nodes first (their classes win, as in ComfyUI), then packs by name.
+    const packs = [...this.core.packs].sort((a, b) => (a.core !== b.core ? (a.core ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const data = new Map<string, { nodes: PackNodes; source: "cache" | "process" }>();
     const failed = new Map<string, PyisolateError>();
+    const importErrors = new Map<string, { failure: ImportFailure; cached: boolean }>();
+    const stamp = (name: string) => this.#opts.retryStamp?.(name) ?? "";
     const keys = new Map<string, string | undefined>();
     const misses: string[] = [];
     for (const pack of packs) {
@@ -195,6 +267,9 @@ export class NodeRegistry implements NodeBackend {
       if (isPackNodes(cached)) {
         data.set(pack.name, { nodes: cached, source: "cache" });
         this.#log.pack(pack.name, "loaded from cache");
+      } else if (isCachedFailure(cached) && cached.retry === stamp(pack.name)) {
+        importErrors.set(pack.name, { failure: cached.import_failed, cached: true });
+        failed.set(pack.name, new PyisolateError("PROCESS_FAILED", importFailureMessage(pack.name, cached.import_failed, true), { pack: pack.name, ...(cached.import_failed.file ? { file: cached.import_failed.file } : {}) }));
       } else {
         misses.push(pack.name);
       }
@@ -215,8 +290,11 @@ export class NodeRegistry implements NodeBackend {
         if (!entry) {
           failed.set(name, new PyisolateError("PROCESS_FAILED", `Process "${processName}" did not report pack "${name}"; its nodes are not registered.`, { pack: name }));
         } else if (!entry.ok) {
-          const why = entry.error ? `${entry.error.type}: ${entry.error.message}` : "unknown error";
-          failed.set(name, new PyisolateError("PROCESS_FAILED", `Pack "${name}" failed to import (${why}); its nodes are not registered. Fix the error and restart.`, { pack: name }));
+          const failure = importFailureOf(entry, typeof info.python === "string" ? info.python : null);
+          importErrors.set(name, { failure, cached: false });
+          failed.set(name, new PyisolateError("PROCESS_FAILED", importFailureMessage(name, failure), { pack: name, ...(failure.file ? { file: failure.file } : {}) }));
+          const key = keys.get(name);
+          if (key !== undefined && this.#opts.cache) await this.#opts.cache.put(name, key, { import_failed: failure, retry: stamp(name) } satisfies CachedFailure);
         } else {
           const nodes = packNodesOf(entry);
           data.set(name, { nodes, source: "process" });
@@ -240,7 +318,8 @@ export class NodeRegistry implements NodeBackend {
       } else {
         const error = failed.get(pack.name) ?? new PyisolateError("PROCESS_FAILED", `Pack "${pack.name}" reported no nodes.`, { pack: pack.name });
         this.#log.pack(pack.name, `- ${error.message}`, "error");
-        report.push({ pack: pack.name, source: "failed", nodes: 0, error });
+        const imp = importErrors.get(pack.name);
+        report.push({ pack: pack.name, source: "failed", nodes: 0, error, ...(imp ? { importError: imp.failure, cachedFailure: imp.cached } : {}) });
       }
     }
     return report;

@@ -73,6 +73,8 @@ export interface HostPack {
   kind: "isolated" | "shared";
   /** Environment variables for an isolated pack's own process (its manifest's `env`). */
   env?: Record<string, string>;
+  /** ComfyUI's built-in nodes (core mode, a shared pack whose `path` is the checkout): loaded first. */
+  core?: boolean;
   /** A time limit for each of its nodes (ms; `0` or absent: none). */
   nodeTimeoutMs?: number;
   /** Kill its process when it uses more memory than this (bytes; isolated packs). */
@@ -194,7 +196,9 @@ export class HostCore {
   get shared(): PythonProcess {
     if (!this.#shared) {
       this.#assertOpen();
-      const packs = [...this.#packs.values()].filter((p) => p.kind === "shared").map((p) => ({ name: p.name, path: p.path }));
+      // ComfyUI's built-in nodes load before any shared pack, as in ComfyUI's start-up.
+      const shared = [...this.#packs.values()].filter((p) => p.kind === "shared");
+      const packs = [...shared.filter((p) => p.core), ...shared.filter((p) => !p.core)].map((p) => ({ name: p.name, path: p.path, ...(p.core ? { core: true } : {}) }));
       this.#shared = this.#makeProcess(SHARED_PROCESS_NAME, "shared", this.#opts.hostPython, packs, undefined, this.#opts.sharedSandbox ? { sandbox: this.#opts.sharedSandbox } : {});
     }
     return this.#shared;

@@ -325,7 +325,7 @@ export class PythonProcess {
         pack: this.name,
         path: this.packs[0]?.path ?? "",
         kind: this.kind,
-        packs: this.packs.map((p) => ({ name: p.name, path: p.path })),
+        packs: this.packs.map((p) => ({ name: p.name, path: p.path, ...(p.core ? { core: true } : {}) })),
         sys_path: this.#opts.sysPath ?? [],
         services: typeof services === "function" ? services() : (services ?? []),
         options: this.#opts.options ?? {},

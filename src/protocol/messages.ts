@@ -19,6 +19,8 @@ export interface PackRef {
   name: string;
   /** Absolute path of the pack directory (or single `.py` file). */
   path: string;
+  /** ComfyUI's built-in nodes (core mode): `path` is the checkout, loaded as ComfyUI's start-up does. */
+  core?: boolean;
 }
 
 /** What the host tells a Python process to load (the `config` message). */

@@ -5,13 +5,18 @@
 Progress) through :func:`call` and :func:`emit`. :func:`executing` marks the node that
 runs in the current thread so that progress reports name it, as ComfyUI's executing
 context does.
+
+Whichever ``comfy.model_management`` the process has — the shim's, or ComfyUI's own in
+core mode — registers with :func:`set_host_hooks` what the host's interrupt and memory
+events do here (:func:`host_interrupt`, :func:`host_memory_event`). In core mode
+(:func:`core_mode`), :func:`executing` also enters ComfyUI's own executing context.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 
 class HostUnavailable(RuntimeError):
@@ -29,6 +34,46 @@ class NodeContext:
 
 
 _current: contextvars.ContextVar = contextvars.ContextVar("pyisolate_node_context", default=None)
+_context_factory: Optional[Callable[[Optional[str], Optional[str], Optional[int]], Any]] = None
+_hooks: Dict[str, Optional[Callable[..., Any]]] = {"interrupt": None, "memory": None}
+_core: Optional[Dict[str, Any]] = None
+
+
+def set_host_hooks(interrupt: Callable[[bool], Any], memory: Callable[..., Any]) -> None:
+    """What the host's ``ModelManagement`` events do here: set the interrupt flag, free memory."""
+    _hooks["interrupt"] = interrupt
+    _hooks["memory"] = memory
+
+
+def host_interrupt(value: bool = True, *_: Any) -> None:
+    """The host interrupted (or, with False, resumed) processing."""
+    fn = _hooks["interrupt"]
+    if fn is not None:
+        fn(bool(value))
+
+
+def host_memory_event(kind: str, force: bool = False) -> None:
+    """The host asks this process to free memory (``soft_empty_cache``) or drop its models (``unload_all_models``)."""
+    fn = _hooks["memory"]
+    if fn is not None:
+        fn(kind, force)
+
+
+def set_context_factory(factory: Optional[Callable[[Optional[str], Optional[str], Optional[int]], Any]]) -> None:
+    """A context manager :func:`executing` also enters (ComfyUI's own executing context, in core mode)."""
+    global _context_factory
+    _context_factory = factory
+
+
+def set_core_mode(state: Optional[Dict[str, Any]]) -> None:
+    """Marks this process as running on a real ComfyUI checkout (``{dir, args, version, cli_args}``)."""
+    global _core
+    _core = state
+
+
+def core_mode() -> Optional[Dict[str, Any]]:
+    """The checkout this process runs on (core mode), or None when the shims provide ComfyUI."""
+    return _core
 
 
 def current() -> Optional[NodeContext]:
@@ -43,7 +88,11 @@ def executing(prompt_id: Optional[str], node_id: Optional[str], list_index: Opti
     ctx = NodeContext(prompt_id, node_id, list_index, class_type)
     token = _current.set(ctx)
     try:
-        yield ctx
+        if _context_factory is None:
+            yield ctx
+        else:
+            with _context_factory(prompt_id, node_id, list_index):
+                yield ctx
     finally:
         _current.reset(token)
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import traceback
 import types
 from typing import Any, Callable
 
-from ..rpc import type_name
+from . import import_errors
 
-__all__ = ["load_pack", "load_packs", "loaded_packs", "register_collector"]
+__all__ = ["failed_entries", "load_pack", "load_packs", "loaded_packs", "register_collector"]
 
 Collector = Callable[[str, types.ModuleType], "dict[str, Any] | None"]
 
@@ -40,14 +39,9 @@ def loaded_packs() -> dict[str, types.ModuleType]:
     return dict(_loaded)
 
 
-def _error_map(e: BaseException) -> dict[str, str]:
-    """Exception map with the import machinery's and this module's frames left out."""
-    te = traceback.TracebackException.from_exception(e)
-    here = os.path.abspath(__file__)
-    te.stack = traceback.StackSummary.from_list(
-        [f for f in te.stack if not f.filename.startswith("<frozen importlib") and os.path.abspath(f.filename) != here]
-    )
-    return {"type": type_name(type(e)), "message": str(e), "traceback": "".join(te.format())}
+def _error_map(e: BaseException, path: str = "") -> dict[str, Any]:
+    """Exception map with the import machinery's and this module's frames left out, plus where and why."""
+    return import_errors.describe(e, path or os.getcwd(), [__file__])
 
 
 def _import_path(name: str, path: str) -> tuple[str, types.ModuleType]:
@@ -78,16 +72,26 @@ def _import_path(name: str, path: str) -> tuple[str, types.ModuleType]:
     return module_name, module
 
 
-def load_pack(name: str, path: str) -> tuple[dict[str, Any], types.ModuleType | None]:
-    """Import one pack; returns its ``ready`` entry and its module (``None`` on failure)."""
+def load_pack(name: str, path: str, core: bool = False) -> tuple[dict[str, Any], types.ModuleType | None]:
+    """Import one pack; returns its ``ready`` entry and its module (``None`` on failure).
+
+    ``core``: ``path`` is a ComfyUI checkout whose built-in nodes load as one pack (core mode).
+    """
     entry: dict[str, Any] = {"name": name, "module": None, "ok": False}
     try:
-        module_name, module = _import_path(name, path)
+        if core:
+            from ..comfyui import builtin
+
+            module = builtin.load(name, path)
+            module_name = "nodes"
+            entry.update(builtin.entry_fields(module))
+        else:
+            module_name, module = _import_path(name, path)
     except BaseException as e:  # SystemExit at import time is a pack error too
         if isinstance(e, KeyboardInterrupt):
             raise
         entry["module"] = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
-        entry["error"] = _error_map(e)
+        entry["error"] = _error_map(e, path)
         return entry, None
     entry["module"] = module_name
     entry["ok"] = True
@@ -97,7 +101,7 @@ def load_pack(name: str, path: str) -> tuple[dict[str, Any], types.ModuleType | 
             extra = fn(name, module)
         except Exception as e:
             entry["ok"] = False
-            entry["error"] = _error_map(e)
+            entry["error"] = _error_map(e, path)
             break
         if extra:
             entry.update(extra)
@@ -105,5 +109,12 @@ def load_pack(name: str, path: str) -> tuple[dict[str, Any], types.ModuleType | 
 
 
 def load_packs(packs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Import each ``{name, path}`` in order; one pack's failure does not stop the rest."""
-    return [load_pack(str(p["name"]), str(p["path"]))[0] for p in packs]
+    """Import each ``{name, path, core?}`` in order; one pack's failure does not stop the rest."""
+    return [load_pack(str(p["name"]), str(p["path"]), bool(p.get("core")))[0] for p in packs]
+
+
+def failed_entries(packs: list[dict[str, Any]], e: BaseException) -> list[dict[str, Any]]:
+    """Every pack's entry when none can load: the process could not provide ComfyUI (``e``)."""
+    error = _error_map(e)
+    return [{"name": str(p["name"]), "module": os.path.basename(os.path.normpath(str(p["path"]))), "ok": False, "error": error}
+            for p in packs]

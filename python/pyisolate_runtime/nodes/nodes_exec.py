@@ -237,6 +237,16 @@ class NodeRunner:
             for key in [k for k in self._objects if k[0] == node_id]:
                 del self._objects[key]
 
+    def _object(self, class_type: str, cls: Any, node_id: Optional[str]) -> Any:
+        """The V1 node object of ``node_id`` (made on first use and kept, as ComfyUI does)."""
+        key = (str(node_id), class_type)
+        obj = self._objects.get(key)
+        if obj is None:
+            obj = cls()
+            if node_id is not None:
+                self._objects[key] = obj
+        return obj
+
     def _v1_hidden_kwargs(self, cls: Any, hidden: Dict[str, Any]) -> Dict[str, List[Any]]:
         declared = (cls.INPUT_TYPES() or {}).get("hidden") or {}
         out: Dict[str, List[Any]] = {}
@@ -266,6 +276,13 @@ class NodeRunner:
         data = _check_lists(class_type, inputs)
         hidden_values = normalize_hidden(hidden, node_id)
         prompt_id = hidden_values.get("prompt_id")
+        if comfy_bridge.core_mode() is not None:  # ComfyUI's own execution functions
+            from pyisolate_runtime.comfyui import execute as core
+
+            obj = None if is_v3(cls) else self._object(class_type, cls, node_id)
+            output, ui = core.execute(class_type, cls, obj, data, hidden_values, node_id)
+            _check_outputs(cls, class_type, output)
+            return {"result": output, "ui": ui}
         if is_v3(cls):
             cls.VALIDATE_CLASS()
             clone = cls.PREPARE_CLASS_CLONE(hidden_values)
@@ -279,12 +296,7 @@ class NodeRunner:
                 with comfy_bridge.executing(prompt_id, node_id, index, class_type):
                     return _call(fn, _nest_dynamic(clone, kwargs))
         else:
-            key = (str(node_id), class_type)
-            obj = self._objects.get(key)
-            if obj is None:
-                obj = cls()
-                if node_id is not None:
-                    self._objects[key] = obj
+            obj = self._object(class_type, cls, node_id)
             function = getattr(cls, "FUNCTION", None)
             if not function or not hasattr(obj, function):
                 raise AttributeError(f"Node {class_type} names FUNCTION = {function!r}, which the class does not define.")
@@ -307,6 +319,10 @@ class NodeRunner:
         """``IS_CHANGED`` / ``fingerprint_inputs`` per list index; None when the class defines neither."""
         data = _check_lists(class_type, inputs)
         hidden_values = normalize_hidden(hidden, node_id)
+        if comfy_bridge.core_mode() is not None:
+            from pyisolate_runtime.comfyui import execute as core
+
+            return core.is_changed(class_type, cls, data, hidden_values, node_id)
         from pyisolate_runtime.nodes.nodes_info import node_flags
 
         if not node_flags(cls)["is_changed"]:
@@ -327,6 +343,10 @@ class NodeRunner:
         """``VALIDATE_INPUTS`` / ``validate_inputs``: True, or the reason the inputs are refused."""
         from pyisolate_runtime.nodes.nodes_info import node_flags
 
+        if comfy_bridge.core_mode() is not None:
+            from pyisolate_runtime.comfyui import execute as core
+
+            return core.validate_inputs(class_type, cls, _check_lists(class_type, inputs), node_id, input_types)
         if not node_flags(cls)["validate_inputs"]:
             return True
         data = _check_lists(class_type, inputs)

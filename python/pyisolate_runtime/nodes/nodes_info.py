@@ -78,17 +78,32 @@ def v1_node_info(name: str, cls: Any, display_name: Optional[str]) -> Dict[str, 
 
 
 def node_info(name: str, cls: Any, display_name: Optional[str] = None) -> Dict[str, Any]:
-    """The JSON-ready ``/object_info`` entry of a V1 or V3 node class."""
+    """The JSON-ready ``/object_info`` entry of a V1 or V3 node class (in core mode, V1 entries
+    as the checkout's own server makes them)."""
     if is_v3(cls):
         return jsonable(cls.GET_NODE_INFO_V1())
+    from pyisolate_runtime.nodes import comfy_bridge
+
+    core = comfy_bridge.core_mode()
+    if core is not None:
+        from pyisolate_runtime.comfyui.node_schema import checkout_node_info
+
+        info = checkout_node_info(core["dir"])
+        if info is not None:
+            return jsonable(info(name, cls, display_name))
     return jsonable(v1_node_info(name, cls, display_name))
 
 
 def _defines(cls: Any, name: str) -> bool:
-    """Whether a V3 class defines ``name`` itself (below ``io.ComfyNode``)."""
-    from comfy_api.latest._io import ComfyNode, _overrides
+    """Whether a V3 class defines ``name`` itself (below ``io.ComfyNode``; shims and ComfyUI alike)."""
+    from comfy_api.latest._io import ComfyNode
 
-    return _overrides(cls, name, ComfyNode)
+    for klass in cls.__mro__:
+        if klass is ComfyNode or not issubclass(klass, ComfyNode):
+            return False
+        if name in klass.__dict__:
+            return True
+    return False
 
 
 def node_flags(cls: Any) -> Dict[str, Any]:

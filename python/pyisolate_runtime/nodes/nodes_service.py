@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import sys
 import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -66,6 +67,18 @@ def _v3_classes(module: Any) -> Tuple[Any, List[type]]:
     return extension, run_coroutine(load())
 
 
+def _nodes_module() -> Any:
+    """ComfyUI's ``nodes`` module, whose mappings list the loaded classes: the shim's (cheap to
+    import), or in core mode the real one only when something already imported it."""
+    from pyisolate_runtime.nodes import comfy_bridge
+
+    if comfy_bridge.core_mode() is not None:
+        return sys.modules.get("nodes")
+    import nodes
+
+    return nodes
+
+
 class NodesService:
     """The ``$nodes`` service: every node class loaded in this process, by class name."""
 
@@ -80,8 +93,8 @@ class NodesService:
 
     def collect(self, pack_name: str, module: Any) -> Dict[str, Any]:
         """Registers a pack's nodes; returns what goes into its ``ready`` entry."""
-        import nodes as comfy_nodes
-
+        comfy_nodes = _nodes_module()
+        builtin = getattr(module, "__pyisolate_core__", None) is not None  # ComfyUI's own nodes (core mode)
         directory, module_name = _pack_dir(module)
         found: List[Tuple[str, type, Optional[str]]] = []
         errors: Dict[str, str] = {}
@@ -106,7 +119,8 @@ class NodesService:
                 errors[name] = f"Node class {name} is already defined by pack {owner} in this process; the first one is kept."
                 continue
             try:
-                cls.RELATIVE_PYTHON_MODULE = f"custom_nodes.{module_name}"
+                if not builtin:
+                    cls.RELATIVE_PYTHON_MODULE = f"custom_nodes.{module_name}"
                 entry = node_info(name, cls, display_name)
                 flags[name] = node_flags(cls)
             except Exception as e:  # one broken node does not hide the others
@@ -115,9 +129,10 @@ class NodesService:
             self.classes[name] = (pack_name, cls)
             self.entries[name] = entry
             nodes[name] = entry
-            comfy_nodes.NODE_CLASS_MAPPINGS[name] = cls
-            if display_name is not None:
-                comfy_nodes.NODE_DISPLAY_NAME_MAPPINGS[name] = display_name
+            if comfy_nodes is not None:
+                comfy_nodes.NODE_CLASS_MAPPINGS[name] = cls
+                if display_name is not None:
+                    comfy_nodes.NODE_DISPLAY_NAME_MAPPINGS[name] = display_name
 
         web_directory = None
         web = getattr(module, "WEB_DIRECTORY", None)
@@ -125,7 +140,8 @@ class NodesService:
             candidate = os.path.abspath(os.path.join(directory, str(web)))
             if os.path.isdir(candidate):
                 web_directory = candidate
-                comfy_nodes.EXTENSION_WEB_DIRS[module_name] = candidate
+                if comfy_nodes is not None:
+                    comfy_nodes.EXTENSION_WEB_DIRS[module_name] = candidate
         return {"nodes": nodes, "node_flags": flags, "web_directory": web_directory, "node_errors": errors}
 
     def _class(self, class_type: str) -> type:
@@ -206,12 +222,12 @@ def _on_event(rt: Any, name: str, method: str, fn: Any) -> None:
 
 def setup(rt: Any) -> None:
     """Installs the node API into this process (called by the runtime before packs load)."""
-    from comfy import model_management as mm
-    from pyisolate_runtime.nodes import loader
+    from comfy import model_management  # noqa: F401 (registers its host hooks: the shim's, or core mode's)
+    from pyisolate_runtime.nodes import comfy_bridge, loader
 
     set_node_loop(getattr(rt, "node_loop", None))
-    _on_event(rt, "ModelManagement", "interrupt", lambda value=True, *_: mm._set_interrupt_flag(value))
-    _on_event(rt, "ModelManagement", "soft_empty_cache", lambda force=False, *_: mm._on_host_memory_event("soft_empty_cache", force))
-    _on_event(rt, "ModelManagement", "unload_all_models", lambda *_: mm._on_host_memory_event("unload_all_models"))
+    _on_event(rt, "ModelManagement", "interrupt", lambda value=True, *_: comfy_bridge.host_interrupt(value))
+    _on_event(rt, "ModelManagement", "soft_empty_cache", lambda force=False, *_: comfy_bridge.host_memory_event("soft_empty_cache", force))
+    _on_event(rt, "ModelManagement", "unload_all_models", lambda *_: comfy_bridge.host_memory_event("unload_all_models"))
     loader.register_collector(service.collect)
     rt.serve("$nodes", NodesEndpoint(service))

@@ -232,3 +232,6 @@ def cleanup_models(keep_clone_weights_loaded: bool = False) -> None:
 
 def cleanup_models_gc() -> None:
     gc.collect()
+
+
+comfy_bridge.set_host_hooks(interrupt=_set_interrupt_flag, memory=_on_host_memory_event)

@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from pyisolate_runtime.nodes import comfy_bridge
 
+from . import _input, _input_impl, _util
 from . import _io as io
 from . import _ui as ui
 
@@ -70,21 +71,31 @@ class ComfyExtension:
 
 
 class Input:
-    """Type aliases for node values (tensors, dicts); for annotations."""
+    """The types of node input values (for annotations and ``isinstance``)."""
 
-    Image = Any
-    Audio = Any
-    Mask = Any
-    Latent = Any
-    Video = Any
+    Image = _input.ImageInput
+    Audio = _input.AudioInput
+    Mask = _input.MaskInput
+    Latent = _input.LatentInput
+    Video = _input.VideoInput
 
 
 class InputImpl:
-    """Video input implementations (not provided in isolated processes)."""
+    """Video inputs: from a file or ``BytesIO``, or from tensors."""
+
+    VideoFromFile = _input_impl.VideoFromFile
+    VideoFromComponents = _input_impl.VideoFromComponents
 
 
 class Types:
-    """Video helper types (not provided in isolated processes)."""
+    """Value types: video codec/container/components, 3D (MESH, VOXEL), SVG."""
+
+    VideoCodec = _util.VideoCodec
+    VideoContainer = _util.VideoContainer
+    VideoComponents = _util.VideoComponents
+    MESH = _util.MESH
+    VOXEL = _util.VOXEL
+    SVG = _util.SVG
 
 
 IO = io
