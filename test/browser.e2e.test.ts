@@ -101,8 +101,9 @@ describe("the ComfyUI editor in Chromium", () => {
     for (const [name, make] of Object.entries(UI_CASES)) {
       const wf = make(info);
       const theirs = await page.evaluate(async (w) => {
-        const app = (window as unknown as { app: { loadGraphData(w: unknown): Promise<void>; graphToPrompt(): Promise<{ output: unknown }> } }).app;
-        await app.loadGraphData(structuredClone(w));
+        const app = (window as unknown as { app: { loadGraphData(w: unknown, clean?: boolean, restoreView?: boolean, workflow?: null, o?: { showMissingNodesDialog: boolean }): Promise<void>; graphToPrompt(): Promise<{ output: unknown }> } }).app;
+        // A case with classes no pack provides would open the missing-nodes dialog over the canvas.
+        await app.loadGraphData(structuredClone(w), true, true, null, { showMissingNodesDialog: false });
         return (await app.graphToPrompt()).output;
       }, wf as unknown as Record<string, unknown>);
       expect(convertUiWorkflow(wf, info), name).toEqual(theirs);
