@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import type { NodeInfo } from "../src/executor/types.ts";
 import { convertUiWorkflow, isUiWorkflow, processDynamicPrompt, widgetSlots } from "../src/workflow/ui_workflow.ts";
-import { linksCase, modesCase, subgraphCase, UiGraph, widgetsCase } from "./shared/ui_cases.ts";
+import { linksCase, modesCase, subgraphCase, UiGraph, unknownOffCase, widgetsCase } from "./shared/ui_cases.ts";
 
 const big = 0xffffffffffffffffn;
 const node = (name: string, required: NodeInfo["input"]["required"], output: string[], optional?: NodeInfo["input"]["optional"], extra: Partial<NodeInfo> = {}): NodeInfo => ({
@@ -88,6 +88,13 @@ describe("UI-format workflows", () => {
     // UiMix's LATENT output (slot 0) passes its latent input (slot 1); its IMAGE output its image input.
     expect(p["6"]!.inputs).toEqual({ label: "modes", latent: ["1", 0], image: ["2", 0] });
     expect(p["7"]!.inputs).toEqual({ label: "muted upstream" });
+  });
+
+  it("leaves out muted and bypassed nodes of a class no pack provides, as the editor does", () => {
+    const p = convertUiWorkflow(unknownOffCase(INFO), INFO);
+    expect(Object.keys(p).sort()).toEqual(["1", "2", "5"]);
+    // The muted node's latent is gone; the bypassed filter passes the loaded image on.
+    expect(p["5"]!.inputs).toEqual({ label: "unknown off", image: ["2", 0] });
   });
 
   it("flattens subgraphs with outer:inner ids", () => {

@@ -21,7 +21,8 @@ export const convertCommand: Command = {
     "stdout: widget values named from the node schemas (the packs' nodes, from the metadata\n" +
     "cache when it can), links resolved through Reroute and Primitive nodes, muted nodes\n" +
     "dropped, bypassed nodes passed through, subgraphs flattened (ids outer:inner). A node no\n" +
-    "pack provides is an error naming it and its id. An API-format prompt is printed as it is.\n" +
+    "pack provides is an error naming it and its id, unless muted or bypassed. An API-format\n" +
+    "prompt is printed as it is.\n" +
     "Integers beyond 2^53 (seeds) are written exactly. Exit code 0, or 1 on an error.",
   flags: [
     { name: "--shared-modules", value: "DIRS", help: "folders (':'-separated) every Python process puts on sys.path, for packs that import shared modules" },

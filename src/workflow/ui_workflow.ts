@@ -223,8 +223,8 @@ export interface ConvertOptions {
 /**
  * Converts a UI-format workflow to the API prompt the stock frontend's "Export (API)" writes,
  * using the node schemas (`/object_info` entries by class).
- * @throws {PyisolateError} `VALIDATION` for a node no pack provides (naming the node and its id)
- *   or a link that points nowhere.
+ * @throws {PyisolateError} `VALIDATION` for a node no pack provides (naming the node and its id;
+ *   a muted or bypassed one is left out instead) or a link that points nowhere.
  */
 export function convertUiWorkflow(ui: UiWorkflow, nodes: Record<string, NodeInfo>, opts: ConvertOptions = {}): Prompt {
   const subgraphs = new Map<string, UiSubgraph>((ui.definitions?.subgraphs ?? []).map((s) => [s.id, s]));
@@ -339,6 +339,9 @@ export function convertUiWorkflow(ui: UiWorkflow, nodes: Record<string, NodeInfo
         continue;
       }
       if (VIRTUAL_TYPES.has(n.type)) continue;
+      // Muted and bypassed nodes are not sent, so their class need not exist (the editor exports
+      // them without it too): a bypass passes inputs on from the slot types the workflow holds.
+      if (n.mode === MODE_NEVER || n.mode === MODE_BYPASS) continue;
       if (!info) {
         const near = closest(n.type, Object.keys(nodes));
         const hint = near ? ` (did you mean "${near}"?)` : "";
@@ -348,7 +351,6 @@ export function convertUiWorkflow(ui: UiWorkflow, nodes: Record<string, NodeInfo
           { node: id },
         );
       }
-      if (n.mode === MODE_NEVER || n.mode === MODE_BYPASS) continue;
       if (seen.has(id)) continue;
       seen.add(id);
       const inputs: Record<string, unknown> = {};

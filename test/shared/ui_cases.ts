@@ -139,6 +139,29 @@ export function modesCase(info: Record<string, NodeInfo>): UiWorkflow {
   return workflow(g);
 }
 
+/** Muted and bypassed nodes of a class no pack provides: left out, a bypass passing its image on. */
+export function unknownOffCase(info: Record<string, NodeInfo>): UiWorkflow {
+  const g = new UiGraph(info);
+  const src = g.node(1, "UiSource", [5, "fixed"]);
+  const img = g.node(2, "UiLoadImage", ["example.png", 1, "image"]);
+  const gone = g.node(3, "NoSuchPackNode", [1.5], {
+    mode: 2,
+    inputs: [{ name: "latent", type: "LATENT", link: null }],
+    outputs: [{ name: "LATENT", type: "LATENT", links: [] }],
+  });
+  const pass = g.node(4, "NoSuchPackFilter", ["soft"], {
+    mode: 4,
+    inputs: [{ name: "image", type: "IMAGE", link: null }],
+    outputs: [{ name: "IMAGE", type: "IMAGE", links: [] }],
+  });
+  const sink = g.node(5, "UiSink", ["unknown off"]);
+  g.link(src, 0, gone, "latent");
+  g.link(gone, 0, sink, "latent");
+  g.link(img, 0, pass, "image");
+  g.link(pass, 0, sink, "image");
+  return workflow(g);
+}
+
 /** A subgraph holding a sampler: its nodes come out with `outer:inner` ids. */
 export function subgraphCase(info: Record<string, NodeInfo>): UiWorkflow {
   const next = { n: 1 };
@@ -187,5 +210,6 @@ export const UI_CASES: Record<string, (info: Record<string, NodeInfo>) => UiWork
   widgets: widgetsCase,
   links: linksCase,
   modes: modesCase,
+  unknownOff: unknownOffCase,
   subgraph: subgraphCase,
 };
