@@ -145,13 +145,14 @@ describe("pyisolate nodes", () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^PACK\s+NODE CLASS\s+CATEGORY\s+DISPLAY NAME$/m);
     expect(r.out).toMatch(/^ShimUser\s+TiledDouble\s+sd\s+TiledDouble$/m);
-    expect(r.out).toContain("ShimUser (shared): 3 nodes, 1 HTTP route recorded (not served), from cache");
+    expect(r.out).toContain("ShimUser (shared): 3 nodes, 1 HTTP route (served by pyisolate serve), from cache");
     const json = JSON.parse((await cli("nodes", "--json", "--custom-nodes", nodes, "--cache-dir", cacheDir, "--python", hostPython)).out) as {
       comfyui: unknown;
-      packs: Array<{ name: string; nodes: Record<string, { output: string[] }>; routes: unknown[] }>;
+      packs: Array<{ name: string; nodes: Record<string, { output: string[] }>; routes: unknown[]; static_routes: unknown[] }>;
     };
     expect(json.comfyui).toBeNull();
-    expect(json.packs[0]!.routes).toEqual([{ method: "GET", path: "/shimuser/status", handler: "ShimUser.status" }]); // from the cache
+    expect(json.packs[0]!.routes).toEqual([{ method: "GET", path: "/shimuser/status", api: true }]); // from the cache
+    expect(json.packs[0]!.static_routes).toEqual([]);
     expect(json.packs[0]!.nodes.LoadAndInvert!.output).toEqual(["IMAGE", "MASK"]);
     const failing = await cli("nodes", "--custom-nodes", join(root, "failing"), "--cache-dir", join(root, "failing-cache"), "--python", hostPython, "NeedsComfyCore");
     expect(failing.code).toBe(1);

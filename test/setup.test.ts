@@ -38,7 +38,7 @@ describe("the pinned list", () => {
     const reqs = readHostRequirements();
     expect(reqs.file).toBe(join(repo, "python", "host-requirements.txt"));
     expect(reqs.torchVersion).toBe("2.13.0");
-    expect(reqs.pins.map((p) => p.split("==")[0])).toEqual(["numpy", "uv", "pillow", "pyyaml", "safetensors", "einops", "tqdm", "psutil"]);
+    expect(reqs.pins.map((p) => p.split("==")[0])).toEqual(["numpy", "uv", "pillow", "pyyaml", "safetensors", "einops", "tqdm", "psutil", "comfyui-frontend-package"]);
     const dev = readFileSync(join(repo, "scripts", "host-requirements.txt"), "utf8");
     for (const pin of [`torch==${reqs.torchVersion}`, ...reqs.pins.filter((p) => /^(numpy|uv)==/.test(p))]) expect(dev).toContain(`${pin}\n`);
     const bad = join(root, "bad-reqs.txt");
