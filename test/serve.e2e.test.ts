@@ -4,7 +4,7 @@
 // And the CLI's exact JSON: a seed of 2^64 - 1 from a workflow file through `pyisolate run --json`.
 import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import { spawn } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,9 +39,27 @@ function childrenOf(pid: number): number[] {
 }
 
 /** The host id a process was started with (its segment folder is `/dev/shm/pyisolate-<id>`). */
+/**
+ * The id of the host running in process `pid`: the segment folder whose liveness socket
+ * (`/dev/shm/pyisolate-<id>/alive`) that process listens on. (Its children's environment does
+ * not say: they fork from a template process.)
+ */
 function hostIdOf(pid: number): string | undefined {
-  const entry = readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").find((e) => e.startsWith("PYISOLATE_HOST_ID="));
-  return entry?.slice("PYISOLATE_HOST_ID=".length);
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  for (const line of readFileSync("/proc/net/unix", "latin1").split("\n")) {
+    const f = line.trim().split(/\s+/);
+    const m = /\/pyisolate-([0-9A-Za-z]+)\/alive$/.exec(f[7] ?? "");
+    if (m && inodes.has(f[6]!)) return m[1];
+  }
+  return undefined;
 }
 
 describe("pyisolate serve", () => {
@@ -73,7 +91,7 @@ describe("pyisolate serve", () => {
     await ws.next((m) => m.type === "progress");
     const kids = childrenOf(child.pid!);
     expect(kids.length).toBeGreaterThan(0);
-    const hostId = hostIdOf(kids[0]!);
+    const hostId = hostIdOf(child.pid!);
     expect(hostId).toMatch(/^[0-9A-Za-z]+$/);
     expect(existsSync(`/dev/shm/pyisolate-${hostId}`)).toBe(true);
     child.kill(signal);

@@ -12,7 +12,7 @@
 import process from "node:process";
 import { PyisolateError } from "../errors.ts";
 import { asLogger, type Logger, type LoggerLike } from "../log.ts";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { pythonRoot } from "../paths.ts";
 import { PythonProcess, type HealthCheckOptions } from "./python_process.ts";
 import { bwrapArgs, type SandboxPlan } from "./sandbox.ts";
@@ -315,7 +315,7 @@ export class HostCore {
       ...(o.hostId !== undefined ? { hostId: o.hostId } : {}),
       ...(o.healthCheck !== undefined ? { healthCheck: o.healthCheck } : {}),
       ...(limits.memoryLimitBytes ? { memoryLimitBytes: limits.memoryLimitBytes } : {}),
-      ...(plan ? { sandbox: (py: string) => ({ cmd: "bwrap", args: bwrapArgs(plan, segmentDir, [dirname(dirname(py)), pythonRoot(), ...(o.sysPath ?? []), ...(o.cacheDir ? [o.cacheDir] : [])]) }) } : {}),
+      ...(plan ? { sandbox: (py: string) => ({ cmd: "bwrap", args: bwrapArgs(plan, segmentDir, [dirname(dirname(py)), resolve(dirname(dirname(this.#opts.hostPython))), pythonRoot(), ...(o.sysPath ?? []), ...(o.cacheDir ? [o.cacheDir] : [])]) }) } : {}),
     });
     return proc;
   }
