@@ -210,7 +210,10 @@ class TestHost:
 
     def wait_exit(self, timeout: float = 20.0) -> int:
         assert self.proc is not None
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        for t in self._threads[:2]:  # the stdout and stderr pumps: read to the end before anyone looks
+            t.join(5)
+        return code
 
     def close(self) -> None:
         """Close the socket (the child sees end of stream)."""

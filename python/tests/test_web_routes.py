@@ -81,7 +81,7 @@ def test_results_become_answers_with_status_and_headers(tmp_path):
     f = tmp_path / "f.txt"
     f.write_text("x")
     assert to_wire(FileResponse(f))["file"] == str(f)
-    from aiohttp import web  # the fallback aiohttp of pyisolate_runtime/shims_fallback
+    from pyisolate_runtime.shims_fallback.aiohttp import web  # the fallback aiohttp (the real one may be installed too)
 
     assert to_wire(web.HTTPNotFound(text="nope"))["status"] == 404
     assert to_wire(web.HTTPFound("/elsewhere"))["headers"] == [["Location", "/elsewhere"]]
@@ -125,7 +125,7 @@ def test_routes_recorded_at_import_are_collected_per_pack_and_served(tmp_path):
 
 
 def test_the_fallback_aiohttp_says_what_it_lacks():
-    import aiohttp
+    from pyisolate_runtime.shims_fallback import aiohttp
 
     with pytest.raises(AttributeError, match="only aiohttp.web"):
         aiohttp.ClientSession
