@@ -6,12 +6,12 @@
  * `comfyui-workflow-templates` package where installed, else an empty index).
  * @module
  */
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Hono } from "hono";
 import type { RouteArea } from "./context.ts";
 import { empty, fileResponse, json } from "./http.ts";
-import { inside } from "./routes_files.ts";
+import { fileUnder } from "./routes_files.ts";
 
 /** The editor's static root in one of `sitePackages` (`comfyui_frontend_package/static`), or null. */
 export function findFrontendRoot(sitePackages: readonly string[]): string | null {
@@ -37,24 +37,6 @@ export function findTemplatesRoot(sitePackages: readonly string[]): string | nul
     }
   }
   return null;
-}
-
-/** A file under `dir` named by a URL path's rest, or null when it is not a file there (or leaves `dir`). */
-function fileUnder(dir: string, rest: string, headers: Record<string, string> = {}): Response | null {
-  let rel: string;
-  try {
-    rel = decodeURIComponent(rest);
-  } catch {
-    return null;
-  }
-  const file = join(dir, rel);
-  if (!inside(dir, file)) return null;
-  try {
-    if (statSync(file).isDirectory()) return null;
-  } catch {
-    return null;
-  }
-  return fileResponse(file, headers);
 }
 
 /** The editor-only API routes, served at `/…` and `/api/…`. */

@@ -23,7 +23,7 @@ import { RemoteError } from "../protocol/remote_error.ts";
 import type { PackRoute } from "../nodes/registry.ts";
 import type { ServerContext } from "./context.ts";
 import { fileResponse, json } from "./http.ts";
-import { inside } from "./routes_files.ts";
+import { fileUnder } from "./routes_files.ts";
 
 /** How long a pack's route handler may take before the request answers 504. */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 300_000;
@@ -210,25 +210,12 @@ export function packRoutes(app: Hono, ctx: ServerContext, routes: PackRouteEntry
       const ext = /^\/extensions\/([^/]+)\/(.+)$/.exec(path);
       if (ext) {
         const dir = webDirs[decodeURIComponent(ext[1]!)];
-        if (dir) return serveFrom(dir, ext[2]!) ?? next();
+        if (dir) return fileUnder(dir, ext[2]!) ?? next();
       }
       for (const s of statics) {
-        if (path.startsWith(`${s.prefix}/`)) return serveFrom(s.path, path.slice(s.prefix.length + 1)) ?? next();
+        if (path.startsWith(`${s.prefix}/`)) return fileUnder(s.path, path.slice(s.prefix.length + 1)) ?? next();
       }
     }
     return next();
   });
-}
-
-/** A file of `dir` named by a URL's rest, or null when it is not a file there (or leaves `dir`). */
-function serveFrom(dir: string, rest: string): Response | null {
-  let rel: string;
-  try {
-    rel = decodeURIComponent(rest);
-  } catch {
-    return null;
-  }
-  const file = join(dir, rel);
-  if (!inside(dir, file)) return null;
-  return fileResponse(file);
 }

@@ -21,6 +21,18 @@ export function inside(dir: string, path: string): boolean {
   return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
 }
 
+/** A file under `dir` named by a URL path's rest, or null when it is not a file there (or leaves `dir`). */
+export function fileUnder(dir: string, rest: string, headers: Record<string, string> = {}): Response | null {
+  let rel: string;
+  try {
+    rel = decodeURIComponent(rest);
+  } catch {
+    return null;
+  }
+  const file = join(dir, rel);
+  return inside(dir, file) ? fileResponse(file, headers) : null;
+}
+
 /** Types a browser would run: sent as downloads, as ComfyUI does. */
 const FORCED_DOWNLOAD = new Set(["text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript", "application/javascript", "text/css"]);
 
