@@ -69,8 +69,8 @@ beforeAll(async () => {
   });
   expect(host.packs.map((p) => [p.name, p.kind, p.nodes, p.error?.message])).toEqual([
     ...(haveRealPack ? [["ComfyUI-PyIsolated", "isolated", 5, undefined]] : []),
-    ["HandleShared", "shared", 4, undefined],
-    ["HandleUser", "isolated", 9, undefined],
+    ["HandleShared", "shared", 5, undefined],
+    ["HandleUser", "isolated", 10, undefined],
   ]);
 }, 300_000);
 
@@ -144,6 +144,20 @@ describe("an object of the shared process used from an isolated pack", () => {
     expect(hints).toEqual([
       "][ HandleUser - node 2 (HUUseModel) uses a HandleShared.FakeModel object made by node 1 (HSLoadModel, pack HandleShared) in another process: every call on it crosses processes; run both nodes in one process to avoid that (docs/handles.md)",
     ]);
+  });
+
+  it("a wrapper of another process is called as a plain function from a running event loop, and calls the owner back with keywords", async () => {
+    const r = await host.run({
+      "1": { class_type: "HSLoadModel", inputs: { name: "sd", seed: 1 } },
+      "2": { class_type: "HUWrapThrough", inputs: { model: ["1", 0], offset: 5.0 } },
+      "3": { class_type: "HSApplyAsync", inputs: { model: ["2", 0] } },
+      "4": { class_type: "HSApplyAsync", inputs: { model: ["1", 0] } },
+    });
+    expect(r.status, JSON.stringify(r.error)).toBe("success");
+    // (ones * (arange(4) + 1) + 5) * 2, summed: the keyword reached `inner` as `offset`.
+    const value = (id: string) => (r.outputs[id] as { value: unknown[] }).value.map(Number);
+    expect(value("3")).toEqual([60]);
+    expect(value("4")).toEqual([10]); // unwrapped: ones * (arange(4) + 1)
   });
 
   it("carries a handle nested in a CONDITIONING-shaped list", async () => {

@@ -40,10 +40,21 @@ export const TAG_FLOAT = 41506;
 /** A callable of the other side, as it appears when decoded without a {@link CodecContext}. */
 export class CallableRef {
   readonly id: string;
-  constructor(id: string) {
+  /** Whether the function is a coroutine function (`true`), a plain one (`false`), or not said. */
+  readonly async: boolean | undefined;
+  constructor(id: string, isAsync?: boolean) {
     this.id = id;
+    this.async = isAsync;
   }
 }
+
+/**
+ * The property of a function imported from a peer that keeps what the peer said of it: a
+ * coroutine function (`true`) or a plain one (`false`). Passed on to another peer, the
+ * function crosses with the same flag, so that Python calls a plain function of another
+ * process as one (waiting for its value) even inside a running event loop.
+ */
+export const CALLABLE_ASYNC: unique symbol = Symbol.for("pyisolate.callable.async");
 
 /**
  * Per-connection state the codec needs: callables (functions cross as tag 41503), and the
@@ -53,7 +64,7 @@ export interface CodecContext {
   /** Registers a local function and returns its id (a fresh id for every encoding). */
   exportCallback(fn: (...args: never[]) => unknown): string;
   /** Returns a local function that calls the peer's callable `id`. */
-  importCallback(id: string): (...args: unknown[]) => Promise<unknown>;
+  importCallback(id: string, isAsync?: boolean): (...args: unknown[]) => Promise<unknown>;
   /** A handle (`values/handles.ts`) is being encoded for the peer; may throw to refuse it. */
   handleOut?(handle: object): void;
   /** A handle arrived from the peer. */
@@ -127,10 +138,11 @@ registerTag<Error>(TAG_EXCEPTION, {
 // Callables: a function becomes {id} through the active context; one comes back as a function.
 registerTag<CallableRef>(TAG_CALLABLE, {
   cls: CallableRef,
-  encode: (c) => ({ id: c.id }),
-  decode: (m: { id?: unknown }) => {
+  encode: (c) => (c.async === undefined ? { id: c.id } : { id: c.id, async: c.async }),
+  decode: (m: { id?: unknown; async?: unknown }) => {
     const id = String(m?.id);
-    return activeCtx ? activeCtx.importCallback(id) : new CallableRef(id);
+    const isAsync = typeof m?.async === "boolean" ? m.async : undefined;
+    return activeCtx ? activeCtx.importCallback(id, isAsync) : new CallableRef(id, isAsync);
   },
 });
 
@@ -182,7 +194,8 @@ function prepare(v: unknown, depth = 0): unknown {
       return (v > U32_MAX || v < NEG_U32) && Number.isInteger(v) ? BigInt(v) : v;
     case "function": {
       if (!activeCtx) throw new PyisolateError("TYPE", `A function (${v.name || "anonymous"}) can only be sent as an argument or result of a call.`);
-      return new CallableRef(activeCtx.exportCallback(v as (...args: never[]) => unknown));
+      const isAsync = (v as { [CALLABLE_ASYNC]?: boolean })[CALLABLE_ASYNC];
+      return new CallableRef(activeCtx.exportCallback(v as (...args: never[]) => unknown), isAsync);
     }
     case "object": {
       if (v === null) return v;

@@ -29,7 +29,7 @@ from typing import Any, Callable
 from ..cbor import CBORDecodeError, CBOREncodeError, dumps, loads
 from ..protocol.frames import MAX_FRAME, FrameError, FrameReader, encode_header
 from . import registry
-from .callables import TAG_CALLABLE, RemoteCallable
+from .callables import TAG_CALLABLE, RemoteCallable, is_async_callable
 from .calls import Calls
 from .errors import exception_map
 from .log import log, log_exception
@@ -237,7 +237,8 @@ class Endpoint(Calls, Serving):
         if callable(obj) and not isinstance(obj, type):
             cid = str(self._next_cb())
             self._callbacks[cid] = obj
-            return TAG_CALLABLE, {"id": cid}
+            is_async = is_async_callable(obj)
+            return TAG_CALLABLE, ({"id": cid} if is_async is None else {"id": cid, "async": is_async})
         return None
 
     def _encode(self, msg: dict) -> bytes:
@@ -316,7 +317,8 @@ class Endpoint(Calls, Serving):
         cid = str(content["id"])
         proxy = self._remote_cbs.get(cid)
         if proxy is None:
-            proxy = RemoteCallable(self, cid)
+            flag = content.get("async")
+            proxy = RemoteCallable(self, cid, flag if isinstance(flag, bool) else None)
             self._remote_cbs[cid] = proxy
         return proxy
 
