@@ -56,13 +56,13 @@ def encode_outputs(class_type: str, cls: Any, node_id: Optional[str], result: Di
         outputs = []
         for i, values in enumerate(result.get("result") or []):
             try:
-                outputs.append(Raw(dumps(values, default)))
+                outputs.append(Raw(dumps(values, default), values))
             except Exception as e:
                 raise _same_kind(e, f"{node}: {_describe(cls, i)} cannot be sent to the host: {_reason(e)}") from e
         ui = result.get("ui")
         if ui is not None:
             try:
-                ui = Raw(dumps(ui, default))
+                ui = Raw(dumps(ui, default), ui)
             except Exception as e:
                 raise _same_kind(e, f"{node}: its ui output cannot be sent to the host: {_reason(e)}") from e
     return {"result": outputs, "ui": ui}

@@ -74,12 +74,15 @@ class Raw:
     """An item encoded already: its bytes are written as they are (one whole CBOR item).
 
     Lets a value be encoded ahead of the message that carries it, where an error can still
-    name which part failed (a node's output, say)."""
+    name which part failed (a node's output, say). ``keep`` is the value it was encoded from,
+    held as long as this is: proxies in it stay alive until the message is sent, so their
+    release (sent when they die) can never reach the host before the message that holds them."""
 
-    __slots__ = ("data",)
+    __slots__ = ("data", "keep")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, keep: object = None) -> None:
         self.data = data
+        self.keep = keep
 
     def __repr__(self) -> str:
         return f"Raw({len(self.data)} bytes)"
