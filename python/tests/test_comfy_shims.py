@@ -234,6 +234,31 @@ def test_comfyui_only_modules_name_themselves_and_say_to_pass_comfyui(module):
     assert f"No module named {module!r}" in message and "--comfyui DIR" in message
 
 
+@pytest.mark.parametrize("statement,module", [("from comfy import model_detection", "comfy.model_detection"),
+                                              ("from comfy import sd, utils", "comfy.sd"),
+                                              ("from comfy_api import feature_flags", "comfy_api.feature_flags")])
+def test_from_imports_of_comfyui_only_submodules_keep_the_reason(statement, module):
+    # Python turns a submodule's ModuleNotFoundError under `from package import name` into a bare
+    # "cannot import name"; the shimmed packages keep the reason and the advice.
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = [{str(ROOT / 'python' / 'pyisolate_runtime' / 'shims')!r}, {str(ROOT / 'python')!r}]
+        from pyisolate_runtime.comfyui import imports
+        imports.install_comfy_only()
+        import comfy, comfy_api
+        assert not hasattr(comfy, "no_such_thing") and not hasattr(comfy_api, "no_such_thing")
+        try:
+            {statement}
+        except ModuleNotFoundError as e:
+            print(e.name, "|", e)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    name, message = out.stdout.strip().split(" | ", 1)
+    assert name == module
+    assert f"No module named {module!r}" in message and "--comfyui DIR" in message
+
+
 def test_shimmed_modules_are_importable_by_their_comfyui_names():
     for name in ["node_helpers", "latent_preview", "comfy.samplers", "comfy_api.input", "comfy_api.input_impl",
                  "comfy_api.util", "comfy_api.latest._input", "comfy_api.latest._input_impl", "comfy_api.latest._util"]:

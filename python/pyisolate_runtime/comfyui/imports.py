@@ -18,7 +18,8 @@ from typing import Any, Optional, Sequence
 
 from . import SHIMS_DIR
 
-__all__ = ["ComfyOnly", "HostModules", "COMFY_ONLY", "install_comfy_only", "install_host_modules"]
+__all__ = ["ComfyOnly", "HostModules", "COMFY_ONLY", "COMFYUI_SUBMODULES", "install_comfy_only", "install_host_modules",
+           "shimmed_package_getattr"]
 
 HOST_CONNECTED = {
     "folder_paths": os.path.join(SHIMS_DIR, "folder_paths.py"),
@@ -34,6 +35,34 @@ COMFY_ONLY = frozenset({
 
 SHIMMED_PACKAGES = frozenset({"comfy", "comfy_api"})
 """Packages the shims provide in part: their other submodules are ComfyUI's alone."""
+
+COMFYUI_SUBMODULES = {
+    "comfy": frozenset({
+        "audio_encoders", "checkpoint_pickle", "cldm", "cli_args", "clip_model", "clip_vision", "conds",
+        "context_windows", "controlnet", "diffusers_convert", "diffusers_load", "extra_samplers", "float", "gligen",
+        "hooks", "image_encoders", "k_diffusion", "latent_formats", "ldm", "lora", "lora_convert", "model_base",
+        "model_detection", "model_patcher", "model_sampling", "nested_tensor", "ops", "options", "patcher_extension",
+        "pixel_space_convert", "quant_ops", "rmsnorm", "sample", "sampler_helpers", "sd", "sd1_clip", "sdxl_clip",
+        "supported_models", "supported_models_base", "t2i_adapter", "taesd", "text_encoders", "weight_adapter",
+    }),
+    "comfy_api": frozenset({"feature_flags", "generate_api_stubs", "internal", "torch_helpers", "v0_0_1", "version_list"}),
+}
+"""Submodules of ComfyUI's (0.8.0) ``comfy`` and ``comfy_api`` that the shims lack: ``from comfy import
+model_detection`` names the module and says to pass ``--comfyui DIR`` instead of Python's bare
+"cannot import name"."""
+
+
+def shimmed_package_getattr(package: str, name: str) -> Any:
+    """The module ``__getattr__`` of a shimmed package (PEP 562).
+
+    ``from comfy import model_detection`` asks the package for an attribute first, and Python
+    turns the submodule's ``ModuleNotFoundError`` into "cannot import name …", losing the
+    reason. For ComfyUI's own submodule names this raises the error that says what to do;
+    any other name is a plain ``AttributeError`` (so ``hasattr`` keeps working)."""
+    if name in COMFYUI_SUBMODULES.get(package, ()):
+        fullname = f"{package}.{name}"
+        raise ModuleNotFoundError(needs_comfyui_message(fullname), name=fullname)
+    raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
 
 class HostModules(importlib.abc.MetaPathFinder):
