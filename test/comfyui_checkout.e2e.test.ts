@@ -10,7 +10,8 @@
 //
 // What it shows: every process imports ComfyUI's real modules with the one-per-host parts
 // connected to the host; ComfyUI's built-in nodes load in the shared process and mix with
-// isolated packs in one workflow; the real packs register exactly the node classes plain
+// isolated packs in one workflow; a MODEL from ComfyUI's own loader is used, through its handle,
+// by an isolated pack whose wrapper ComfyUI's sampler then calls back; the real packs register exactly the node classes plain
 // ComfyUI registers for them; ComfyUI-IsolationTest's pure-tensor nodes give the same bytes
 // as the same classes (and ComfyUI's own) inside plain ComfyUI, started from its main.py.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -128,6 +129,63 @@ describe.runIf(!!checkout)("core mode with a ComfyUI checkout", () => {
     await warm.close();
     expect(warm.packs.find((p) => p.name === "ComfyUI")).toMatchObject({ source: "cache" });
     expect(again.filter((l) => /spawning|starting the shared/.test(l))).toEqual([]);
+  });
+
+  it("a MODEL from ComfyUI's own loader reaches an isolated pack as a handle: it calls methods on it, patches a clone, and ComfyUI's sampler runs the clone", { timeout: 600_000 }, async () => {
+    const base = join(root, "model-base");
+    const nodes = join(base, "custom_nodes");
+    mkdirSync(nodes, { recursive: true });
+    cpSync(join(fixtures, "ModelUser"), join(nodes, "ModelUser"), { recursive: true });
+    // A tiny SD1.5-shaped UNet the test builds itself (no weights can be downloaded here).
+    const made = await runProcess(python, [join(repo, "test", "fixtures", "tiny_sd15_unet.py"), checkout!,
+      join(base, "models", "diffusion_models", "tiny_sd15.safetensors")]);
+    expect(made.code, made.stderr).toBe(0);
+    const host = await hostOver(nodes, join(root, "model-cache"), [], base);
+    const prompt = (wrap: boolean, prefix: string) => ({
+      "1": { class_type: "UNETLoader", inputs: { unet_name: "tiny_sd15.safetensors", weight_dtype: "default" } },
+      "2": { class_type: "ModelProbe", inputs: { model: ["1", 0], seed: 7, wrap } },
+      "3": { class_type: "EmptyLatentImage", inputs: { width: 64, height: 64, batch_size: 1 } },
+      "4": {
+        class_type: "KSampler",
+        inputs: {
+          model: wrap ? ["2", 0] : ["1", 0], seed: 1, steps: 2, cfg: 1.0, sampler_name: "euler", scheduler: "normal",
+          positive: ["2", 1], negative: ["2", 2], latent_image: ["3", 0], denoise: 1.0,
+        },
+      },
+      "5": { class_type: "SaveLatent", inputs: { samples: ["4", 0], filename_prefix: `model/${prefix}` } },
+      "6": { class_type: "PreviewAny", inputs: { source: ["2", 3] } },
+      "7": { class_type: "WrapperCalls", inputs: { samples: ["4", 0] } },
+      "8": { class_type: "PreviewAny", inputs: { source: ["7", 0] } },
+    });
+    try {
+      expect(host.registry.owner("UNETLoader")).toMatchObject({ pack: "ComfyUI", isolated: false });
+      expect(host.registry.owner("ModelProbe")).toMatchObject({ pack: "ModelUser", isolated: true });
+      const wrapped = await host.run(prompt(true, "wrapped"));
+      expect(wrapped.status, JSON.stringify(wrapped.error ?? wrapped.validation ?? null)).toBe("success");
+      const facts = JSON.parse((wrapped.outputs["6"] as { text: string[] }).text[0]!) as Record<string, unknown>;
+      // The isolated node holds proxies; every read and call ran in the shared process, on the real model.
+      expect(facts).toMatchObject({ proxy: true, clone_is_proxy: true, is_clone: true, class: "ModelPatcher", model_type: "EPS", config: "SD15" });
+      expect(facts.scale_factor).toBeCloseTo(0.18215, 6);
+      expect(facts.model_size).toBeGreaterThan(50_000_000);
+      expect(facts.sigma_max as number).toBeGreaterThan(facts.sigma_min as number);
+      // ComfyUI's KSampler called the isolated pack's wrapper once per step (cfg 1: no unconditional pass).
+      expect((wrapped.outputs["8"] as { text: string[] }).text[0]).toBe("2");
+
+      const direct = await host.run(prompt(false, "direct"));
+      expect(direct.status, JSON.stringify(direct.error ?? null)).toBe("success");
+      // The wrapper only passed the calls through: the same latent, bit for bit, as the unwrapped model.
+      const out = join(root, "output", "model");
+      const files = readdirSync(out).sort();
+      expect(files).toEqual(["direct_00001_.latent", "wrapped_00001_.latent"]);
+      const compare = await runProcess(python, ["-c", [
+        "import sys, safetensors.torch as st",
+        "a, b = (st.load_file(f)['latent_tensor'] for f in sys.argv[1:])",
+        "print(tuple(a.shape), bool((a == b).all()), float(a.abs().sum()) > 0)",
+      ].join("\n"), join(out, files[0]!), join(out, files[1]!)]);
+      expect(compare.stdout.trim(), compare.stderr).toBe("(1, 4, 8, 8) True True");
+    } finally {
+      await host.close();
+    }
   });
 
   describe.runIf(havePacks)("real packs, unmodified", () => {
