@@ -188,6 +188,35 @@ describe.runIf(!!checkout)("core mode with a ComfyUI checkout", () => {
     }
   });
 
+  it("a CLIP from ComfyUI's own loader, used by an isolated pack through its handle, encodes as ComfyUI's CLIPTextEncode does", { timeout: 600_000 }, async () => {
+    const base = join(root, "clip-base");
+    const nodes = join(base, "custom_nodes");
+    mkdirSync(nodes, { recursive: true });
+    cpSync(join(fixtures, "ModelUser"), join(nodes, "ModelUser"), { recursive: true });
+    // ComfyUI's CLIP-L shapes with random weights, built by the test (no weights can be downloaded here).
+    const made = await runProcess(python, [join(repo, "test", "fixtures", "tiny_clip_l.py"), checkout!,
+      join(base, "models", "text_encoders", "tiny_clip_l.safetensors")]);
+    expect(made.code, made.stderr).toBe(0);
+    const host = await hostOver(nodes, join(root, "clip-cache"), [], base);
+    try {
+      const r = await host.run({
+        "1": { class_type: "CLIPLoader", inputs: { clip_name: "tiny_clip_l.safetensors", type: "stable_diffusion" } },
+        "2": { class_type: "ClipProbe", inputs: { clip: ["1", 0], text: "a photo of a cat" } },
+        "3": { class_type: "CLIPTextEncode", inputs: { clip: ["1", 0], text: "a photo of a cat" } },
+        "4": { class_type: "SameConditioning", inputs: { a: ["2", 0], b: ["3", 0] } },
+        "5": { class_type: "PreviewAny", inputs: { source: ["4", 0] } },
+        "6": { class_type: "PreviewAny", inputs: { source: ["2", 1] } },
+      });
+      expect(r.status, JSON.stringify(r.error ?? r.validation ?? null)).toBe("success");
+      const report = JSON.parse((r.outputs["6"] as { text: string[] }).text[0]!) as Record<string, unknown>;
+      expect(report).toEqual({ proxy: true, class: "CLIP", token_keys: ["l"], shape: [1, 77, 768], pooled: [1, 768] });
+      // The isolated pack's calls ran on ComfyUI's real CLIP: the same conditioning as ComfyUI's own node.
+      expect((r.outputs["5"] as { text: string[] }).text[0]).toBe("True");
+    } finally {
+      await host.close();
+    }
+  });
+
   describe.runIf(havePacks)("real packs, unmodified", () => {
     let plain: PlainComfyUI;
     let host: Host;
