@@ -109,7 +109,9 @@ class Driver:
     def launch(self, req: dict) -> None:
         key = req["key"]
         res = req.get("resources") or {}
-        opts: dict = {"num_cpus": res.get("num_cpus", 1)}
+        opts: dict = {}
+        if res.get("num_cpus") is not None:
+            opts["num_cpus"] = res["num_cpus"]
         if res.get("num_gpus"):
             opts["num_gpus"] = res["num_gpus"]
         if res.get("memory"):
@@ -228,9 +230,9 @@ def main() -> int:
     sock.connect(path)
     hello: dict = {"t": "hello", "token": token}
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # every line of a pack's output, as printed
-    if address.split(":")[0] in ("127.0.0.1", "localhost"):
-        # A cluster on loopback (tests, one machine): Ray would otherwise turn 127.0.0.1 into
-        # this machine's outward address, where that cluster does not listen.
+    if address == "auto" or address.split(":")[0] in ("127.0.0.1", "localhost"):
+        # A cluster on loopback (auto, tests, one machine): Ray would otherwise turn 127.0.0.1
+        # into this machine's outward address, where that cluster does not listen.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
@@ -241,7 +243,8 @@ def main() -> int:
     try:
         if address == "auto":
             # A local cluster of this machine alone, ended with this driver.
-            ray.init(include_dashboard=False, log_to_driver=True, configure_logging=False)
+            # On loopback, like the rest of pyisolate's traffic on one machine.
+            ray.init(include_dashboard=False, log_to_driver=True, configure_logging=False, _node_ip_address="127.0.0.1")
         else:
             extra = {"_node_ip_address": os.environ["PYISOLATE_RAY_NODE_IP"]} if os.environ.get("PYISOLATE_RAY_NODE_IP") else {}
             ray.init(address=address, log_to_driver=True, configure_logging=False, **extra)

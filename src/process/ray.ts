@@ -22,7 +22,7 @@ import { unref } from "../util/os.ts";
 
 /** What a pack's actor asks of its node (the manifest's `ray` settings). */
 export interface RayResources {
-  /** CPUs the actor holds. @default 1 */
+  /** CPUs the actor holds while it runs. @default Ray's for actors: 1 to be placed, 0 held */
   numCpus?: number;
   /** GPUs the actor holds (Ray sets `CUDA_VISIBLE_DEVICES` on its node). */
   numGpus?: number;
@@ -185,8 +185,8 @@ export class RayCluster {
     };
     const timeoutMs = opts.connectTimeoutMs ?? 120_000;
     const hello = await new Promise<{ conn: SocketConn; msg: Record<string, unknown> }>((resolve, reject) => {
+      // Not unref'd: it keeps the host alive while it joins.
       const timer = setTimeout(() => reject(fail(`it did not join within ${timeoutMs} ms`)), timeoutMs);
-      unref(timer);
       child.exited.then((s) => {
         clearTimeout(timer);
         reject(fail(`the driver exited (${s.signal ?? `code ${s.code}`})`));
@@ -271,7 +271,8 @@ export class RayCluster {
       // The actor's node has its own environment; only what pyisolate sets travels.
       if (k.startsWith("PYISOLATE_") || k === "PYTHONPATH" || k === "PYTHONUNBUFFERED" || !(k in process.env) || process.env[k] !== v) env[k] = v;
     }
-    const resources: Record<string, unknown> = { num_cpus: res.numCpus ?? 1 };
+    const resources: Record<string, unknown> = {};
+    if (res.numCpus !== undefined) resources.num_cpus = res.numCpus;
     if (res.numGpus) resources.num_gpus = res.numGpus;
     if (res.memoryBytes) resources.memory = res.memoryBytes;
     if (res.resources) resources.resources = res.resources;
@@ -357,8 +358,7 @@ export class RayCluster {
         t = setTimeout(() => {
           this.#pending.delete(id);
           reject(new PyisolateError("TIMEOUT", `The Ray driver did not answer "${String(msg.op)}" within ${timeoutMs} ms.`));
-        }, timeoutMs);
-        unref(t);
+        }, timeoutMs); // not unref'd: a pending request keeps the host alive
       }
       this.#pending.set(id, {
         resolve: (v) => (clearTimeout(t), resolve(v)),
