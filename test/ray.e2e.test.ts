@@ -23,7 +23,7 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 const hostPython = process.env.PYISOLATE_PYTHON ?? join(repo, ".venv", "bin", "python");
 const rayPython = process.env.PYISOLATE_RAY_PYTHON ?? join(repo, ".ray-venv", "bin", "python");
 const haveRay = existsSync(rayPython) && spawnSync(rayPython, ["-c", "import ray"], { stdio: "ignore" }).status === 0;
-if (!haveRay) console.log(`ray: not running the Ray backend suite: ${rayPython} cannot import ray (set PYISOLATE_RAY_PYTHON to a Python with ray[default])`);
+if (!haveRay) console.log(`ray: not running the Ray backend suite: ${rayPython} cannot import ray (set PYISOLATE_RAY_PYTHON to a Python with ray)`);
 
 const demo: Prompt = JSON.parse(readFileSync(join(repo, "examples", "workflows", "demo.json"), "utf8"));
 delete demo["11"]; // DeepDiffNode: a third environment that says nothing about placement

@@ -237,7 +237,7 @@ def main() -> int:
     try:
         import ray
     except ImportError as e:
-        hello["error"] = f"Ray is not installed in {sys.executable} ({e}); install it there (pip install 'ray[default]')"
+        hello["error"] = f"Ray is not installed in {sys.executable} ({e}); install it there (pip install ray)"
         sock.sendall((json.dumps(hello) + "\n").encode())
         return 1
     try:

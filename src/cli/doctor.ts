@@ -119,7 +119,7 @@ export const doctorCommand: Command = {
           await cluster.close();
         }
       } catch (err) {
-        fail("Ray cluster", (err as Error).message.split("\n")[0]!, `install ray in the driver's Python (--ray-python PATH; pip install "ray[default]") and check that ${rayAddress} is the head's host:port (or auto)`);
+        fail("Ray cluster", (err as Error).message.split("\n")[0]!, `install ray in the driver's Python (--ray-python PATH; pip install ray) and check that ${rayAddress} is the head's host:port (or auto)`);
       }
     }
     const nodesDir = resolve(ctx.opts.customNodes);

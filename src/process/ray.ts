@@ -36,7 +36,7 @@ export interface RayResources {
 export interface RayOptions {
   /** The cluster (`ray://…` or `host:port` of its head), or `"auto"`: a local cluster the driver starts and ends. */
   address: string;
-  /** A Python that has Ray (`pip install "ray[default]"`). @default `$PYISOLATE_RAY_PYTHON`, else the host Python */
+  /** A Python that has Ray (`pip install ray`). @default `$PYISOLATE_RAY_PYTHON`, else the host Python */
   python?: string;
   /** The host's address as the cluster's nodes reach it; packs' processes connect back to it over TCP. @default `$PYISOLATE_RAY_HOST`, else 127.0.0.1 */
   hostAddress?: string;
