@@ -54,7 +54,7 @@ export interface DenoNamespace {
     },
   ) => { spawn(): DenoChild };
   kill(pid: number, signal: string): void;
-  listen(opts: { transport: "unix"; path: string }): DenoListener;
+  listen(opts: { transport: "unix"; path: string } | { transport: "tcp"; hostname: string; port: number }): DenoListener;
   connect(opts: { transport: "unix"; path: string }): Promise<DenoConn>;
   removeSync(path: string): void;
   statSync(path: string): { size: number };

@@ -67,7 +67,7 @@ interface BunNamespace {
     stderr: "pipe" | "ignore";
     detached?: boolean;
   }): BunSubprocess;
-  listen(opts: { unix: string; socket: SocketHandlers }): { stop(closeActive?: boolean): void; unref(): void };
+  listen(opts: { unix: string; socket: SocketHandlers } | { hostname: string; port: number; socket: SocketHandlers }): { stop(closeActive?: boolean): void; unref(): void; readonly port?: number };
   connect(opts: { unix: string; socket: SocketHandlers }): Promise<BunSocket>;
   mmap(path: string, opts?: { shared?: boolean }): Uint8Array;
   readonly isMainThread: boolean;
@@ -244,6 +244,23 @@ async function listenUnix(path: string, onConnection: (conn: SocketConn) => void
   };
 }
 
+async function listenTcp(host: string, port: number, onConnection: (conn: SocketConn) => void): Promise<SocketServer> {
+  const conns = new WeakMap<BunSocket, Conn>();
+  const listener = Bun.listen({ hostname: host, port, socket: handlers(conns, (c) => onConnection(c.api)) });
+  listener.unref();
+  const bound = listener.port ?? port;
+  let open = true;
+  return {
+    path: `tcp:${host}:${bound}`,
+    port: bound,
+    async close() {
+      if (!open) return;
+      open = false;
+      listener.stop(false);
+    },
+  };
+}
+
 async function connectUnix(path: string): Promise<SocketConn> {
   const conns = new WeakMap<BunSocket, Conn>();
   const s = await Bun.connect({ unix: path, socket: handlers(conns) });
@@ -306,4 +323,4 @@ async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
 }
 
 /** The Bun {@link Runtime}. */
-export const runtime: Runtime = { name: "bun", spawn, listenUnix, connectUnix, startWorker, workerSelf, mapFile, serveHttp };
+export const runtime: Runtime = { name: "bun", spawn, listenUnix, connectUnix, listenTcp, startWorker, workerSelf, mapFile, serveHttp };

@@ -197,6 +197,33 @@ async function listenUnix(path: string, onConnection: (conn: SocketConn) => void
   };
 }
 
+async function listenTcp(host: string, port: number, onConnection: (conn: SocketConn) => void): Promise<SocketServer> {
+  const listener = Deno.listen({ transport: "tcp", hostname: host, port });
+  listener.unref();
+  void (async () => {
+    try {
+      for await (const conn of listener) onConnection(wrapConn(conn));
+    } catch {
+      // the listener was closed
+    }
+  })();
+  const bound = (listener as unknown as { addr: { port: number } }).addr.port;
+  let open = true;
+  return {
+    path: `tcp:${host}:${bound}`,
+    port: bound,
+    async close() {
+      if (!open) return;
+      open = false;
+      try {
+        listener.close();
+      } catch {
+        // already closed
+      }
+    },
+  };
+}
+
 async function connectUnix(path: string): Promise<SocketConn> {
   return wrapConn(await Deno.connect({ transport: "unix", path }));
 }
@@ -237,4 +264,4 @@ async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
 }
 
 /** The Deno {@link Runtime}. */
-export const runtime: Runtime = { name: "deno", spawn, listenUnix, connectUnix, startWorker, workerSelf, mapFile, serveHttp };
+export const runtime: Runtime = { name: "deno", spawn, listenUnix, connectUnix, listenTcp, startWorker, workerSelf, mapFile, serveHttp };

@@ -134,6 +134,19 @@ function listenUnix(path: string, onConnection: (conn: SocketConn) => void): Pro
   });
 }
 
+function listenTcp(host: string, port: number, onConnection: (conn: SocketConn) => void): Promise<SocketServer> {
+  return new Promise((resolve, reject) => {
+    const server = createServer((sock) => onConnection(wrapSocket(sock)));
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      server.unref();
+      const bound = (server.address() as { port: number }).port;
+      resolve({ path: `tcp:${host}:${bound}`, port: bound, close: () => new Promise<void>((res) => server.close(() => res())) });
+    });
+  });
+}
+
 function connectUnix(path: string): Promise<SocketConn> {
   return new Promise((resolve, reject) => {
     const sock = createConnection(path);
@@ -286,4 +299,4 @@ async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
 }
 
 /** The Node.js {@link Runtime}. */
-export const runtime: Runtime = { name: "node", spawn, listenUnix, connectUnix, startWorker, workerSelf, mapFile, serveHttp };
+export const runtime: Runtime = { name: "node", spawn, listenUnix, connectUnix, listenTcp, startWorker, workerSelf, mapFile, serveHttp };

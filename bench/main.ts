@@ -13,6 +13,7 @@ const benches: Record<string, () => Promise<{ run: (opts?: Record<string, unknow
   runtimes: () => import("./runtimes.ts"),
   scale: () => import("./workflow_scale.ts"),
   handles: () => import("./handle_call.ts"),
+  ray: () => import("./ray_backend.ts"),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));

@@ -64,3 +64,21 @@ if (!process.env.PYISOLATE_PYTHON) {
     writeFileSync(okStamp, reqHash);
   }
 }
+
+// 4. the Ray backend's driver environment (.ray-venv, Ray alone), for the Ray suite; skipped
+// with PYISOLATE_NO_RAY=1 or when PYISOLATE_RAY_PYTHON names one. A failed install is said in
+// one line: that suite then says it did not run.
+if (!process.env.PYISOLATE_RAY_PYTHON && process.env.PYISOLATE_NO_RAY !== "1") {
+  const venv = join(root, ".ray-venv");
+  const py = join(venv, "bin", "python");
+  const reqs = join(root, "scripts", "ray-requirements.txt");
+  const reqHash = createHash("sha256").update(readFileSync(reqs)).digest("hex");
+  const okStamp = join(venv, ".bootstrap-requirements-hash");
+  if (!existsSync(okStamp) || readFileSync(okStamp, "utf8") !== reqHash) {
+    const base = process.env.PYISOLATE_BASE_PYTHON ?? "python3";
+    say("installing the Ray backend's driver environment (.ray-venv: ray)");
+    const ok = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: "inherit" }).status === 0;
+    if ((existsSync(py) || ok(base, ["-m", "venv", venv])) && ok(py, ["-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", reqs])) writeFileSync(okStamp, reqHash);
+    else say("could not install ray into .ray-venv; the Ray backend suite will not run");
+  }
+}

@@ -27,7 +27,8 @@ export type PyisolateErrorCode =
   | "IO_FAILED"
   | "INTERNAL"
   | "SANDBOX"
-  | "DENIED";
+  | "DENIED"
+  | "RAY";
 
 /** Fields an error may carry beyond its message. */
 export interface PyisolateErrorDetails {

@@ -5,6 +5,7 @@
  * prompts over the packs' processes.
  * @module
  */
+import { RayCluster, rayOptionsFrom, type RayOptions } from "./process/ray.ts";
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
@@ -98,6 +99,14 @@ export interface HostOptions {
   healthCheck?: HealthCheckOptions | false;
   /** How packs' processes start: `fork` from a template with torch imported (plain spawn where unsafe), or `spawn`. @default `PYISOLATE_SPAWN`, else `"fork"` */
   spawn?: SpawnMode;
+  /**
+   * Where isolated packs run: `"local"` (processes of this machine) or `"ray"` (actors of a Ray
+   * cluster, `ray.address`; each pack's manifest `ray:` says what its actor needs). The shared
+   * process stays on this machine. @default `"ray"` when `PYISOLATE_RAY` is set, else `"local"`
+   */
+  backend?: "local" | "ray";
+  /** The Ray backend's settings (`address` defaults to `PYISOLATE_RAY`, else `"auto"`: a local cluster). */
+  ray?: Partial<RayOptions>;
 }
 
 /** What happened to one pack while the host started. */
@@ -294,6 +303,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
   const dirs = hostDirs(baseDir, opts);
   const writable = [dirs.output, dirs.temp, dirs.user];
   const readable = [customNodes, cacheDir, dirs.input, ...(checkout ? [checkout.dir] : []), ...(opts.sharedModules ?? []).map((d) => resolve(d))];
+  const backend = opts.backend ?? (process.env.PYISOLATE_RAY ? "ray" : "local");
   const hostPacks: HostPack[] = [];
   for (const p of [...usable]) {
     const m = p.manifest;
@@ -303,6 +313,9 @@ async function startHost(opts: HostOptions): Promise<Host> {
       const memory = m?.memoryLimitBytes ?? (opts.memoryLimitMb ? opts.memoryLimitMb * 2 ** 20 : undefined);
       if (memory) hp.memoryLimitBytes = memory;
       const d = planSandbox(p.name, p.path, m ?? {}, sandboxMode, writable, readable);
+      if (d.plan && backend === "ray") {
+        d.error = new PyisolateError("SANDBOX", `Pack "${p.name}" cannot run: it runs sandboxed, and the Ray backend runs packs as Ray actors, without bubblewrap.`, { pack: p.name });
+      }
       if (d.error) {
         usable.splice(usable.indexOf(p), 1);
         statuses.set(p.name, { ...statuses.get(p.name)!, error: d.error });
@@ -315,6 +328,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
         logger.pack(p.name, `- runs sandboxed (bubblewrap; network ${d.plan.network ? "allowed" : "off"})`, "debug");
       }
     }
+    if (m?.ray) hp.ray = m.ray;
     const timeout = m?.nodeTimeoutMs ?? opts.nodeTimeoutMs;
     if (timeout) hp.nodeTimeoutMs = timeout;
     hostPacks.push(hp);
@@ -344,7 +358,18 @@ async function startHost(opts: HostOptions): Promise<Host> {
   }
   const byName = new Map(usable.map((p) => [p.name, p]));
   if (builtIn) byName.set(builtIn.name, builtIn);
+  let ray: RayCluster | undefined;
+  if (backend === "ray") {
+    const rayOpts = rayOptionsFrom({ address: "auto", ...(process.env.PYISOLATE_RAY ? { address: process.env.PYISOLATE_RAY } : {}), ...opts.ray }, envs.host.python)!;
+    try {
+      ray = await RayCluster.connect(rayOpts, logger);
+    } catch (e) {
+      await segments.close();
+      throw e;
+    }
+  }
   const hostCore = new HostCore({
+    ...(ray ? { ray } : {}),
     hostPython: envs.host.python,
     packs: hostPacks,
     resolvePython: async (name) => envs.envPython(byName.get(name)!),

@@ -147,6 +147,15 @@ describe("pyisolate.yaml", () => {
     expect(() => loadPack(pack("BadLimits", { "pyisolate.yaml": "node_timeout: -1\nmemory_limit: lots\n" }))).toThrow(/"node_timeout" must be a positive number of seconds.*"memory_limit" must be a size such as "4GiB"/);
   });
 
+  it("reads the Ray backend's resources and refuses bad ones, naming the key", () => {
+    const p = loadPack(pack("RayRes", { "pyisolate.yaml": ["ray:", "  num_cpus: 2", "  num_gpus: 0.5", "  memory: 1GiB", "  resources:", "    pool_a: 1", ""].join("\n") }));
+    expect(p.manifest?.ray).toEqual({ numCpus: 2, numGpus: 0.5, memoryBytes: 2 ** 30, resources: { pool_a: 1 } });
+    expect(p.warnings).toEqual([]);
+    expect(() => loadPack(pack("RayBad", { "pyisolate.yaml": "ray:\n  num_gpus: -1\n" }))).toThrow(/RayBad.*"ray.num_gpus" must be a number of GPUs, 0 or more/s);
+    expect(() => loadPack(pack("RayBad2", { "pyisolate.yaml": "ray:\n  resources:\n    pool_a: zero\n" }))).toThrow(/"ray.resources.pool_a" must be a number/);
+    expect(() => loadPack(pack("RayBad3", { "pyisolate.yaml": "ray:\n  gpus: 1\n" }))).toThrow(/RayBad3.*ray/s);
+  });
+
   it("takes can_isolate when isolated is absent", () => {
     expect(loadPack(pack("C", { "pyisolate.yaml": "can_isolate: false\n" })).kind).toBe("shared");
   });

@@ -50,6 +50,19 @@ export interface BrokerStartOptions {
   memoryLimitBytes?: number;
 }
 
+/**
+ * Starts the process somewhere other than this machine's process table (the Ray backend:
+ * an actor on a cluster node). The process connects back over TCP to `tcpHost`, so the
+ * broker listens there instead of on a Unix socket; everything after the connection (token,
+ * handshake, frames) is the same.
+ */
+export interface Launcher {
+  /** The address the broker listens on (TCP, any free port), reachable from where the process runs. */
+  tcpHost: string;
+  /** Starts the process; `pid` is -1 where the process is not on this machine. */
+  spawn(opts: SpawnOptions): ChildHandle;
+}
+
 /** In a wrapper's arguments, stands for the process's private socket folder (which the sandbox must bind). */
 export const SOCKET_DIR_TOKEN = "$PYISOLATE_SOCKET_DIR";
 
@@ -129,9 +142,12 @@ export class BrokerCore {
   #output = new OutputLines((stream, lines) => this.#emit(stream, lines));
   #stopMemoryWatch: (() => void) | undefined;
 
-  constructor(rt: Runtime, sink: BrokerSink) {
+  #launcher: Launcher | undefined;
+
+  constructor(rt: Runtime, sink: BrokerSink, launcher?: Launcher) {
     this.#rt = rt;
     this.#sink = sink;
+    this.#launcher = launcher;
   }
 
   /** The child's pid, once spawned. */
@@ -146,13 +162,20 @@ export class BrokerCore {
     this.#config = opts.config;
     const done = new Promise<BrokerStarted | BrokerStartFailed>((resolve) => (this.#settleStart = resolve));
     try {
-      sweepSocketDirs();
-      this.#dir = mkdtempSync(join(tmpdir(), `${SOCKET_DIR_PREFIX}${process.pid}-`));
-      chmodSync(this.#dir, 0o700);
-      const path = join(this.#dir, "s");
       this.#token = randomBytes(32).toString("hex");
-      this.#server = await this.#rt.listenUnix(path, (conn) => this.#accept(conn));
-      chmodSync(path, 0o600);
+      const launcher = this.#launcher;
+      let path: string;
+      if (launcher) {
+        this.#server = await this.#rt.listenTcp(launcher.tcpHost, 0, (conn) => this.#accept(conn));
+        path = this.#server.path;
+      } else {
+        sweepSocketDirs();
+        this.#dir = mkdtempSync(join(tmpdir(), `${SOCKET_DIR_PREFIX}${process.pid}-`));
+        chmodSync(this.#dir, 0o700);
+        path = join(this.#dir, "s");
+        this.#server = await this.#rt.listenUnix(path, (conn) => this.#accept(conn));
+        chmodSync(path, 0o600);
+      }
       this.#phase = "hello";
       const command = ["-m", "pyisolate_runtime"];
       const spawn: SpawnOptions = {
@@ -164,7 +187,8 @@ export class BrokerCore {
         onStdout: (c) => this.#output.push("stdout", c),
         onStderr: (c) => this.#output.push("stderr", c),
       };
-      if (opts.template && !opts.wrapper) {
+      if (launcher) this.#child = launcher.spawn(spawn);
+      else if (opts.template && !opts.wrapper) {
         try {
           this.#child = await forkFromTemplate(this.#rt, opts.template, spawn);
           this.#forked = true;
@@ -184,7 +208,7 @@ export class BrokerCore {
         },
       );
       this.#sink.spawned(this.#child.pid, this.#dir);
-      if (opts.memoryLimitBytes && opts.memoryLimitBytes > 0) {
+      if (opts.memoryLimitBytes && opts.memoryLimitBytes > 0 && this.#child.pid > 0) {
         const limit = opts.memoryLimitBytes;
         this.#stopMemoryWatch = watchMemory(this.#child.pid, limit, (used) => {
           this.#reason ??= `it used ${mib(used)} of memory, more than its limit of ${mib(limit)}`;
@@ -385,8 +409,10 @@ export class BrokerCore {
   #onExit(status: ExitStatus): void {
     this.#exit = status;
     this.#phase = "exited";
-    const how = status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`;
-    this.#failStart("PROCESS_FAILED", `The Python process for "${this.#name}" ${how} before it was ready${this.#tailText()}`);
+    // A launcher's reason (a lost node) says more than how the connection ended.
+    if (status.reason) this.#reason = status.reason;
+    const how = status.reason && status.code === null && status.signal === null ? "stopped" : status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`;
+    this.#failStart("PROCESS_FAILED", `The Python process for "${this.#name}" ${how} before it was ready${status.reason ? ` (${status.reason})` : ""}${this.#tailText()}`);
     this.#cleanup();
     if (!this.#exitReported) {
       this.#exitReported = true;

@@ -239,6 +239,23 @@ def _start_watchdog(sock: socket.socket) -> None:
     _kill_group()
 
 
+def _connect(where: str) -> socket.socket:
+    """The connection to the host: a Unix socket path, or ``tcp:HOST:PORT`` (a process the
+    Ray backend started on a cluster node connects back to the host over TCP)."""
+    if where.startswith("tcp:"):
+        host_part, _, port = where[4:].rpartition(":")
+        sock = socket.create_connection((host_part, int(port)))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(where)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def main() -> int:
     """Run the process; returns an exit code only when the handshake fails."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host decides when this process ends
@@ -251,9 +268,8 @@ def main() -> int:
             "PYISOLATE_TOKEN are not set"
         )
         return 2
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(sock_path)
+        sock = _connect(sock_path)
         write_frame(
             sock,
             dumps(
@@ -267,7 +283,7 @@ def main() -> int:
             ),
         )
         frame = read_frame(sock)
-    except (OSError, FrameError) as e:
+    except (OSError, FrameError, ValueError) as e:
         log(f"{name}: cannot reach the host at {sock_path}: {e}")
         return 3
     if frame is None:

@@ -102,6 +102,12 @@ export function parseArgs(argv: readonly string[], commands: Readonly<Record<str
       case "--comfyui-args":
         out.opts.comfyuiArgs = splitArgs(value as string);
         break;
+      case "--ray":
+        out.opts.ray = value as string;
+        break;
+      case "--ray-python":
+        out.opts.rayPython = value as string;
+        break;
       case "--verbose":
         out.opts.verbose = true;
         break;

@@ -19,6 +19,10 @@ export interface GlobalOptions {
   comfyui?: string;
   /** `--comfyui-args ARGS` (or `$PYISOLATE_COMFYUI_ARGS`): ComfyUI's own arguments, split on spaces. */
   comfyuiArgs?: string[];
+  /** `--ray ADDRESS|auto` (or `$PYISOLATE_RAY`): isolated packs run as actors of that Ray cluster. */
+  ray?: string;
+  /** `--ray-python PATH` (or `$PYISOLATE_RAY_PYTHON`): a Python with Ray, for the Ray backend's driver. */
+  rayPython?: string;
   /** `--verbose`: stack traces with errors, more detail. */
   verbose: boolean;
   /** The global flags given on the command line (long names with dashes), to tell a default from a choice. */
@@ -73,19 +77,23 @@ export const GLOBAL_FLAGS: FlagSpec[] = [
   { name: "--python", value: "PATH", help: "host Python, whose environment holds torch (default: $PYISOLATE_PYTHON, the ComfyUI checkout's .venv or venv, ./.venv, python3 on PATH)" },
   { name: "--comfyui", value: "DIR", help: "a ComfyUI checkout: run on ComfyUI's real modules, with its built-in nodes (default: $PYISOLATE_COMFYUI; without one, shims)" },
   { name: "--comfyui-args", value: "ARGS", help: 'ComfyUI\'s own arguments for every process, e.g. "--cpu" (default: $PYISOLATE_COMFYUI_ARGS)' },
+  { name: "--ray", value: "ADDRESS", help: "run isolated packs as actors of the Ray cluster at ADDRESS (host:port of its head), or `auto` for a local one (default: $PYISOLATE_RAY; without it, local processes)" },
+  { name: "--ray-python", value: "PATH", help: "a Python with ray installed, for the Ray backend's driver (default: $PYISOLATE_RAY_PYTHON, else the host Python)" },
   { name: "--verbose", short: "-v", help: "more detail; stack traces with errors" },
   { name: "--help", short: "-h", help: "show help (for a command: pyisolate <command> --help)" },
   { name: "--version", short: "-V", help: "print the version" },
 ];
 
 /** The {@link HostOptions} the global options stand for (folders, host Python, ComfyUI checkout). */
-export function hostOptions(opts: GlobalOptions): Pick<HostOptions, "customNodes" | "cacheDir" | "python" | "comfyui" | "comfyuiArgs"> {
+export function hostOptions(opts: GlobalOptions): Pick<HostOptions, "customNodes" | "cacheDir" | "python" | "comfyui" | "comfyuiArgs" | "backend" | "ray"> {
   return {
     customNodes: opts.customNodes,
     cacheDir: opts.cacheDir,
     ...(opts.python ? { python: opts.python } : {}),
     ...(opts.comfyui ? { comfyui: opts.comfyui } : {}),
     ...(opts.comfyuiArgs ? { comfyuiArgs: opts.comfyuiArgs } : {}),
+    ...(opts.ray ? { backend: "ray" as const, ray: { address: opts.ray, ...(opts.rayPython ? { python: opts.rayPython } : {}) } } : {}),
+    ...(!opts.ray && opts.rayPython ? { ray: { python: opts.rayPython } } : {}),
   };
 }
 

@@ -3,6 +3,7 @@
  * `/dev/shm`, the JavaScript runtime, the custom nodes and cache folders — and says what to do.
  * @module
  */
+import { RayCluster, rayOptionsFrom } from "../process/ray.ts";
 import { mkdirSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
@@ -18,7 +19,7 @@ import type { Command } from "./command.ts";
 /** `pyisolate doctor`. */
 export const doctorCommand: Command = {
   usage: "doctor",
-  summary: "check the host Python, torch, uv, /dev/shm, the sandbox and the JavaScript runtime",
+  summary: "check the host Python, torch, uv, /dev/shm, the sandbox, the JavaScript runtime (and the Ray cluster, with --ray)",
   description: "Each line is ✓ (fine), ! (worth a look) or ✗ (must be fixed), with what to do. Exit code 1 when any ✗.",
   flags: [],
   async run(ctx) {
@@ -98,6 +99,29 @@ export const doctorCommand: Command = {
     const rtVersion = rt === "node" ? versions.node : versions[rt];
     if (rt === "node" && Number((versions.node ?? "0").split(".")[0]) < 20) fail("JavaScript runtime", `node ${versions.node}`, "use Node.js 20 or newer");
     else ok("JavaScript runtime", `${rt} ${rtVersion ?? "(unknown version)"}`);
+    const rayAddress = ctx.opts.ray ?? process.env.PYISOLATE_RAY;
+    if (rayAddress) {
+      const rayOpts = rayOptionsFrom({ address: rayAddress, ...(ctx.opts.rayPython ? { python: ctx.opts.rayPython } : {}) }, host?.python ?? "python3")!;
+      try {
+        const cluster = await RayCluster.connect(rayOpts);
+        try {
+          const info = await cluster.info();
+          const alive = info.nodes.filter((n) => n.alive);
+          ok("Ray cluster", `Ray ${info.version} at ${info.address}: ${plural(alive.length, "node")} alive${info.nodes.length > alive.length ? `, ${info.nodes.length - alive.length} dead` : ""}`);
+          for (const n of alive) {
+            const res = Object.entries(n.resources)
+              .filter(([k]) => !k.startsWith("object_store_memory") && k !== "memory")
+              .map(([k, v]) => `${k}=${v}`)
+              .join(", ");
+            ctx.out(`    node ${n.id.slice(0, 12)} (${n.ip}): ${res}`);
+          }
+        } finally {
+          await cluster.close();
+        }
+      } catch (err) {
+        fail("Ray cluster", (err as Error).message.split("\n")[0]!, `install ray in the driver's Python (--ray-python PATH; pip install ray) and check that ${rayAddress} is the head's host:port (or auto)`);
+      }
+    }
     const nodesDir = resolve(ctx.opts.customNodes);
     try {
       const { packs, errors } = discoverPacks(nodesDir);

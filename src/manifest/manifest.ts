@@ -9,6 +9,7 @@
  * expected; the other packs still load.
  * @module
  */
+import type { RayResources } from "../process/ray.ts";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { parse as parseYaml, YAMLParseError } from "yaml";
@@ -47,6 +48,8 @@ export interface PackManifest {
   memoryLimitBytes?: number;
   /** `env`: environment variables set in the pack's own process (isolated packs). */
   env?: Record<string, string>;
+  /** `ray`: what the pack's actor asks of its node under the Ray backend (`num_cpus`, `num_gpus`, `memory`, `resources`). */
+  ray?: RayResources;
   /** Every other key as written: known keys this runtime does not act on, and unknown ones. */
   extras: Record<string, unknown>;
 }
@@ -118,6 +121,20 @@ const commonShape = {
     .optional(),
   sandbox_mode: z.enum(["required", "disabled"], { error: '"required" or "disabled"' }).optional(),
   env: z.record(z.string(), envValue, { error: "a mapping of variable names to strings" }).optional(),
+  ray: z
+    .object(
+      {
+        num_cpus: z.number({ error: "a number of CPUs" }).nonnegative({ error: "a number of CPUs, 0 or more" }).optional(),
+        num_gpus: z.number({ error: "a number of GPUs" }).nonnegative({ error: "a number of GPUs, 0 or more" }).optional(),
+        memory: z
+          .union([z.number().positive(), z.string().regex(/^\s*\d+(\.\d+)?\s*([KMGT]i?B?|[KMGT]|B)?\s*$/i)], { error: SIZE_ERROR })
+          .optional(),
+        resources: z.record(z.string(), z.number({ error: "a number" }).positive({ error: "a positive number" }), { error: 'a mapping of resource names to amounts ({"pool_a": 1})' }).optional(),
+      },
+      { error: "a mapping (num_cpus, num_gpus, memory, resources)" },
+    )
+    .strict()
+    .optional(),
   package_manager: z.enum(["uv", "conda"], { error: '"uv" or "conda"' }).optional(),
   execution_model: z.enum(["host-coupled", "sealed_worker"], { error: '"host-coupled" or "sealed_worker"' }).optional(),
   standalone: bool().optional(),
@@ -141,7 +158,7 @@ const tomlProjectSchema = z.object({
 
 const KNOWN_KEYS = new Set([...Object.keys(commonShape), "dependencies"]);
 /** Keys stored as typed fields of {@link PackManifest} rather than in `extras`. */
-const TYPED_KEYS = new Set(["isolated", "can_isolate", "share_torch", "dependencies", "name", "share_cuda_ipc", "sandbox", "can_sandbox", "sandbox_mode", "node_timeout", "memory_limit", "env"]);
+const TYPED_KEYS = new Set(["ray", "isolated", "can_isolate", "share_torch", "dependencies", "name", "share_cuda_ipc", "sandbox", "can_sandbox", "sandbox_mode", "node_timeout", "memory_limit", "env"]);
 
 /** Bytes in a `memory_limit` value: a number is MiB; `K`/`M`/`G`/`T` (with or without `i`/`B`) are powers of 1024. */
 export function parseSize(v: number | string): number {
@@ -238,6 +255,14 @@ function normalize(
   if (data.node_timeout !== undefined) manifest.nodeTimeoutMs = Math.round(data.node_timeout * 1000);
   if (data.memory_limit !== undefined) manifest.memoryLimitBytes = parseSize(data.memory_limit);
   if (data.env !== undefined) manifest.env = data.env;
+  if (data.ray !== undefined) {
+    const r: RayResources = {};
+    if (data.ray.num_cpus !== undefined) r.numCpus = data.ray.num_cpus;
+    if (data.ray.num_gpus !== undefined) r.numGpus = data.ray.num_gpus;
+    if (data.ray.memory !== undefined) r.memoryBytes = parseSize(data.ray.memory);
+    if (data.ray.resources !== undefined) r.resources = data.ray.resources;
+    manifest.ray = r;
+  }
   return { manifest, warnings };
 }
 

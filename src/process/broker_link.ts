@@ -8,7 +8,7 @@ import { PyisolateError } from "../errors.ts";
 import { brokerWorkerUrl } from "../paths.ts";
 import type { Runtime, WorkerHandle } from "../runtime/contract.ts";
 import { Channel } from "../rpc/channel.ts";
-import type { BrokerExit, BrokerSink, BrokerStartFailed, BrokerStartOptions, BrokerStarted } from "../../workers/broker_core.ts";
+import type { BrokerExit, BrokerSink, BrokerStartFailed, BrokerStartOptions, BrokerStarted, Launcher } from "../../workers/broker_core.ts";
 import { START_MARGIN_MS, STOP_MARGIN_MS, type BrokerMainHandlers } from "../../workers/broker_api.ts";
 
 /** Where a process's broker runs. */
@@ -52,10 +52,10 @@ function takeWorker(rt: Runtime, url: URL, data: unknown): WorkerHandle {
   return spare ?? rt.startWorker(url, data);
 }
 
-/** A broker on the calling thread. */
-export async function inlineLink(rt: Runtime, sink: BrokerSink): Promise<BrokerLink> {
+/** A broker on the calling thread; with a `launcher`, its process starts where that puts it (a Ray actor). */
+export async function inlineLink(rt: Runtime, sink: BrokerSink, launcher?: Launcher): Promise<BrokerLink> {
   const { BrokerCore } = await import("../../workers/broker_core.ts");
-  const core = new BrokerCore(rt, sink);
+  const core = new BrokerCore(rt, sink, launcher);
   return {
     start: (opts) => core.start(opts),
     send: (frame) => core.send(frame),

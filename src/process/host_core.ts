@@ -26,6 +26,7 @@ import type { BrokerExit } from "../../workers/broker_core.ts";
 import { HANDLE_SERVICE, RemoteHandle } from "../values/handles.ts";
 import { HandleTable } from "../values/handle_table.ts";
 import { TemplatePool, type SpawnMode } from "./template.ts";
+import type { RayCluster, RayResources } from "./ray.ts";
 
 /** Service that reaches Python ProxiedSingletons, which live in the shared process. */
 export const SINGLETON_SERVICE = "$singleton";
@@ -81,6 +82,8 @@ export interface HostPack {
   memoryLimitBytes?: number;
   /** Run its process under this sandbox (isolated packs; the shared process has `sharedSandbox`). */
   sandbox?: SandboxPlan;
+  /** What its Ray actor asks of its node (with the Ray backend). */
+  ray?: RayResources;
 }
 
 /** Options of {@link HostCore}. */
@@ -108,6 +111,8 @@ export interface HostCoreOptions {
   startTimeoutMs?: number;
   /** @default `"worker"` (or `PYISOLATE_BROKER`) */
   broker?: BrokerMode;
+  /** The Ray backend: isolated packs run as actors of this cluster (the shared process stays on this machine). */
+  ray?: RayCluster;
   /** Kill the children when the host exits, or gets SIGINT/SIGTERM that nothing else handles. @default true */
   exitHooks?: boolean;
   /**
@@ -186,7 +191,7 @@ export class HostCore {
     if (!proc) {
       this.#assertOpen();
       const resolve = this.#opts.resolvePython;
-      proc = this.#makeProcess(pack, "isolated", resolve ? () => resolve(pack) : this.#opts.hostPython, [{ name: p.name, path: p.path }], p.env, p);
+      proc = this.#makeProcess(pack, "isolated", resolve ? () => resolve(pack) : this.#opts.hostPython, [{ name: p.name, path: p.path }], p.env, p, true);
       this.#isolated.set(pack, proc);
     }
     return proc;
@@ -202,6 +207,11 @@ export class HostCore {
       this.#shared = this.#makeProcess(SHARED_PROCESS_NAME, "shared", this.#opts.hostPython, packs, undefined, this.#opts.sharedSandbox ? { sandbox: this.#opts.sharedSandbox } : {});
     }
     return this.#shared;
+  }
+
+  /** The Ray backend's cluster, when isolated packs run as Ray actors. */
+  get ray(): RayCluster | undefined {
+    return this.#opts.ray;
   }
 
   /** Every process created so far (started or not). */
@@ -242,6 +252,7 @@ export class HostCore {
       await Promise.all(this.processes().map((p) => p.close().catch(() => {})));
       this.handles.clear();
       await this.templates?.close();
+      await this.#opts.ray?.close().catch(() => {});
       this.#unhook?.();
       this.#unhook = undefined;
     })();
@@ -259,6 +270,7 @@ export class HostCore {
   /** Kills every child at once, synchronously (what the exit hooks do). */
   killAllNow(): void {
     for (const p of this.processes()) p.killNow();
+    this.#opts.ray?.killNow();
     this.templates?.killNow();
   }
 
@@ -286,8 +298,10 @@ export class HostCore {
     python: string | (() => Promise<string>),
     packs: { name: string; path: string }[],
     packEnv: Record<string, string> | undefined,
-    limits: { sandbox?: SandboxPlan; memoryLimitBytes?: number },
+    limits: { sandbox?: SandboxPlan; memoryLimitBytes?: number; ray?: RayResources },
+    isolated = false,
   ): PythonProcess {
+    const ray = isolated ? this.#opts.ray : undefined;
     const o = this.#opts;
     const plan = limits.sandbox;
     const segmentDir = o.segmentDir ?? join(defaultShmDir(), `pyisolate-${o.hostId ?? process.pid}`);
@@ -314,8 +328,9 @@ export class HostCore {
       ...(o.broker ? { broker: o.broker } : {}),
       ...(o.hostId !== undefined ? { hostId: o.hostId } : {}),
       ...(o.healthCheck !== undefined ? { healthCheck: o.healthCheck } : {}),
-      ...(limits.memoryLimitBytes ? { memoryLimitBytes: limits.memoryLimitBytes } : {}),
-      ...(plan ? { sandbox: (py: string) => ({ cmd: "bwrap", args: bwrapArgs(plan, segmentDir, [dirname(dirname(py)), resolve(dirname(dirname(this.#opts.hostPython))), pythonRoot(), ...(o.sysPath ?? []), ...(o.cacheDir ? [o.cacheDir] : [])]) }) } : {}),
+      ...(limits.memoryLimitBytes && !ray ? { memoryLimitBytes: limits.memoryLimitBytes } : {}),
+      ...(ray ? { launcher: () => ray.launcher(name, limits.ray ?? {}) } : {}),
+      ...(plan && !ray ? { sandbox: (py: string) => ({ cmd: "bwrap", args: bwrapArgs(plan, segmentDir, [dirname(dirname(py)), resolve(dirname(dirname(this.#opts.hostPython))), pythonRoot(), ...(o.sysPath ?? []), ...(o.cacheDir ? [o.cacheDir] : [])]) }) } : {}),
     });
     return proc;
   }

@@ -2,6 +2,7 @@
  * What a {@link PythonProcess} is made with: its options, its states and its default times.
  * @module
  */
+import type { Launcher } from "../../workers/broker_core.ts";
 import type { Logger, LoggerLike } from "../log.ts";
 import type { IncomingHandler } from "../rpc/endpoint.ts";
 import type { PackRef } from "../protocol/messages.ts";
@@ -67,5 +68,7 @@ export interface PythonProcessOptions {
   sandbox?: (python: string) => { cmd: string; args: string[] };
   /** Where to fork the process from (a template, `template.ts`), or why to spawn it plainly (always plainly when sandboxed). @default spawn it */
   template?: (python: string) => Promise<TemplateChoice>;
+  /** Start the process elsewhere (the Ray backend: an actor on a cluster node); its broker then runs on this thread. */
+  launcher?: () => Launcher;
 }
 

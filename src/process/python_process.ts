@@ -286,12 +286,13 @@ export class PythonProcess {
         },
         spawned: (pid, socketDir) => {
           if (gen !== this.#starts) return;
-          this.#pid = pid;
+          this.#pid = pid > 0 ? pid : undefined;
           this.#socketDir = socketDir;
         },
         exit: (info) => this.#onExit(gen, info),
       };
-      const link = this.#mode === "inline" ? await inlineLink(rt, sink) : workerLink(rt, sink, this.name);
+      const launcher = this.#opts.launcher?.();
+      const link = this.#mode === "inline" || launcher ? await inlineLink(rt, sink, launcher) : workerLink(rt, sink, this.name);
       this.#link = link;
       const ep = new RpcEndpoint({
         name: this.name,
@@ -312,7 +313,7 @@ export class PythonProcess {
       this.#ep = ep;
       const startTimeoutMs = this.#opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
       const wrapped = this.#opts.sandbox?.(python);
-      const template = this.#opts.template;
+      const template = launcher ? undefined : this.#opts.template;
       const choice: TemplateChoice | undefined = !template
         ? undefined
         : wrapped
@@ -364,7 +365,8 @@ export class PythonProcess {
       const ready = decodeMessage(r.ready, ep);
       const info = (ready.t === "ready" ? ready.info : { packs: [], python: r.hello.python, pid: r.pid }) as ReadyInfo;
       this.#readyInfo = info;
-      this.#pid = r.pid;
+      // A process on another machine (the Ray backend) has no pid here.
+      this.#pid = r.pid > 0 ? r.pid : undefined;
       for (const p of info.packs ?? []) {
         if (p && p.ok === false) {
           const e = p.error;

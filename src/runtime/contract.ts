@@ -41,6 +41,8 @@ export interface SpawnOptions {
 export interface ExitStatus {
   code: number | null;
   signal: string | null;
+  /** Why it ended, when the launcher knows more than code and signal (a lost Ray node). */
+  reason?: string;
 }
 
 /** A running child process. */
@@ -64,9 +66,12 @@ export interface SocketConn {
   close(): void;
 }
 
-/** A listening Unix-domain socket. */
+/** A listening socket: Unix-domain, or TCP ({@link Runtime.listenTcp}). */
 export interface SocketServer {
+  /** The socket file, or `tcp:<host>:<port>` for a TCP listener. */
   readonly path: string;
+  /** The port of a TCP listener. */
+  readonly port?: number;
   /** Stops listening and removes the socket file. */
   close(): Promise<void>;
 }
@@ -141,6 +146,8 @@ export interface Runtime {
   listenUnix(path: string, onConnection: (conn: SocketConn) => void): Promise<SocketServer>;
   /** Connects to a Unix-domain socket. */
   connectUnix(path: string): Promise<SocketConn>;
+  /** Listens on TCP at `host` (`port` 0: any free port, reported as `port`). */
+  listenTcp(host: string, port: number, onConnection: (conn: SocketConn) => void): Promise<SocketServer>;
   /** Starts a module worker from a file URL; `data` (JSON-serialisable) reaches it as its start-up data. */
   startWorker(url: URL, data: unknown): WorkerHandle;
   /**
