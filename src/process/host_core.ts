@@ -106,7 +106,7 @@ export interface HostCoreOptions {
   defaultTimeoutMs?: number;
   /** @default DEFAULT_START_TIMEOUT_MS */
   startTimeoutMs?: number;
-  /** @default `"worker"` (or `PYISOLATE_BROKER`) */
+  /** @default `"inline"` (or `PYISOLATE_BROKER`) */
   broker?: BrokerMode;
   /** Kill the children when the host exits, or gets SIGINT/SIGTERM that nothing else handles. @default true */
   exitHooks?: boolean;
