@@ -489,20 +489,27 @@ describe("host shutdown leaves no process behind", () => {
   });
 });
 
-describe("PythonProcess with an inline broker", () => {
-  it("works the same on the main thread", async () => {
-    const proc = new PythonProcess({ name: "inline", kind: "isolated", python: PY, packs: [{ name: "rpc_pack", path: join(FIX, "rpc_pack") }], broker: "inline", logger: new Logger(() => {}) });
-    try {
-      expect(proc.brokerMode).toBe("inline");
-      expect(await proc.call("Fixture", "add", [20, 22])).toBe(42);
-      expect(await proc.call("$rt", "echo", [2n ** 64n - 1n])).toBe(2n ** 64n - 1n);
-      const e = await rejection(proc.call("Fixture", "crash", [5]));
-      expect(e.message).toContain("exited with code 5");
-      expect(await proc.call("$rt", "ping")).toBe("pong");
-    } finally {
-      await proc.close();
-    }
+describe("PythonProcess on either broker", () => {
+  it("runs its broker on the calling thread by default (PYISOLATE_BROKER=worker picks a worker)", () => {
+    const proc = new PythonProcess({ name: "default", kind: "isolated", python: PY, logger: new Logger(() => {}) });
+    expect(proc.brokerMode).toBe(process.env.PYISOLATE_BROKER === "worker" ? "worker" : "inline");
   });
+
+  for (const broker of ["inline", "worker"] as const) {
+    it(`works the same with broker: "${broker}"`, async () => {
+      const proc = new PythonProcess({ name: broker, kind: "isolated", python: PY, packs: [{ name: "rpc_pack", path: join(FIX, "rpc_pack") }], broker, logger: new Logger(() => {}) });
+      try {
+        expect(proc.brokerMode).toBe(broker);
+        expect(await proc.call("Fixture", "add", [20, 22])).toBe(42);
+        expect(await proc.call("$rt", "echo", [2n ** 64n - 1n])).toBe(2n ** 64n - 1n);
+        const e = await rejection(proc.call("Fixture", "crash", [5]));
+        expect(e.message).toContain("exited with code 5");
+        expect(await proc.call("$rt", "ping")).toBe("pong");
+      } finally {
+        await proc.close();
+      }
+    });
+  }
 
   it("fails start-up with the Python's error when the executable is missing", async () => {
     const proc = new PythonProcess({ name: "ghost", kind: "isolated", python: "/nonexistent/python", logger: new Logger(() => {}) });

@@ -109,7 +109,7 @@ export interface HostCoreOptions {
   defaultTimeoutMs?: number;
   /** @default DEFAULT_START_TIMEOUT_MS */
   startTimeoutMs?: number;
-  /** @default `"worker"` (or `PYISOLATE_BROKER`) */
+  /** @default `"inline"` (or `PYISOLATE_BROKER`) */
   broker?: BrokerMode;
   /** The Ray backend: isolated packs run as actors of this cluster (the shared process stays on this machine). */
   ray?: RayCluster;

@@ -52,7 +52,7 @@ export interface PythonProcessOptions {
   startTimeoutMs?: number;
   /** @default the shared `log` */
   logger?: Logger | LoggerLike;
-  /** @default `PYISOLATE_BROKER` from the environment, else `"worker"` */
+  /** @default `PYISOLATE_BROKER` from the environment, else `"inline"` */
   broker?: BrokerMode;
   /** Called after every exit of the process (crash or close). */
   onExit?: (info: BrokerExit) => void;

@@ -1,9 +1,10 @@
 /**
  * `PythonProcess`: the main thread's handle of one Python process. It starts the process just
  * in time (on the first call), reuses it afterwards, restarts it on the next call after a
- * crash, and closes it cleanly. The process itself is owned by a broker — a worker per process
- * by default (`workers/broker.ts`), or the calling thread with `broker: "inline"` — and calls
- * go through an {@link RpcEndpoint} on this thread.
+ * crash, and closes it cleanly. The process itself is owned by a broker — the calling thread by
+ * default (`broker: "inline"`: the fewest hops per call), or a worker per process with
+ * `broker: "worker"` (`workers/broker.ts`: socket reads and framing off this thread) — and
+ * calls go through an {@link RpcEndpoint} on this thread.
  * @module
  */
 import process from "node:process";
@@ -82,7 +83,7 @@ export class PythonProcess {
     this.#opts = opts;
     this.#log = asLogger(opts.logger);
     const envMode = (process.env?.PYISOLATE_BROKER ?? "") as string;
-    this.#mode = opts.broker ?? (envMode === "inline" ? "inline" : "worker");
+    this.#mode = opts.broker ?? (envMode === "worker" ? "worker" : "inline");
   }
 
   /** Where it is in its life. */
