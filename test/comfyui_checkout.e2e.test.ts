@@ -137,7 +137,7 @@ describe.runIf(!!checkout)("core mode with a ComfyUI checkout", () => {
     mkdirSync(nodes, { recursive: true });
     cpSync(join(fixtures, "ModelUser"), join(nodes, "ModelUser"), { recursive: true });
     // A tiny SD1.5-shaped UNet the test builds itself (no weights can be downloaded here).
-    const made = await runProcess(python, [join(repo, "test", "fixtures", "tiny_sd15_unet.py"), checkout!,
+    const made = await runProcess(python, [join(repo, "test", "fixtures", "tiny_comfy_weights.py"), "unet", checkout!,
       join(base, "models", "diffusion_models", "tiny_sd15.safetensors")]);
     expect(made.code, made.stderr).toBe(0);
     const host = await hostOver(nodes, join(root, "model-cache"), [], base);
@@ -194,7 +194,7 @@ describe.runIf(!!checkout)("core mode with a ComfyUI checkout", () => {
     mkdirSync(nodes, { recursive: true });
     cpSync(join(fixtures, "ModelUser"), join(nodes, "ModelUser"), { recursive: true });
     // ComfyUI's CLIP-L shapes with random weights, built by the test (no weights can be downloaded here).
-    const made = await runProcess(python, [join(repo, "test", "fixtures", "tiny_clip_l.py"), checkout!,
+    const made = await runProcess(python, [join(repo, "test", "fixtures", "tiny_comfy_weights.py"), "clip", checkout!,
       join(base, "models", "text_encoders", "tiny_clip_l.safetensors")]);
     expect(made.code, made.stderr).toBe(0);
     const host = await hostOver(nodes, join(root, "clip-cache"), [], base);
