@@ -124,6 +124,20 @@ describe.runIf(haveRay)("the Ray backend", () => {
     expect(labelOf("HandleUser")).toBe("a");
   }, 300_000);
 
+  it("a program whose last step is `await host.close()` runs to its end (nothing else holds its event loop)", async () => {
+    const custom = join(root, "script_nodes");
+    cpSync(join(repo, "test", "fixtures", "ray", "RaySlow"), join(custom, "RaySlow"), { recursive: true });
+    const args = JSON.stringify({ customNodes: custom, cacheDir: join(root, "script_cache"), python: hostPython, address, rayPython });
+    const child = spawn(process.execPath, ["--import", join(repo, "test", "tensors_host_loader.mjs"), join(repo, "test", "ray_host.ts"), args], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
+    // Before the fix: exit code 13 (Node's "unsettled top-level await") inside close(), "closed" never printed.
+    expect({ code, lines: out.trim().split("\n") }, err).toEqual({ code: 0, lines: [expect.stringMatching(/^success \{"text":\["script pid=\d+"\]\}$/), "closed"] });
+  }, 300_000);
+
   it("losing a worker node mid-prompt fails the prompt naming node, pack and Ray node; the next prompt runs on the remaining node", async () => {
     const warm = await host.run({ "1": { class_type: "RaySleep", inputs: { seconds: 0, tag: "warm" } } });
     expect(warm.status, JSON.stringify(warm.error)).toBe("success");

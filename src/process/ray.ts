@@ -18,7 +18,7 @@ import { asLogger, type Logger, type LoggerLike } from "../log.ts";
 import { getRuntime } from "../runtime/detect.ts";
 import type { ChildHandle, ExitStatus, Runtime, SocketConn, SocketServer, SpawnOptions } from "../runtime/contract.ts";
 import type { Launcher } from "../../workers/broker_core.ts";
-import { unref } from "../util/os.ts";
+import { KeepAlive, unref } from "../util/os.ts";
 
 /** What a pack's actor asks of its node (the manifest's `ray` settings). */
 export interface RayResources {
@@ -242,13 +242,21 @@ export class RayCluster {
     } catch {
       // already gone
     }
-    let t: ReturnType<typeof setTimeout> | undefined;
-    const gone = await Promise.race([this.#child.exited.then(() => true), new Promise<boolean>((r) => ((t = setTimeout(() => r(false), 15_000)), unref(t)))]);
-    clearTimeout(t);
-    if (!gone) this.#child.kill("SIGKILL");
-    this.#conn.close();
-    await this.#server.close();
-    rmSync(this.#dir, { recursive: true, force: true });
+    // The driver is unref'd: hold the loop while it shuts down, or a program whose last step
+    // is `await host.close()` would end (exit code 13) before close returns.
+    const alive = new KeepAlive();
+    alive.hold();
+    try {
+      let t: ReturnType<typeof setTimeout> | undefined;
+      const gone = await Promise.race([this.#child.exited.then(() => true), new Promise<boolean>((r) => ((t = setTimeout(() => r(false), 15_000)), unref(t)))]);
+      clearTimeout(t);
+      if (!gone) this.#child.kill("SIGKILL");
+      this.#conn.close();
+      await this.#server.close();
+      rmSync(this.#dir, { recursive: true, force: true });
+    } finally {
+      alive.release();
+    }
   }
 
   /** Kills the driver now (the host's exit hook): its actors end with it. */
@@ -285,12 +293,21 @@ export class RayCluster {
       (e: Error) => done({ code: null, signal: null, reason: `its Ray actor could not start: ${e.message}` }),
     );
     let killTimer: ReturnType<typeof setTimeout> | undefined;
+    const alive = new KeepAlive();
+    let holding = false;
     exited.finally(() => clearTimeout(killTimer)).catch(() => {});
     return {
       pid: -1,
       exited,
       kill: (signal = "SIGTERM") => {
         if (ended) return;
+        // Nothing local holds the loop while a remote process ends (a local child would): hold it
+        // until the end is reported, so that a stop awaited as a program's last step completes.
+        if (!holding) {
+          holding = true;
+          alive.hold();
+          exited.finally(() => alive.release()).catch(() => {});
+        }
         this.#send({ op: "kill", key, signal });
         if (signal === "SIGKILL" && !killTimer) {
           killTimer = setTimeout(() => {
