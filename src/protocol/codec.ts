@@ -49,14 +49,6 @@ export class CallableRef {
 }
 
 /**
- * The property of a function imported from a peer that keeps what the peer said of it: a
- * coroutine function (`true`) or a plain one (`false`). Passed on to another peer, the
- * function crosses with the same flag, so that Python calls a plain function of another
- * process as one (waiting for its value) even inside a running event loop.
- */
-export const CALLABLE_ASYNC: unique symbol = Symbol.for("pyisolate.callable.async");
-
-/**
  * Per-connection state the codec needs: callables (functions cross as tag 41503), and the
  * account of remote object handles (tag 41502) that cross the connection.
  */
@@ -65,6 +57,12 @@ export interface CodecContext {
   exportCallback(fn: (...args: never[]) => unknown): string;
   /** Returns a local function that calls the peer's callable `id`. */
   importCallback(id: string, isAsync?: boolean): (...args: unknown[]) => Promise<unknown>;
+  /**
+   * What a peer said of a function imported from it (a coroutine function: `true`, a plain
+   * one: `false`), so that passed on to another peer it crosses with the same flag; `undefined`
+   * for any other function.
+   */
+  asyncOf?(fn: (...args: never[]) => unknown): boolean | undefined;
   /** A handle (`values/handles.ts`) is being encoded for the peer; may throw to refuse it. */
   handleOut?(handle: object): void;
   /** A handle arrived from the peer. */
@@ -194,8 +192,8 @@ function prepare(v: unknown, depth = 0): unknown {
       return (v > U32_MAX || v < NEG_U32) && Number.isInteger(v) ? BigInt(v) : v;
     case "function": {
       if (!activeCtx) throw new PyisolateError("TYPE", `A function (${v.name || "anonymous"}) can only be sent as an argument or result of a call.`);
-      const isAsync = (v as { [CALLABLE_ASYNC]?: boolean })[CALLABLE_ASYNC];
-      return new CallableRef(activeCtx.exportCallback(v as (...args: never[]) => unknown), isAsync);
+      const fn = v as (...args: never[]) => unknown;
+      return new CallableRef(activeCtx.exportCallback(fn), activeCtx.asyncOf?.(fn));
     }
     case "object": {
       if (v === null) return v;

@@ -7,7 +7,7 @@
  */
 import { PyisolateError, type PyisolateErrorCode } from "../errors.ts";
 import { RemoteError, exceptionMapOf } from "../protocol/remote_error.ts";
-import { CALLABLE_ASYNC, decodeMessage, encodeMessage, type CodecContext } from "../protocol/codec.ts";
+import { decodeMessage, encodeMessage, type CodecContext } from "../protocol/codec.ts";
 import type { CallMsg, EventMsg, Message } from "../protocol/messages.ts";
 import { unref } from "../util/os.ts";
 import type { HandleHooks, RemoteHandle } from "../values/handles.ts";
@@ -22,12 +22,17 @@ export const DEFAULT_CALL_TIMEOUT_MS = 120_000;
 export const CALLBACK_SERVICE = "$cb";
 
 /**
- * Functions of a peer, by the local function that stands for them: how to call one with
- * keyword arguments and a caller's cancel signal. A peer's function passed on to another peer
- * and called there is forwarded with its keywords as keywords (not as a trailing dict), and
- * without a time limit of the host's own (the caller's limit and cancel apply).
+ * Functions of a peer, by the local function that stands for them: what the peer said of it
+ * (a coroutine function or a plain one: passed on to another peer, it crosses with the same
+ * flag), and how to call it with keyword arguments and a caller's cancel signal. A peer's
+ * function passed on to another peer and called there is forwarded with its keywords as
+ * keywords (not as a trailing dict), and without a time limit of the host's own (the caller's
+ * limit and cancel apply).
  */
-const forwarders = new WeakMap<object, (args: unknown[], kwargs: Record<string, unknown> | undefined, signal: AbortSignal) => Promise<unknown>>();
+const imported = new WeakMap<
+  object,
+  { isAsync: boolean | undefined; forward: (args: unknown[], kwargs: Record<string, unknown> | undefined, signal: AbortSignal) => Promise<unknown> }
+>();
 
 /** Options of one outgoing call. */
 export interface CallOptions {
@@ -297,13 +302,20 @@ export class RpcEndpoint implements CodecContext {
     this.#handles?.received(handle as RemoteHandle, this.name);
   }
 
+  /** @internal What the peer said of a function imported from it (see {@link CodecContext.asyncOf}). */
+  asyncOf(fn: (...args: never[]) => unknown): boolean | undefined {
+    return imported.get(fn)?.isAsync;
+  }
+
   /** @internal A function that calls the peer's callable `id` (`isAsync`: what the peer said it is, kept for passing it on). */
   importCallback(id: string, isAsync?: boolean): (...args: unknown[]) => Promise<unknown> {
     const existing = this.#imported.get(id)?.deref();
     if (existing) return existing;
     const fn = (...args: unknown[]): Promise<unknown> => this.call(CALLBACK_SERVICE, id, args);
-    forwarders.set(fn, (args, kwargs, signal) => this.call(CALLBACK_SERVICE, id, args, { ...(kwargs ? { kwargs } : {}), signal, timeoutMs: 0 }));
-    if (isAsync !== undefined) Object.defineProperty(fn, CALLABLE_ASYNC, { value: isAsync });
+    imported.set(fn, {
+      isAsync,
+      forward: (args, kwargs, signal) => this.call(CALLBACK_SERVICE, id, args, { ...(kwargs ? { kwargs } : {}), signal, timeoutMs: 0 }),
+    });
     this.#imported.set(id, new WeakRef(fn));
     this.#finalizer.register(fn, id);
     return fn;
@@ -402,7 +414,7 @@ export class RpcEndpoint implements CodecContext {
       throw new PyisolateError("NOT_CALLABLE", `Callback ${call.method} does not exist on the host side (it was released, or the process restarted since it was passed).`, { pack: this.name });
     }
     const hasKwargs = !!call.kwargs && Object.keys(call.kwargs).length > 0;
-    const forward = forwarders.get(fn);
+    const forward = imported.get(fn)?.forward;
     if (forward) return forward(call.args, hasKwargs ? call.kwargs : undefined, call.signal);
     const args = hasKwargs ? [...call.args, call.kwargs] : call.args;
     return (fn as (...a: unknown[]) => unknown)(...args);
