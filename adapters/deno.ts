@@ -18,7 +18,7 @@
  */
 import { PyisolateError } from "../src/errors.ts";
 import { failedChild, streamChildHandle } from "./_shared.ts";
-import { Deno, type DenoChild, type DenoConn } from "./_deno_api.ts";
+import { Deno, type DenoChild, type DenoConn, type DenoListener } from "./_deno_api.ts";
 import { mapFile } from "./_deno_mmap.ts";
 import { webWorkerEndpoint, wrapWebWorker } from "./_web_worker.ts";
 import type {
@@ -168,7 +168,21 @@ function wrapConn(conn: DenoConn): SocketConn {
 
 async function listenUnix(path: string, onConnection: (conn: SocketConn) => void): Promise<SocketServer> {
   const listener = Deno.listen({ transport: "unix", path });
-  // Like Node's `server.unref()`: a listening socket alone does not keep the process alive.
+  return serve(listener, onConnection, { path }, () => {
+    try {
+      Deno.removeSync(path);
+    } catch {
+      // already removed
+    }
+  });
+}
+
+/**
+ * Accepts every connection of `listener` and gives it to `onConnection`; the server's `close()`
+ * closes the listener once, then runs `after`. Like Node's `server.unref()`, a listening
+ * socket alone does not keep the process alive.
+ */
+function serve(listener: DenoListener, onConnection: (conn: SocketConn) => void, where: { path: string; port?: number }, after?: () => void): SocketServer {
   listener.unref();
   void (async () => {
     try {
@@ -179,7 +193,7 @@ async function listenUnix(path: string, onConnection: (conn: SocketConn) => void
   })();
   let open = true;
   return {
-    path,
+    ...where,
     async close() {
       if (!open) return;
       open = false;
@@ -188,40 +202,15 @@ async function listenUnix(path: string, onConnection: (conn: SocketConn) => void
       } catch {
         // already closed
       }
-      try {
-        Deno.removeSync(path);
-      } catch {
-        // already removed
-      }
+      after?.();
     },
   };
 }
 
 async function listenTcp(host: string, port: number, onConnection: (conn: SocketConn) => void): Promise<SocketServer> {
   const listener = Deno.listen({ transport: "tcp", hostname: host, port });
-  listener.unref();
-  void (async () => {
-    try {
-      for await (const conn of listener) onConnection(wrapConn(conn));
-    } catch {
-      // the listener was closed
-    }
-  })();
   const bound = (listener as unknown as { addr: { port: number } }).addr.port;
-  let open = true;
-  return {
-    path: `tcp:${host}:${bound}`,
-    port: bound,
-    async close() {
-      if (!open) return;
-      open = false;
-      try {
-        listener.close();
-      } catch {
-        // already closed
-      }
-    },
-  };
+  return serve(listener, onConnection, { path: `tcp:${host}:${bound}`, port: bound });
 }
 
 async function connectUnix(path: string): Promise<SocketConn> {
