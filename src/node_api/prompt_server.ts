@@ -83,7 +83,7 @@ export class PromptServer {
     if (caller !== undefined && caller !== "host" && typeof event === "string" && EXECUTOR_EVENTS.has(event)) {
       throw new PyisolateError("DENIED", `Pack "${caller}" may not send the executor's own event "${event}" (PromptServer.send_sync); it was dropped. Send an event of the pack's own name instead.`, { pack: caller });
     }
-    this.events.emit({ type: event, data, sid: sid ?? null, node: node ?? null, promptId: promptId ?? null });
+    this.events.emit({ type: event, data, sid: sid ?? null, node: node ?? null, ...(promptId != null ? { promptId } : {}) });
   }
 
   /** `PromptServer.instance.client_id`: the client of prompt `promptId` (the node's, which the Python side passes). */
@@ -150,7 +150,8 @@ export class Progress {
     };
     if (data.node !== null) this.#last.set(data.node, data);
     const sid = this.#server?.clientFor(data.prompt_id) ?? null;
-    this.events.emit({ type: "progress", data, sid, node: data.node, promptId: data.prompt_id });
+    const promptId = data.prompt_id !== null ? { promptId: data.prompt_id } : {};
+    this.events.emit({ type: "progress", data, sid, ...promptId });
     const preview = report?.preview;
     if (preview && preview.image instanceof Uint8Array) {
       const type = String(preview.format).toUpperCase() === "PNG" ? 2 : 1;
@@ -158,7 +159,7 @@ export class Progress {
       new DataView(bytes.buffer).setUint32(0, type);
       bytes.set(preview.image, 4);
       const metadata = { node_id: data.node, prompt_id: data.prompt_id, display_node_id: data.node, parent_node_id: null, real_node_id: data.node };
-      this.events.emit({ type: BinaryEventTypes.PREVIEW_IMAGE, data: { bytes, metadata }, sid, node: data.node, promptId: data.prompt_id });
+      this.events.emit({ type: BinaryEventTypes.PREVIEW_IMAGE, data: { bytes, metadata }, sid, node: data.node, ...promptId });
     }
   }
 
