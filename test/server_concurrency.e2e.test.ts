@@ -6,7 +6,8 @@
 // order are read from the events (their order, the executor's timestamps) and from GET
 // /queue, never from how long anything took.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cpSync, mkdtempSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -17,6 +18,9 @@ import { call, WsClient, type WsMessage } from "./shared/server_client.ts";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const PACKS = fileURLToPath(new URL("./fixtures/concurrency_packs/", import.meta.url));
 const PYTHON = process.env.PYISOLATE_PYTHON || join(ROOT, ".venv", "bin", "python");
+const RAY_PYTHON = process.env.PYISOLATE_RAY_PYTHON ?? join(ROOT, ".ray-venv", "bin", "python");
+const haveRay = existsSync(RAY_PYTHON) && spawnSync(RAY_PYTHON, ["-c", "import ray"], { stdio: "ignore" }).status === 0;
+if (!haveRay) console.log(`server_concurrency: not running the Ray backend part: ${RAY_PYTHON} cannot import ray (set PYISOLATE_RAY_PYTHON to a Python with ray)`);
 
 let host: Host;
 let server: PromptServerHandle;
@@ -273,4 +277,48 @@ describe("serve with one prompt at a time (the default)", () => {
       await one.close();
     }
   }, 120_000);
+});
+
+describe.runIf(haveRay)("serve with maxConcurrentPrompts: 2 on the Ray backend", () => {
+  let rayHost: Host | undefined;
+  let rayServer: PromptServerHandle | undefined;
+  afterAll(async () => {
+    await rayServer?.close();
+    await rayHost?.close();
+  }, 120_000);
+
+  it("runs prompts over two packs' actors at once, each client getting its own events; an interrupt by prompt_id stops that one only", async () => {
+    const root = mkdtempSync(join(tmpdir(), "pyisolate-concurrency-ray-"));
+    cpSync(PACKS, join(root, "custom_nodes"), { recursive: true });
+    rayHost = await createHost({ customNodes: join(root, "custom_nodes"), cacheDir: join(root, "cache"), python: PYTHON, baseDir: join(root, "comfy"), backend: "ray", ray: { address: "auto", python: RAY_PYTHON }, logger: new Logger(() => {}) });
+    expect(rayHost.packs.map((p) => [p.name, p.error?.message])).toEqual([["ConcA", undefined], ["ConcB", undefined]]);
+    rayServer = await serve(rayHost, { port: 0, logger: new Logger(() => {}), frontendRoot: false, maxConcurrentPrompts: 2 });
+    const url = rayServer.url;
+    const a = await open(url);
+    const b = await open(url);
+    let [fa, fb] = [a.messages.length, b.messages.length];
+    const idA = await post(url, slow("SlowA", 41), a.sid);
+    const idB = await post(url, slow("SlowB", 42), b.sid);
+    const [seqA, seqB] = [await a.prompt(idA, fa, 180_000), await b.prompt(idB, fb, 180_000)];
+    expect(Number(event(seqB, "execution_start").timestamp)).toBeLessThan(Number(event(seqA, "execution_success").timestamp));
+    expect([...promptIds(seqA)]).toEqual([idA]);
+    expect([...promptIds(seqB)]).toEqual([idB]);
+    expect(seqA.filter((m) => m.type === "progress").length).toBe(10);
+    expect(seqA.filter((m) => m.type === "conc.hello").map((m) => m.data)).toEqual([{ value: 41, prompt_id: idA }]);
+    expect(seqB.filter((m) => m.type === "conc.hello").map((m) => m.data)).toEqual([{ value: 42, prompt_id: idB }]);
+    expect(event(seqA, "executed").output).toEqual({ value: [411], peak: [1] });
+    expect(event(seqB, "executed").output).toEqual({ value: [4201], peak: [1] });
+
+    [fa, fb] = [a.messages.length, b.messages.length];
+    const longA = await post(url, slow("SlowA", 43, 400, 0.05), a.sid);
+    const shortB = await post(url, slow("SlowB", 44, 30, 0.05), b.sid);
+    await a.next((m) => m.type === "progress", fa, 120_000);
+    await b.next((m) => m.type === "progress", fb, 120_000);
+    await call(url, "/interrupt", { body: { prompt_id: longA } });
+    const [iA, iB] = [await a.prompt(longA, fa, 120_000), await b.prompt(shortB, fb, 120_000)];
+    expect(event(iA, "execution_interrupted").prompt_id).toBe(longA);
+    expect(iB.some((m) => m.type === "execution_interrupted")).toBe(false);
+    expect(iB.filter((m) => m.type === "progress").length).toBe(30);
+    expect(event(iB, "executed").output).toEqual({ value: [4401], peak: [1] });
+  }, 600_000);
 });
