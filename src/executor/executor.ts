@@ -1,7 +1,9 @@
 /**
  * The prompt executor: runs a validated API-format prompt in dependency order starting from
  * its output nodes, runs independent branches owned by different processes at the same
- * time, caches outputs by input signature across runs, and emits ComfyUI's events.
+ * time, caches outputs by input signature across runs, and emits ComfyUI's events. Several
+ * executors (each with its own cache) run prompts at the same time over the same processes
+ * when they share a {@link ProcessGate}: a process then runs one node at a time across them.
  * @module
  */
 import { createHash } from "node:crypto";
