@@ -1,5 +1,5 @@
 // Prompts at the same time on the server (`serve(host, { maxConcurrentPrompts })`): a real host
-// over two real isolated packs (test/fixtures/concurrency_packs: ConcA and ConcB, each a slow
+// over two real isolated packs (written from test/fixtures/concurrency_packs/slow_pack.py.in: ConcA and ConcB, each a slow
 // node that reports progress and a preview, greets its prompt's client by send_sync, and
 // returns a value derived from its input with how many of its calls ran in its process at
 // once), real servers on free loopback ports, real HTTP and WebSocket clients. Overlap and
@@ -7,7 +7,7 @@
 // /queue, never from how long anything took.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -17,6 +17,16 @@ import { call, WsClient, type WsMessage } from "./shared/server_client.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const PACKS = fileURLToPath(new URL("./fixtures/concurrency_packs/", import.meta.url));
+
+/** Writes the two packs, ConcA (SlowA: value × 10 + 1) and ConcB (SlowB: value × 100 + 1), from one source. */
+function writePacks(dir: string): void {
+  const source = readFileSync(join(PACKS, "slow_pack.py.in"), "utf8");
+  for (const [letter, factor] of [["A", "10"], ["B", "100"]] as const) {
+    mkdirSync(join(dir, `Conc${letter}`), { recursive: true });
+    copyFileSync(join(PACKS, "pyisolate.yaml"), join(dir, `Conc${letter}`, "pyisolate.yaml"));
+    writeFileSync(join(dir, `Conc${letter}`, "__init__.py"), source.replaceAll("__LETTER__", letter).replaceAll("__FACTOR__", factor));
+  }
+}
 const PYTHON = process.env.PYISOLATE_PYTHON || join(ROOT, ".venv", "bin", "python");
 const RAY_PYTHON = process.env.PYISOLATE_RAY_PYTHON ?? join(ROOT, ".ray-venv", "bin", "python");
 const haveRay = existsSync(RAY_PYTHON) && spawnSync(RAY_PYTHON, ["-c", "import ray"], { stdio: "ignore" }).status === 0;
@@ -82,7 +92,7 @@ function promptIds(seq: WsMessage[]): Set<string> {
 
 beforeAll(async () => {
   const root = mkdtempSync(join(tmpdir(), "pyisolate-concurrency-"));
-  cpSync(PACKS, join(root, "custom_nodes"), { recursive: true });
+  writePacks(join(root, "custom_nodes"));
   const logger = new Logger((_level, line) => lines.push(line));
   host = await createHost({ customNodes: join(root, "custom_nodes"), cacheDir: join(root, "cache"), python: PYTHON, baseDir: join(root, "comfy"), logger });
   expect(host.packs.map((p) => [p.name, p.kind, p.nodes, p.error?.message])).toEqual([
@@ -289,7 +299,7 @@ describe.runIf(haveRay)("serve with maxConcurrentPrompts: 2 on the Ray backend",
 
   it("runs prompts over two packs' actors at once, each client getting its own events; an interrupt by prompt_id stops that one only", async () => {
     const root = mkdtempSync(join(tmpdir(), "pyisolate-concurrency-ray-"));
-    cpSync(PACKS, join(root, "custom_nodes"), { recursive: true });
+    writePacks(join(root, "custom_nodes"));
     rayHost = await createHost({ customNodes: join(root, "custom_nodes"), cacheDir: join(root, "cache"), python: PYTHON, baseDir: join(root, "comfy"), backend: "ray", ray: { address: "auto", python: RAY_PYTHON }, logger: new Logger(() => {}) });
     expect(rayHost.packs.map((p) => [p.name, p.error?.message])).toEqual([["ConcA", undefined], ["ConcB", undefined]]);
     rayServer = await serve(rayHost, { port: 0, logger: new Logger(() => {}), frontendRoot: false, maxConcurrentPrompts: 2 });
