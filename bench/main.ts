@@ -14,6 +14,7 @@ const benches: Record<string, () => Promise<{ run: (opts?: Record<string, unknow
   scale: () => import("./workflow_scale.ts"),
   handles: () => import("./handle_call.ts"),
   ray: () => import("./ray_backend.ts"),
+  concurrent: () => import("./concurrent_prompts.ts"),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));

@@ -17,6 +17,7 @@ import { comfyInstallOf, type HostPython } from "./env/host_python.ts";
 import { asPyisolateError, PyisolateError } from "./errors.ts";
 import { ClientView } from "./executor/client_view.ts";
 import { PromptExecutor, type NodeRecord, type RunResult } from "./executor/executor.ts";
+import { ProcessGate } from "./executor/process_gate.ts";
 import { validatePrompt } from "./executor/validate.ts";
 import { convertUiWorkflow, isUiWorkflow, type UiWorkflow } from "./workflow/ui_workflow.ts";
 import type { ExecutionEvent, NodeInfo, Prompt, ValidationResult } from "./executor/types.ts";
@@ -28,6 +29,7 @@ import { discoverPacks, type PackInfo } from "./manifest/manifest.ts";
 import { unmetRequirements } from "./manifest/requirements.ts";
 import { applyComfyStartupPaths, EXTRA_MODEL_PATHS_FILE, readExtraModelPaths, type ExtraModelPath } from "./node_api/extra_model_paths.ts";
 import { installNodeApi, type NodeApi } from "./node_api/mod.ts";
+import type { NodeApiEvent } from "./node_api/events.ts";
 import { NodeRegistry, type ImportFailure, type PackLoad } from "./nodes/registry.ts";
 import { ServiceRegistry } from "./rpc/services.ts";
 import { SegmentRegistry, newHostId } from "./values/segments.ts";
@@ -139,6 +141,13 @@ export interface HostRunOptions {
   extraPngInfo?: unknown;
   /** Called as each node finishes, with its pack, status and time. */
   onNode?: (record: NodeRecord) => void;
+  /**
+   * Which of the host's executors runs the prompt. Each lane has its own output cache; runs
+   * on one lane go one after another, runs on different lanes at the same time, over the
+   * same processes — a process runs one node at a time, so two prompts that need the same
+   * pack take turns there, node by node. @default 0
+   */
+  lane?: number;
 }
 
 /** A running host. */
@@ -170,15 +179,29 @@ export interface Host {
    * @throws {PyisolateError} `VALIDATION` naming a node no pack provides, and its id.
    */
   toPrompt(workflow: Prompt | UiWorkflow): Prompt;
-  /**
-   * Whether a prompt is running. While it is, what nodes send reaches that run's `onEvent`;
-   * a listener of `api.events` that forwards the rest checks it.
-   */
+  /** Whether a prompt is running. */
   readonly running: boolean;
+  /** The ids of the prompts running now (one per busy lane), in the order they began. */
+  readonly runningPrompts: string[];
+  /**
+   * The running prompt an event a node sent belongs to, whose run's `onEvent` receives it: the
+   * prompt it names (its node's, which progress reports and `send_sync` carry), or the only
+   * prompt running when it names none. Null when it belongs to no run (sent outside any
+   * prompt, or naming none while several run): a listener of `api.events` forwards those.
+   */
+  promptOf(event: NodeApiEvent): string | null;
+  /**
+   * How many of the prompt's nodes lane `lane`'s output cache holds from the same node (same
+   * id, class and inputs): a cheap guess of how much a run there would reuse.
+   */
+  cacheScore(prompt: Prompt, lane?: number): number;
   /** Validates a prompt against the node schemas without running it (ComfyUI's `/prompt` check). */
   validate(prompt: Prompt | UiWorkflow): Promise<ValidationResult>;
-  /** Stops the running prompt (ComfyUI's interrupt). */
-  interrupt(): void;
+  /**
+   * Stops a running prompt (ComfyUI's interrupt): prompt `promptId`, while the others go on;
+   * without an id, every running prompt. Returns whether one was running.
+   */
+  interrupt(promptId?: string): boolean;
   /**
    * Frees memory as ComfyUI's `/free` does: `unloadModels` tells every live process to unload
    * its models; `freeMemory` also drops every cached output and empties the caches.
@@ -430,9 +453,26 @@ async function startHost(opts: HostOptions): Promise<Host> {
     if (l.importError) s.importError = l.importError;
   }
 
-  const executor = new PromptExecutor(registry);
+  // Lanes: executors with their own output cache, made as runs ask for them, sharing the
+  // processes' turns (one node at a time in each process).
+  const gate = new ProcessGate();
+  const lanes: PromptExecutor[] = [new PromptExecutor(registry, { gate })];
+  const laneOf = (lane: number): PromptExecutor => {
+    if (!Number.isInteger(lane) || lane < 0) throw new PyisolateError("USAGE", `The run's lane must be a whole number from 0, got ${String(lane)}.`);
+    while (lanes.length <= lane) lanes.push(new PromptExecutor(registry, { gate }));
+    return lanes[lane]!;
+  };
+  /** The runs in progress, by prompt id, with the view that takes what their nodes send. */
+  const runs = new Map<string, { view: ClientView | undefined; executor: PromptExecutor }>();
+  const promptOf = (e: NodeApiEvent): string | null => {
+    if (e.promptId != null) return runs.has(e.promptId) ? e.promptId : null;
+    return runs.size === 1 ? runs.keys().next().value! : null;
+  };
+  api.events.on((e) => {
+    const id = promptOf(e);
+    if (id !== null) runs.get(id)?.view?.node(e);
+  });
   let closed = false;
-  let running = false;
   const toPrompt = (workflow: Prompt | UiWorkflow): Prompt =>
     isUiWorkflow(workflow) ? convertUiWorkflow(workflow, registry.objectInfo()) : (workflow as Prompt);
 
@@ -447,20 +487,29 @@ async function startHost(opts: HostOptions): Promise<Host> {
     nodes: () => registry.objectInfo(),
     toPrompt,
     get running() {
-      return running;
+      return runs.size > 0;
     },
+    get runningPrompts() {
+      return [...runs.keys()];
+    },
+    promptOf,
+    cacheScore: (prompt, lane = 0) => (lane < lanes.length ? laneOf(lane).cacheScore(toPrompt(prompt)) : 0),
     async run(prompt, runOpts = {}) {
       if (closed) throw new PyisolateError("USAGE", "This host is closed; create a new one with createHost().");
-      api.promptServer.setClientId(runOpts.clientId ?? null);
+      const executor = laneOf(runOpts.lane ?? 0);
+      const promptId = runOpts.promptId || crypto.randomUUID();
+      const clientId = runOpts.clientId ?? null;
       const view = runOpts.onEvent ? new ClientView(runOpts.onEvent) : undefined;
-      const off = view ? api.events.on((e) => view.node(e)) : undefined;
-      const wasRunning = running;
-      running = true;
       try {
         return await executor.run(toPrompt(prompt), {
-          ...(runOpts.promptId ? { promptId: runOpts.promptId } : {}),
+          promptId,
           ...(runOpts.extraPngInfo !== undefined ? { extraPngInfo: runOpts.extraPngInfo } : {}),
           ...(view ? { onEvent: view.executor } : {}),
+          // After the runs queued before it on its lane: from here on what its nodes send is its own.
+          onBegin: () => {
+            api.promptServer.beginPrompt(promptId, clientId);
+            runs.set(promptId, { view, executor });
+          },
           onNode: (r) => {
             view?.finished(r.id, r.status === "executed");
             runOpts.onNode?.(r);
@@ -469,23 +518,40 @@ async function startHost(opts: HostOptions): Promise<Host> {
       } catch (e) {
         throw asPyisolateError(e, "running the prompt");
       } finally {
-        off?.();
-        running = wasRunning;
+        if (runs.get(promptId)?.executor === executor) {
+          runs.delete(promptId);
+          api.promptServer.endPrompt(promptId);
+        }
       }
     },
     validate: async (prompt) => validatePrompt(structuredClone(toPrompt(prompt)), registry),
-    interrupt: () => executor.interrupt(),
+    interrupt(promptId) {
+      if (promptId === undefined) {
+        let any = false;
+        for (const ex of lanes) {
+          if (ex.runningPrompt === null) continue;
+          ex.interrupt();
+          any = true;
+        }
+        return any;
+      }
+      const ex = runs.get(promptId)?.executor;
+      if (!ex || ex.runningPrompt !== promptId) return false;
+      ex.interrupt();
+      return true;
+    },
     free({ unloadModels = false, freeMemory = false }) {
       if (unloadModels || freeMemory) api.modelManagement.unloadAllModels();
       if (freeMemory) {
-        executor.clearCache();
+        // A lane that runs a prompt drops its cache when that run ends.
+        for (const ex of lanes) ex.clearCache();
         api.modelManagement.softEmptyCache(true);
       }
     },
     async close() {
       if (closed) return;
       closed = true;
-      executor.clearCache();
+      for (const ex of lanes) ex.clearCache();
       await hostCore.close();
       await segments.close();
     },

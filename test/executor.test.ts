@@ -3,6 +3,7 @@
 // rule can be checked exactly; the e2e suites run the same executor over real processes.
 import { describe, expect, it } from "vitest";
 import { PromptExecutor } from "../src/executor/executor.ts";
+import { ProcessGate } from "../src/executor/process_gate.ts";
 import type { ExecutionEvent, NodeBackend, NodeInfo, NodeRunResult, Prompt } from "../src/executor/types.ts";
 
 const infos: Record<string, NodeInfo & { process: string }> = {
@@ -275,5 +276,60 @@ describe("PromptExecutor", () => {
     expect(e3!.details).toBe("x, -inf, -inf is not a finite number: NaN and infinity are not allowed");
     const inf = await ex.run({ "1": { class_type: "Const", inputs: { value: Infinity } }, "2": { class_type: "Show", inputs: { value: ["1", 0] } } });
     expect(inf.validation.node_errors["1"]!.errors[0]!.details).toBe("value, inf, cannot convert float infinity to integer");
+  });
+
+  it("executors sharing a gate run nodes of different processes at once, and take turns in one process", async () => {
+    const b = new Backend();
+    const gate = new ProcessGate();
+    const [x, y] = [new PromptExecutor(b, { gate }), new PromptExecutor(b, { gate })];
+    // Slow runs in p2, SlowB in p3: the two prompts overlap.
+    await Promise.all([x.run({ "1": { class_type: "Slow", inputs: { value: 1 } }, "2": { class_type: "ShowB", inputs: { value: ["1", 0] } } }, { promptId: "a" }), y.run({ "1": { class_type: "SlowB", inputs: { value: 2 } }, "2": { class_type: "Show", inputs: { value: ["1", 0] } } }, { promptId: "b" })]);
+    expect(b.maxActive).toBe(2);
+    // Both in p2: one node at a time there; each prompt gets its own output; executing comes with the turn.
+    const c = new Backend();
+    const order: string[] = [];
+    const [u, v] = [new PromptExecutor(c, { gate }), new PromptExecutor(c, { gate })];
+    const on = (id: string) => ({
+      onEvent: (e: ExecutionEvent) => void (e.type === "executing" && e.data.node !== null && order.push(`${id}${String(e.data.node)}:executing`)),
+      onNode: (r: { id: string }) => void order.push(`${id}${r.id}:done`),
+    });
+    const slowShow = (value: number): Prompt => ({ "1": { class_type: "Slow", inputs: { value } }, "2": { class_type: "Show", inputs: { value: ["1", 0] } } });
+    const [ra, rb] = await Promise.all([u.run(slowShow(3), { promptId: "a", ...on("a") }), v.run(slowShow(4), { promptId: "b", ...on("b") })]);
+    expect([ra.outputs, rb.outputs]).toEqual([{ "2": { value: [6] } }, { "2": { value: [8] } }]);
+    // b's Slow is announced when it gets p2, after a's Slow left it.
+    expect(order.indexOf("b1:executing")).toBeGreaterThan(order.indexOf("a1:done"));
+  });
+
+  it("interrupts its own prompt only; a node that waited for its turn does not start", async () => {
+    const interrupted: Array<string | undefined> = [];
+    const b = Object.assign(new Backend(), { interrupt: (id?: string) => void interrupted.push(id) });
+    const gate = new ProcessGate();
+    const [x, y] = [new PromptExecutor(b, { gate }), new PromptExecutor(b, { gate })];
+    const one = (value: number): Prompt => ({ "1": { class_type: "Slow", inputs: { value } }, "2": { class_type: "ShowB", inputs: { value: ["1", 0] } } });
+    const pa = x.run(one(1), { promptId: "a" });
+    await new Promise((r) => setTimeout(r, 20));
+    const pb = y.run(one(2), { promptId: "b" });
+    await new Promise((r) => setTimeout(r, 20));
+    expect([x.runningPrompt, y.runningPrompt]).toEqual(["a", "b"]);
+    y.interrupt(); // b's node waits for p2, which a's node holds
+    const [ra, rb] = await Promise.all([pa, pb]);
+    expect(interrupted).toEqual(["b"]);
+    expect(ra.status).toBe("success");
+    expect(rb.status).toBe("interrupted");
+    expect(rb.nodes.find((n) => n.id === "1")!.status).toBe("skipped");
+    expect(b.calls).toEqual(["1", "2"]);
+  });
+
+  it("drops its cache after the run that uses it, never under it", async () => {
+    const released: unknown[] = [];
+    const b = Object.assign(new Backend(), { release: (v: unknown) => void released.push(v), retain: () => {} });
+    const ex = new PromptExecutor(b);
+    const p = ex.run({ "1": { class_type: "Slow", inputs: { value: 5 } }, "2": { class_type: "ShowB", inputs: { value: ["1", 0] } } });
+    await new Promise((r) => setTimeout(r, 20));
+    ex.clearCache();
+    expect(released).toEqual([]);
+    expect((await p).outputs).toEqual({ "2": { value: [10] } });
+    expect(released.length).toBe(2);
+    expect(ex.cachedNodes()).toEqual([]);
   });
 });

@@ -140,12 +140,39 @@ describe("PromptServer, Progress and the event bus", () => {
     expect(seen).toEqual([
       { type: "my.event", data: { a: 1 }, sid: "client-1", node: null },
       { type: "broadcast", data: { b: 2 }, sid: null, node: null },
-      { type: "progress", data: { value: 2, max: 4, node: "7", prompt_id: "p" }, sid: "client-9" },
+      { type: "progress", data: { value: 2, max: 4, node: "7", prompt_id: "p" }, sid: "client-9", promptId: "p" },
     ]);
     expect(progress.last("7")?.value).toBe(2);
     off();
     server.send_sync("after", {});
     expect(seen).toHaveLength(3);
+  });
+
+  it("answers client_id and sends progress for the prompt that asks, while prompts run at the same time", () => {
+    const bus = new EventBus();
+    const seen: NodeApiEvent[] = [];
+    bus.on((e) => seen.push(e));
+    const server = new PromptServer(bus);
+    const progress = new Progress(bus, server);
+    server.beginPrompt("pa", "client-a");
+    server.beginPrompt("pb", "client-b");
+    expect([server.client_id("pa"), server.client_id("pb")]).toEqual(["client-a", "client-b"]);
+    // No prompt named (or an unknown one) while two run: the last one set.
+    expect(server.client_id()).toBe("client-b");
+    progress.update({ value: 1, max: 2, node: "1", prompt_id: "pa" });
+    progress.update({ value: 1, max: 2, node: "1", prompt_id: "pb" });
+    server.send_sync("note", { x: 1 }, "client-a", "1", "pa");
+    expect(seen.map((e) => [e.type, e.sid, e.promptId])).toEqual([
+      ["progress", "client-a", "pa"],
+      ["progress", "client-b", "pb"],
+      ["note", "client-a", "pa"],
+    ]);
+    server.endPrompt("pb");
+    // One prompt left: an unnamed question is that prompt's.
+    server.setClientId("client-z");
+    expect(server.client_id()).toBe("client-a");
+    server.endPrompt("pa");
+    expect(server.client_id()).toBe("client-z");
   });
 
   it("ModelManagement tells every live process, and fans memory calls out past the caller", () => {

@@ -24,7 +24,7 @@ function intFlag(value: string | boolean | string[] | undefined, name: string, m
 
 /** `pyisolate serve`. */
 export const serveCommand: Command = {
-  usage: "serve [--listen ADDR] [--port N] [folder options] [--shared-modules DIRS] [--max-upload-size MB] [--front-end-root DIR]",
+  usage: "serve [--listen ADDR] [--port N] [folder options] [--shared-modules DIRS] [--max-upload-size MB] [--max-concurrent-prompts N] [--front-end-root DIR]",
   summary: "serve the ComfyUI editor, its HTTP API and /ws over the node packs",
   description:
     "Starts the packs as `run` does (no process starts until a node or a pack route needs it)\n" +
@@ -32,6 +32,12 @@ export const serveCommand: Command = {
     "/ws and the rest (see docs/server.md), every route also under /api. Prompts queue and run\n" +
     "one at a time; packs' routes (route_manifest.json and @PromptServer.instance.routes\n" +
     "decorators) run in their own processes. Loopback only unless --listen says otherwise.\n" +
+    "\n" +
+    "--max-concurrent-prompts N runs up to N queued prompts at once, started in queue order,\n" +
+    "each with its own output cache, its events going to its own client. A Python process runs\n" +
+    "one node at a time: prompts over different packs run side by side, prompts that need the\n" +
+    "same pack take turns in its process, node by node. POST /interrupt with a prompt_id stops\n" +
+    "that prompt only; without one, every running prompt.\n" +
     "\n" +
     "The stock ComfyUI editor is served at /: the comfyui-frontend-package of the host\n" +
     "Python's environment (as ComfyUI finds it), or the build in --front-end-root DIR;\n" +
@@ -50,12 +56,14 @@ export const serveCommand: Command = {
     ...FOLDER_FLAGS,
     { name: "--shared-modules", value: "DIRS", help: "folders (':'-separated) every Python process puts on sys.path, for shared modules such as ProxiedSingletons" },
     { name: "--max-upload-size", value: "MB", help: "largest request body accepted (default 100)" },
+    { name: "--max-concurrent-prompts", value: "N", help: "how many queued prompts run at once, 1 to 64 (default 1: one at a time, as ComfyUI)" },
     { name: "--front-end-root", value: "DIR", help: "the ComfyUI editor build to serve at / (default: comfyui-frontend-package in the host Python's environment)" },
   ],
   async run(ctx) {
     if (ctx.args.length > 0) throw new PyisolateError("USAGE", `pyisolate serve takes no arguments, got: ${ctx.args.join(" ")}.`);
     const port = intFlag(ctx.flags.port, "--port", 0, 65535) ?? 8188;
     const maxUpload = intFlag(ctx.flags["max-upload-size"], "--max-upload-size", 1, 1_000_000);
+    const concurrent = intFlag(ctx.flags["max-concurrent-prompts"], "--max-concurrent-prompts", 1, 64);
     const listen = typeof ctx.flags.listen === "string" ? ctx.flags.listen : "127.0.0.1";
     const logger = new Logger(streamSink((text) => ctx.io.stderr.write(text)));
     const started = performance.now();
@@ -70,7 +78,14 @@ export const serveCommand: Command = {
     let server;
     try {
       const frontendRoot = typeof ctx.flags["front-end-root"] === "string" ? resolve(ctx.flags["front-end-root"]) : undefined;
-      server = await serve(host, { listen, port, logger, ...(maxUpload !== undefined ? { maxUploadSizeMb: maxUpload } : {}), ...(frontendRoot ? { frontendRoot } : {}) });
+      server = await serve(host, {
+        listen,
+        port,
+        logger,
+        ...(maxUpload !== undefined ? { maxUploadSizeMb: maxUpload } : {}),
+        ...(concurrent !== undefined ? { maxConcurrentPrompts: concurrent } : {}),
+        ...(frontendRoot ? { frontendRoot } : {}),
+      });
     } catch (e) {
       await host.close();
       throw e;

@@ -1,14 +1,17 @@
 /**
  * The prompt executor: runs a validated API-format prompt in dependency order starting from
  * its output nodes, runs independent branches owned by different processes at the same
- * time, caches outputs by input signature across runs, and emits ComfyUI's events.
+ * time, caches outputs by input signature across runs, and emits ComfyUI's events. Several
+ * executors (each with its own cache) run prompts at the same time over the same processes
+ * when they share a {@link ProcessGate}: a process then runs one node at a time across them.
  * @module
  */
 import { createHash } from "node:crypto";
 import { PyisolateError } from "../errors.ts";
 import { isLink, validatePrompt } from "./validate.ts";
-import type { ExecutionEvent, HiddenValues, NodeBackend, Prompt, ValidationResult } from "./types.ts";
+import type { ExecutionEvent, HiddenValues, NodeBackend, NodeRunResult, Prompt, ValidationResult } from "./types.ts";
 import { MinHeap, formatValue, hiddenKinds, splitTraceback, stableJson, topoOrder } from "./graph.ts";
+import type { ProcessGate } from "./process_gate.ts";
 
 /** Options of one {@link PromptExecutor.run}. */
 export interface RunOptions {
@@ -20,6 +23,19 @@ export interface RunOptions {
   onEvent?: (event: ExecutionEvent) => void;
   /** Called as each node finishes (executed, failed or interrupted), for live displays. */
   onNode?: (record: NodeRecord) => void;
+  /** Called when the run begins (after the runs queued before it on this executor), with its prompt id. */
+  onBegin?: (promptId: string) => void;
+}
+
+/** Options of a {@link PromptExecutor}. */
+export interface ExecutorOptions {
+  /**
+   * Turns per process shared with other executors that run prompts at the same time: a node
+   * waits for its process's turn before it starts (and before its `executing` event), so
+   * that a process runs one node at a time across all of them. @default none (this
+   * executor's runs alone use the processes)
+   */
+  gate?: ProcessGate;
 }
 
 /** What happened to one node in a run. */
@@ -49,6 +65,8 @@ export interface RunResult {
 
 interface CacheEntry {
   signature: string;
+  /** The node as the prompt gave it (class and inputs), for {@link PromptExecutor.cacheScore}. */
+  node: string;
   outputs: unknown[][];
   ui: Record<string, unknown> | null;
 }
@@ -71,27 +89,58 @@ export class PromptExecutor {
   #cache = new Map<string, CacheEntry>();
   #interrupted = false;
   #running = false;
+  #promptId: string | null = null;
+  /** A `clearCache` asked for while a run used the cache: done when it ends. */
+  #clearAfterRun = false;
+  readonly #gate: ProcessGate | undefined;
   /** Settles when the last queued run has finished: runs go one after another, in call order. */
   #tail: Promise<void> = Promise.resolve();
   #queued = 0;
 
   readonly backend: NodeBackend;
 
-  constructor(backend: NodeBackend) {
+  constructor(backend: NodeBackend, opts: ExecutorOptions = {}) {
     this.backend = backend;
+    this.#gate = opts.gate;
   }
 
-  /** Asks the running prompt to stop: no new node starts, and running nodes are interrupted. */
+  /** The id of the prompt running now, or null. */
+  get runningPrompt(): string | null {
+    return this.#running ? this.#promptId : null;
+  }
+
+  /** Asks the running prompt to stop: no new node starts, and its running nodes are interrupted. */
   interrupt(): void {
     if (!this.#running) return;
     this.#interrupted = true;
-    this.backend.interrupt?.();
+    this.backend.interrupt?.(this.#promptId ?? undefined);
   }
 
-  /** Drops every cached output (and releases what they hold). */
+  /**
+   * Drops every cached output (and releases what they hold). While a prompt runs, its
+   * inputs come from the cache: the cache is dropped when that run ends, never under it.
+   */
   clearCache(): void {
+    if (this.#running) {
+      this.#clearAfterRun = true;
+      return;
+    }
     for (const e of this.#cache.values()) this.backend.release?.(e.outputs);
     this.#cache.clear();
+  }
+
+  /**
+   * How many of the prompt's nodes the cache holds outputs of, computed from the same node
+   * (same id, class and inputs): a cheap guess (no `IS_CHANGED`, links not followed) of how
+   * much a run of it here would reuse.
+   */
+  cacheScore(prompt: Prompt): number {
+    let n = 0;
+    for (const [id, node] of Object.entries(prompt)) {
+      const e = this.#cache.get(id);
+      if (e && e.node === nodeText(node)) n++;
+    }
+    return n;
   }
 
   /** Node ids whose outputs are cached. */
@@ -120,18 +169,27 @@ export class PromptExecutor {
     } finally {
       this.#queued--;
     }
+    const promptId = opts.promptId ?? crypto.randomUUID();
     this.#running = true;
     this.#interrupted = false;
+    this.#promptId = promptId;
     try {
-      return await this.#run(own, opts);
+      this.backend.beginPrompt?.(promptId);
+      opts.onBegin?.(promptId);
+      return await this.#run(own, promptId, opts);
     } finally {
+      this.backend.endPrompt?.(promptId);
       this.#running = false;
+      this.#promptId = null;
+      if (this.#clearAfterRun) {
+        this.#clearAfterRun = false;
+        this.clearCache();
+      }
       done();
     }
   }
 
-  async #run(prompt: Prompt, opts: RunOptions): Promise<RunResult> {
-    const promptId = opts.promptId ?? crypto.randomUUID();
+  async #run(prompt: Prompt, promptId: string, opts: RunOptions): Promise<RunResult> {
     const emit = (type: string, data: Record<string, unknown>) => opts.onEvent?.({ type, data });
     const validation = await validatePrompt(prompt, this.backend);
     if (!validation.ok) {
@@ -285,26 +343,42 @@ export class PromptExecutor {
       }
     };
 
+    const gate = this.#gate;
     const start = (id: string) => {
       const node = prompt[id]!;
       const owner = backend.owner(node.class_type);
       const proc = owner?.process ?? "?";
       busy.add(proc);
       const inputs: Record<string, unknown[]> = {};
-      for (const [k, v] of Object.entries(node.inputs)) {
-        if (isLink(v)) inputs[k] = this.#cache.get(String(v[0]))!.outputs[v[1]] ?? [];
-        else inputs[k] = [v];
-      }
-      const t0 = performance.now();
-      emit("executing", { node: id, display_node: id, prompt_id: promptId });
-      const p = backend
-        .execute(node.class_type, inputs, hiddenFor(id), id)
+      let t0 = 0;
+      const begin = (): Promise<NodeRunResult> => {
+        for (const [k, v] of Object.entries(node.inputs)) {
+          if (isLink(v)) inputs[k] = this.#cache.get(String(v[0]))!.outputs[v[1]] ?? [];
+          else inputs[k] = [v];
+        }
+        t0 = performance.now();
+        emit("executing", { node: id, display_node: id, prompt_id: promptId });
+        return backend.execute(node.class_type, inputs, hiddenFor(id), id);
+      };
+      // The process's turn among the runs sharing the gate: at once when no other run's node
+      // is there, else after the nodes that asked before (a node stopped or failed while it
+      // waited does not start).
+      let release: (() => void) | null = gate ? gate.tryAcquire(proc) : null;
+      const started: Promise<NodeRunResult | typeof NOT_STARTED> =
+        !gate || release
+          ? begin()
+          : gate.acquire(proc).then<NodeRunResult | typeof NOT_STARTED>((r) => {
+              release = r;
+              return !failure && !this.#interrupted ? begin() : NOT_STARTED;
+            });
+      const p = started
         .then((r) => {
+          if (r === NOT_STARTED) return;
           const old = this.#cache.get(id);
           if (old) backend.release?.(old.outputs);
           backend.retain?.(r.outputs);
           const sig = signatures.get(id);
-          this.#cache.set(id, { signature: sig ?? `uncachable:${crypto.randomUUID()}`, outputs: r.outputs, ui: r.ui });
+          this.#cache.set(id, { signature: sig ?? `uncachable:${crypto.randomUUID()}`, node: nodeText(node), outputs: r.outputs, ui: r.ui });
           markDone(id);
           executed.push(id);
           if (r.ui && Object.keys(r.ui).length > 0) {
@@ -347,6 +421,7 @@ export class PromptExecutor {
           };
         })
         .finally(() => {
+          (release as (() => void) | null)?.();
           busy.delete(proc);
           running.delete(id);
         });
@@ -387,4 +462,12 @@ export class PromptExecutor {
     emit("executing", { node: null, prompt_id: promptId });
     return { promptId, status: "success", validation, outputs: uiOutputs, nodes: records };
   }
+}
+
+/** What {@link PromptExecutor} start gives when a node waited for its process and then did not start. */
+const NOT_STARTED = Symbol("not started");
+
+/** A prompt node's class and inputs, as text (what {@link PromptExecutor.cacheScore} compares). */
+function nodeText(node: Prompt[string]): string {
+  return stableJson([node.class_type, node.inputs]);
 }

@@ -133,8 +133,15 @@ export interface NodeBackend {
   release?(value: unknown): void;
   /** Whether a cached value can still be used (false when it holds an object whose process exited: the node runs again). */
   usable?(value: unknown): boolean;
-  /** Tells every live process to stop the node it runs. */
-  interrupt?(): void;
+  /**
+   * Stops the nodes of prompt `promptId` that run now (every live process's running node when
+   * no id is given).
+   */
+  interrupt?(promptId?: string): void;
+  /** A prompt's run begins (the executor calls it before anything of the run reaches the backend). */
+  beginPrompt?(promptId: string): void;
+  /** A prompt's run ended. */
+  endPrompt?(promptId: string): void;
 }
 
 /** Hidden inputs ComfyUI passes to nodes that ask for them (`prompt` and `extra_pnginfo` only to nodes that declare `PROMPT` / `EXTRA_PNGINFO`). */

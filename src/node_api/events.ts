@@ -14,6 +14,8 @@ export interface NodeApiEvent {
   sid: string | null;
   /** The node that was executing when it was sent (its prompt node id), when known. */
   node?: string | null;
+  /** The prompt of that node, when known (prompts may run at the same time: it tells whose event it is). */
+  promptId?: string | null;
 }
 
 /** Receives events. */

@@ -31,6 +31,8 @@ export const EXECUTOR_EVENTS: ReadonlySet<string> = new Set([
 export class PromptServer {
   readonly events: EventBus;
   #clientId: string | null = null;
+  /** The client of each prompt running now (prompts may run at the same time). */
+  #clients = new Map<string, string | null>();
 
   constructor(events: EventBus = defaultEventBus) {
     this.events = events;
@@ -41,8 +43,29 @@ export class PromptServer {
     this.#clientId = clientId;
   };
 
-  /** The client whose prompt runs now. */
+  /** The client whose prompt runs now (the last one set). */
   get clientId(): string | null {
+    return this.#clientId;
+  }
+
+  /** Prompt `promptId` starts running for client `clientId` (host-side only). */
+  readonly beginPrompt = (promptId: string, clientId: string | null): void => {
+    this.#clients.set(promptId, clientId);
+    this.#clientId = clientId;
+  };
+
+  /** Prompt `promptId` ended (host-side only). */
+  readonly endPrompt = (promptId: string): void => {
+    this.#clients.delete(promptId);
+  };
+
+  /**
+   * The client of prompt `promptId` while it runs; for an unknown or absent id, the client
+   * of the only prompt running, else the last one set.
+   */
+  clientFor(promptId: string | null | undefined): string | null {
+    if (promptId != null && this.#clients.has(promptId)) return this.#clients.get(promptId) ?? null;
+    if (this.#clients.size === 1) return this.#clients.values().next().value ?? null;
     return this.#clientId;
   }
 
@@ -52,20 +75,20 @@ export class PromptServer {
    * `PromptServer.instance.send_sync(event, data, sid)` (and `await send(...)`): an event for
    * client `sid` (every client when null). A number as `event` with bytes as `data` is a
    * binary event (ComfyUI's `BinaryEventTypes`: the runtime encodes preview images and
-   * progress texts before they cross). `node` is the prompt node that was executing when
-   * it was sent, which the Python side adds.
+   * progress texts before they cross). `node` and `promptId` are the prompt node that was
+   * executing when it was sent and its prompt, which the Python side adds.
    */
-  send_sync(event: string | number, data: unknown, sid: string | null = null, node: string | null = null): void {
+  send_sync(event: string | number, data: unknown, sid: string | null = null, node: string | null = null, promptId: string | null = null): void {
     const caller = currentCall()?.caller;
     if (caller !== undefined && caller !== "host" && typeof event === "string" && EXECUTOR_EVENTS.has(event)) {
       throw new PyisolateError("DENIED", `Pack "${caller}" may not send the executor's own event "${event}" (PromptServer.send_sync); it was dropped. Send an event of the pack's own name instead.`, { pack: caller });
     }
-    this.events.emit({ type: event, data, sid: sid ?? null, node: node ?? null });
+    this.events.emit({ type: event, data, sid: sid ?? null, node: node ?? null, ...(promptId != null ? { promptId } : {}) });
   }
 
-  /** `PromptServer.instance.client_id`. */
-  client_id(): string | null {
-    return this.#clientId;
+  /** `PromptServer.instance.client_id`: the client of prompt `promptId` (the node's, which the Python side passes). */
+  client_id(promptId: string | null = null): string | null {
+    return this.clientFor(promptId);
   }
 }
 
@@ -95,7 +118,7 @@ export interface ProgressPreview {
 
 /**
  * Node progress (`ProgressBar`, `ComfyAPI.execution.set_progress`): each update becomes a
- * `progress` event for the current client, and the last value per node is kept.
+ * `progress` event for the client of the report's prompt, and the last value per node is kept.
  */
 export class Progress {
   readonly events: EventBus;
@@ -126,8 +149,9 @@ export class Progress {
       prompt_id: report?.prompt_id === undefined || report?.prompt_id === null ? null : String(report.prompt_id),
     };
     if (data.node !== null) this.#last.set(data.node, data);
-    const sid = this.#server?.clientId ?? null;
-    this.events.emit({ type: "progress", data, sid });
+    const sid = this.#server?.clientFor(data.prompt_id) ?? null;
+    const promptId = data.prompt_id !== null ? { promptId: data.prompt_id } : {};
+    this.events.emit({ type: "progress", data, sid, ...promptId });
     const preview = report?.preview;
     if (preview && preview.image instanceof Uint8Array) {
       const type = String(preview.format).toUpperCase() === "PNG" ? 2 : 1;
@@ -135,7 +159,7 @@ export class Progress {
       new DataView(bytes.buffer).setUint32(0, type);
       bytes.set(preview.image, 4);
       const metadata = { node_id: data.node, prompt_id: data.prompt_id, display_node_id: data.node, parent_node_id: null, real_node_id: data.node };
-      this.events.emit({ type: BinaryEventTypes.PREVIEW_IMAGE, data: { bytes, metadata }, sid, node: data.node });
+      this.events.emit({ type: BinaryEventTypes.PREVIEW_IMAGE, data: { bytes, metadata }, sid, node: data.node, ...promptId });
     }
   }
 

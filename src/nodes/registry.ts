@@ -229,6 +229,8 @@ export class NodeRegistry implements NodeBackend {
   readonly #guard: RunGuard;
   // Pairs of processes an object crossed between in this prompt (the hint is said once).
   #crossings = new Set<string>();
+  /** The prompts an executor runs now ({@link NodeRegistry.beginPrompt}), each with its crossings. */
+  #active = new Map<string, Set<string>>();
 
   constructor(opts: NodeRegistryOptions) {
     this.core = opts.core;
@@ -432,14 +434,36 @@ export class NodeRegistry implements NodeBackend {
   }
 
   /** A node's call to its process, watched: its pack's time limit, and the interrupt's escalation. */
-  #call(node: RegisteredNode, method: string, args: unknown[], nodeId: string | null | undefined): Promise<unknown> {
+  #call(node: RegisteredNode, method: string, args: unknown[], nodeId: string | null | undefined, promptId?: string): Promise<unknown> {
     const proc = this.core.processFor(node.owner.pack);
     const timeoutMs = this.core.packs.find((p) => p.name === node.owner.pack)?.nodeTimeoutMs ?? 0;
-    const guarded = { proc, pack: node.owner.pack, classType: node.classType, nodeId: nodeId ?? "?", timeoutMs };
+    const guarded = { proc, pack: node.owner.pack, classType: node.classType, nodeId: nodeId ?? "?", timeoutMs, ...(promptId !== undefined ? { promptId } : {}) };
     return this.#guard.run(guarded, () => proc.call(NODES_SERVICE, method, args, { timeoutMs: 0 }));
   }
 
+  /**
+   * An executor begins running prompt `promptId` (prompts may run at the same time, each in
+   * its own executor). When no other prompt runs, a pending interrupt of an earlier one is
+   * cleared first, as in ComfyUI.
+   */
+  beginPrompt(promptId: string): void {
+    if (this.#active.size === 0) this.#beforeRun(promptId);
+    this.#active.set(promptId, new Set());
+  }
+
+  /** The executor's run of `promptId` ended. */
+  endPrompt(promptId: string): void {
+    this.#active.delete(promptId);
+  }
+
+  /** The prompts executors run now (begun, not ended), in the order they began. */
+  get activePrompts(): string[] {
+    return [...this.#active.keys()];
+  }
+
   #beforeRun(promptId: string | undefined): void {
+    // A run an executor announced was set up by beginPrompt.
+    if (promptId !== undefined && this.#active.has(promptId)) return;
     // A new prompt starts without the previous prompt's pending interrupt, as in ComfyUI.
     if (promptId !== undefined && promptId !== this.#promptId) {
       this.#promptId = promptId;
@@ -461,8 +485,9 @@ export class NodeRegistry implements NodeBackend {
     const id = nodeId ?? hidden.unique_id ?? null;
     this.core.handles.assertUsable(inputs);
     // Said once per prompt, per pair of processes.
-    for (const note of this.core.handles.crossingNotes(inputs, node.owner.process, String(id ?? "?"), classType, this.#crossings)) this.#log.pack(node.owner.pack, note);
-    const r = (await this.#call(node, "execute", [classType, inputs, hidden, id], id)) as { result?: unknown[][]; ui?: Record<string, unknown> | null };
+    const crossings = (hidden.prompt_id !== undefined ? this.#active.get(hidden.prompt_id) : undefined) ?? this.#crossings;
+    for (const note of this.core.handles.crossingNotes(inputs, node.owner.process, String(id ?? "?"), classType, crossings)) this.#log.pack(node.owner.pack, note);
+    const r = (await this.#call(node, "execute", [classType, inputs, hidden, id], id, hidden.prompt_id)) as { result?: unknown[][]; ui?: Record<string, unknown> | null };
     const outputs = Array.isArray(r?.result) ? r.result : [];
     this.core.handles.annotate(outputs, { nodeId: String(id ?? "?"), classType, pack: node.owner.pack });
     return { outputs, ui: r?.ui ?? null };
@@ -481,7 +506,7 @@ export class NodeRegistry implements NodeBackend {
     const node = this.#node(classType);
     if (!node.flags.is_changed) return null;
     const id = nodeId ?? hidden.unique_id ?? null;
-    return this.#call(node, "is_changed", [classType, inputs, hidden, id], id);
+    return this.#call(node, "is_changed", [classType, inputs, hidden, id], id, hidden.prompt_id);
   }
 
   /** The node's own input validation: `true`, or the reason it refuses. */
@@ -510,11 +535,20 @@ export class NodeRegistry implements NodeBackend {
   }
 
   /**
-   * Interrupts the running prompt: every live process's running node stops at its next
-   * check; a node still running after the grace period has its process killed (it starts
-   * again on the next call).
+   * Interrupts a prompt: its running nodes stop at their next check; a node still running
+   * after the grace period has its process killed (it starts again on the next call).
+   *
+   * With the id of a prompt an executor runs ({@link NodeRegistry.beginPrompt}), only that
+   * prompt's nodes are told — the processes that run one of them get the interrupt flag,
+   * and lose it when that node ends —, so that prompts running beside it go on. Without
+   * one (or for a prompt no executor announced), every live process gets the flag, as in
+   * ComfyUI, until the next prompt starts.
    */
-  interrupt(): void {
+  interrupt(promptId?: string): void {
+    if (promptId !== undefined && this.#active.has(promptId)) {
+      this.#guard.interruptPrompt(promptId);
+      return;
+    }
     this.#interruptedPrompt = this.#promptId;
     this.modelManagement.interrupt(true);
     this.#guard.interrupt();

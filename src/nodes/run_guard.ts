@@ -4,7 +4,10 @@
  * grace period its process is killed — it starts again on the next call — and the node fails
  * with `TIMEOUT`. An interrupt of the whole prompt escalates the same way: cooperative first
  * (every node that checks the flag stops), then the processes of the nodes still running are
- * killed, and the prompt ends `execution_interrupted`.
+ * killed, and the prompt ends `execution_interrupted`. An interrupt of one prompt among
+ * several that run at once ({@link RunGuard.interruptPrompt}) does the same for that
+ * prompt's calls only: the interrupt flag goes to their processes, and is taken back when
+ * each call ends.
  * @module
  */
 import { PyisolateError } from "../errors.ts";
@@ -22,7 +25,10 @@ interface Running {
   pack: string;
   classType: string;
   nodeId: string;
+  promptId: string | undefined;
   timedOut: boolean;
+  /** Its prompt was interrupted on its own ({@link RunGuard.interruptPrompt}). */
+  interrupted: boolean;
   timers: ReturnType<typeof setTimeout>[];
 }
 
@@ -34,6 +40,8 @@ export interface GuardedCall {
   nodeId: string;
   /** The node's time limit; `0` for none. It starts once the process is ready (its start-up does not count). */
   timeoutMs: number;
+  /** The prompt it belongs to, for {@link RunGuard.interruptPrompt}. */
+  promptId?: string;
 }
 
 const seconds = (ms: number) => `${+(ms / 1000).toFixed(3)} s`;
@@ -61,7 +69,7 @@ export class RunGuard {
    * process died, it timed out) is re-thrown naming the node, its class and its pack.
    */
   async run<T>(c: GuardedCall, call: () => Promise<T>): Promise<T> {
-    const r: Running = { proc: c.proc, pack: c.pack, classType: c.classType, nodeId: c.nodeId, timedOut: false, timers: [] };
+    const r: Running = { proc: c.proc, pack: c.pack, classType: c.classType, nodeId: c.nodeId, promptId: c.promptId, timedOut: false, interrupted: false, timers: [] };
     this.#running.add(r);
     try {
       if (c.proc.state !== "ready") await c.proc.start();
@@ -72,6 +80,8 @@ export class RunGuard {
       }
       throw e;
     }
+    // Its prompt was interrupted while the process started: it gets the flag now.
+    if (r.interrupted) sendInterrupt(r.proc, true);
     if (c.timeoutMs > 0) {
       r.timers.push(
         unrefTimer(() => {
@@ -102,13 +112,7 @@ export class RunGuard {
     } finally {
       for (const t of r.timers) clearTimeout(t);
       this.#running.delete(r);
-      if (r.timedOut && !this.#interrupting()) {
-        try {
-          c.proc.event(MODEL_MANAGEMENT_SERVICE, "interrupt", [false]);
-        } catch {
-          // not running any more: it starts clean
-        }
-      }
+      if ((r.timedOut || r.interrupted) && !this.#interrupting()) sendInterrupt(c.proc, false);
     }
   }
 
@@ -126,6 +130,28 @@ export class RunGuard {
         if (this.#running.has(r)) r.proc.terminate(`node #${r.nodeId} (${r.classType}) did not stop within ${seconds(this.graceMs)} of the interrupt`);
       }
     }, this.graceMs);
+  }
+
+  /**
+   * Interrupts one prompt's calls in flight, and only those: each one's process gets the
+   * interrupt flag (once it is ready, for a process still starting), and a call still
+   * running after the grace period has its process killed. Each process loses the flag
+   * again when the call ends, so that the next node it runs — another prompt's — starts
+   * clean. Other prompts' calls are not touched.
+   * @returns how many calls were interrupted.
+   */
+  interruptPrompt(promptId: string): number {
+    let n = 0;
+    for (const r of this.#running) {
+      if (r.promptId !== promptId || r.interrupted) continue;
+      r.interrupted = true;
+      n++;
+      if (r.proc.state === "ready") sendInterrupt(r.proc, true);
+      r.timers.push(unrefTimer(() => {
+        if (this.#running.has(r)) r.proc.terminate(`node #${r.nodeId} (${r.classType}) did not stop within ${seconds(this.graceMs)} of the interrupt`);
+      }, this.graceMs));
+    }
+    return n;
   }
 
   /** Forgets a pending escalation (a new prompt starts). */
@@ -146,4 +172,12 @@ function unrefTimer(fn: () => void, ms: number): ReturnType<typeof setTimeout> {
   const t = setTimeout(fn, ms);
   unref(t);
   return t;
+}
+
+function sendInterrupt(proc: PythonProcess, value: boolean): void {
+  try {
+    proc.event(MODEL_MANAGEMENT_SERVICE, "interrupt", [value]);
+  } catch {
+    // a process going away misses it (it starts clean)
+  }
 }

@@ -1,16 +1,21 @@
 /**
  * The prompt queue and history, as ComfyUI's `PromptQueue` keeps them: prompts wait ordered
- * by their number (`front` puts one first), run one at a time through `host.run` (which
- * runs independent branches in parallel inside one prompt), and end in an in-memory history
- * capped at {@link MAXIMUM_HISTORY_SIZE} entries. Every change of the queue sends `status`
- * to every client; a finished prompt sends `status`, then `executing` with node null to its
- * client.
+ * by their number (`front` puts one first), run through `host.run` (which runs independent
+ * branches in parallel inside one prompt), and end in an in-memory history capped at
+ * {@link MAXIMUM_HISTORY_SIZE} entries. Every change of the queue sends `status` to every
+ * client; a finished prompt sends `status`, then `executing` with node null to its client.
+ *
+ * By default one prompt runs at a time, as in ComfyUI. With `maxConcurrent` N > 1, up to N
+ * prompts run at once, started in queue order, each on its own lane of the host (its own
+ * executor and output cache, over the same processes; see `HostRunOptions.lane`): a prompt
+ * goes to the free lane whose cache holds most of its nodes, the lowest such lane on a tie.
  * @module
  */
 import type { Host } from "../host.ts";
 import type { Logger } from "../log.ts";
 import type { ExecutionEvent, Prompt } from "../executor/types.ts";
 import type { WsHub } from "./ws.ts";
+import { PyisolateError } from "../errors.ts";
 
 /** How many prompts the history keeps, as ComfyUI's `MAXIMUM_HISTORY_SIZE`. */
 export const MAXIMUM_HISTORY_SIZE = 10000;
@@ -42,15 +47,38 @@ function tuple(item: QueueItem): [number, string, Prompt, Record<string, unknown
   return [item.number, item.promptId, item.prompt, item.extraData, item.outputs];
 }
 
+/** A prompt that runs: its client, the node its client sees running, its lane. */
+export interface RunningPrompt {
+  promptId: string;
+  clientId: string | null;
+  node: string | null;
+  lane: number;
+}
+
+interface Running extends RunningPrompt {
+  item: QueueItem;
+}
+
+/** Options of a {@link PromptQueue}. */
+export interface PromptQueueOptions {
+  /** The history's cap. @default {@link MAXIMUM_HISTORY_SIZE} */
+  maxHistory?: number;
+  /** How many prompts run at once. @default 1 (ComfyUI's behaviour) */
+  maxConcurrent?: number;
+}
+
 /** The queue, its worker and the history. */
 export class PromptQueue {
   readonly #host: Host;
   readonly #hub: WsHub;
   readonly #log: Logger;
   #pending: QueueItem[] = [];
-  #running: QueueItem | null = null;
-  #runningClient: string | null = null;
-  #runningNode: string | null = null;
+  /** The running prompts, in the order they started. */
+  #running = new Map<string, Running>();
+  /** Lanes no prompt runs on. */
+  #freeLanes: number[];
+  /** The runs in progress (the worker waits for them when it stops). */
+  #runs = new Set<Promise<void>>();
   #history = new Map<string, HistoryEntry>();
   #counter = 0;
   #flags: { unloadModels?: boolean; freeMemory?: boolean } = {};
@@ -59,13 +87,20 @@ export class PromptQueue {
   #worker: Promise<void>;
 
   readonly #maxHistory: number;
+  /** How many prompts run at once. */
+  readonly maxConcurrent: number;
 
-  /** @param maxHistory the history's cap. @default {@link MAXIMUM_HISTORY_SIZE} */
-  constructor(host: Host, hub: WsHub, logger: Logger, maxHistory: number = MAXIMUM_HISTORY_SIZE) {
+  /** @param opts the history's cap and how many prompts run at once (a number: the cap alone). */
+  constructor(host: Host, hub: WsHub, logger: Logger, opts: PromptQueueOptions | number = {}) {
+    const o = typeof opts === "number" ? { maxHistory: opts } : opts;
+    const n = o.maxConcurrent ?? 1;
+    if (!Number.isInteger(n) || n < 1) throw new PyisolateError("USAGE", `maxConcurrentPrompts must be a whole number from 1, got ${String(n)}.`);
     this.#host = host;
     this.#hub = hub;
     this.#log = logger;
-    this.#maxHistory = maxHistory;
+    this.#maxHistory = o.maxHistory ?? MAXIMUM_HISTORY_SIZE;
+    this.maxConcurrent = n;
+    this.#freeLanes = Array.from({ length: n }, (_, i) => i);
     this.#worker = this.#work();
   }
 
@@ -97,12 +132,12 @@ export class PromptQueue {
 
   /** `{exec_info: {queue_remaining}}` (`GET /prompt`, and every `status` message). */
   info(): { exec_info: { queue_remaining: number } } {
-    return { exec_info: { queue_remaining: this.#pending.length + (this.#running ? 1 : 0) } };
+    return { exec_info: { queue_remaining: this.#pending.length + this.#running.size } };
   }
 
-  /** `GET /queue`'s lists. */
+  /** `GET /queue`'s lists (every running prompt, in the order they started). */
   current(): { queue_running: unknown[]; queue_pending: unknown[] } {
-    return { queue_running: this.#running ? [tuple(this.#running)] : [], queue_pending: this.#pending.map(tuple) };
+    return { queue_running: [...this.#running.values()].map((r) => tuple(r.item)), queue_pending: this.#pending.map(tuple) };
   }
 
   /** Whether the queue stopped taking prompts (the server is shutting down). */
@@ -110,12 +145,12 @@ export class PromptQueue {
     return this.#closed;
   }
 
-  /** The running prompt's id and client. */
-  get running(): { promptId: string; clientId: string | null; node: string | null } | null {
-    return this.#running ? { promptId: this.#running.promptId, clientId: this.#runningClient, node: this.#runningNode } : null;
+  /** The running prompts (id, client, the node their client sees running, lane), in the order they started. */
+  get running(): RunningPrompt[] {
+    return [...this.#running.values()].map(({ promptId, clientId, node, lane }) => ({ promptId, clientId, node, lane }));
   }
 
-  /** Empties the queue (the running prompt goes on). */
+  /** Empties the queue (the running prompts go on). */
   wipe(): void {
     this.#pending = [];
     this.#queueUpdated();
@@ -159,26 +194,32 @@ export class PromptQueue {
     this.#history.delete(promptId);
   }
 
-  /** `POST /free`: applied after the running prompt, or at once when none runs. */
+  /**
+   * `POST /free`: applied after the running prompts, or at once when none runs; until then
+   * no queued prompt starts.
+   */
   setFlags(flags: { unloadModels?: boolean; freeMemory?: boolean }): void {
     if (flags.unloadModels) this.#flags.unloadModels = true;
     if (flags.freeMemory) this.#flags.freeMemory = true;
     this.#wake?.();
   }
 
-  /** Interrupts the running prompt (all of them when `promptId` is absent); returns whether one was. */
+  /**
+   * Interrupts running prompt `promptId` (the others go on), or, without an id, every running
+   * prompt; returns whether one was.
+   */
   interrupt(promptId?: string): boolean {
-    if (!this.#running) return false;
-    if (promptId !== undefined && promptId !== this.#running.promptId) return false;
-    this.#host.interrupt();
+    if (promptId !== undefined) return this.#running.has(promptId) && this.#host.interrupt(promptId);
+    if (this.#running.size === 0) return false;
+    for (const id of this.#running.keys()) this.#host.interrupt(id);
     return true;
   }
 
-  /** Stops taking prompts: the queue is emptied, the running prompt interrupted; resolves when the worker stopped. */
+  /** Stops taking prompts: the queue is emptied, the running prompts interrupted; resolves when the worker and they stopped. */
   async close(): Promise<void> {
     this.#closed = true;
     this.#pending = [];
-    this.#host.interrupt();
+    for (const id of this.#running.keys()) this.#host.interrupt(id);
     this.#wake?.();
     await this.#worker;
   }
@@ -193,25 +234,50 @@ export class PromptQueue {
     if (f.unloadModels || f.freeMemory) this.#host.free({ unloadModels: f.unloadModels === true, freeMemory: f.freeMemory === true });
   }
 
-  async #work(): Promise<void> {
-    for (;;) {
-      this.#applyFlags();
-      if (this.#closed) return;
-      const item = this.#pending.shift();
-      if (!item) {
-        await new Promise<void>((resolve) => (this.#wake = resolve));
-        this.#wake = undefined;
-        continue;
-      }
-      await this.#execute(item);
-    }
+  #flagsPending(): boolean {
+    return this.#flags.unloadModels === true || this.#flags.freeMemory === true;
   }
 
-  async #execute(item: QueueItem): Promise<void> {
+  /** The free lane for `item`: the one whose cache holds most of its nodes, the lowest on a tie. */
+  #takeLane(item: QueueItem): number {
+    let best = 0;
+    if (this.#freeLanes.length > 1) {
+      let score = -1;
+      this.#freeLanes.forEach((lane, i) => {
+        const s = this.#host.cacheScore(item.prompt, lane);
+        if (s > score || (s === score && lane < this.#freeLanes[best]!)) [score, best] = [s, i];
+      });
+    }
+    return this.#freeLanes.splice(best, 1)[0]!;
+  }
+
+  async #work(): Promise<void> {
+    for (;;) {
+      // `/free` waits for the running prompts; then nothing runs while it is applied.
+      if (this.#running.size === 0) this.#applyFlags();
+      if (this.#closed) break;
+      if (this.#pending.length > 0 && this.#freeLanes.length > 0 && !this.#flagsPending()) {
+        const item = this.#pending.shift()!;
+        const lane = this.#takeLane(item);
+        const run = this.#execute(item, lane).finally(() => {
+          this.#runs.delete(run);
+          this.#freeLanes.push(lane);
+          this.#freeLanes.sort((a, b) => a - b);
+          this.#wake?.();
+        });
+        this.#runs.add(run);
+        continue;
+      }
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+      this.#wake = undefined;
+    }
+    await Promise.all(this.#runs);
+  }
+
+  async #execute(item: QueueItem, lane: number): Promise<void> {
     const clientId = typeof item.extraData.client_id === "string" ? item.extraData.client_id : null;
-    this.#running = item;
-    this.#runningClient = clientId;
-    this.#runningNode = null;
+    const running: Running = { item, promptId: item.promptId, clientId, node: null, lane };
+    this.#running.set(item.promptId, running);
     this.#queueUpdated();
     const messages: Array<[string, Record<string, unknown>]> = [];
     const started = performance.now();
@@ -219,9 +285,10 @@ export class PromptQueue {
     try {
       const result = await this.#host.run(item.prompt, {
         promptId: item.promptId,
+        lane,
         ...(clientId !== null ? { clientId } : {}),
         ...(item.extraData.extra_pnginfo !== undefined ? { extraPngInfo: item.extraData.extra_pnginfo } : {}),
-        onEvent: (e) => this.#onEvent(e, clientId, messages),
+        onEvent: (e) => this.#onEvent(e, running, messages),
       });
       if (result.status === "invalid") {
         const error = { prompt_id: item.promptId, exception_message: result.validation.error?.message ?? "Prompt failed validation", exception_type: "prompt_outputs_failed_validation", node_errors: result.validation.node_errors, timestamp: Date.now() };
@@ -242,23 +309,22 @@ export class PromptQueue {
     // As ComfyUI: the oldest entry goes once there are more than the cap.
     if (this.#history.size > this.#maxHistory) this.#history.delete(this.#history.keys().next().value!);
     this.#history.set(item.promptId, entry);
-    this.#running = null;
-    this.#runningNode = null;
+    this.#running.delete(item.promptId);
     this.#queueUpdated();
     if (clientId !== null) this.#hub.sendJson(clientId, "executing", { node: null, prompt_id: item.promptId });
     const seconds = (performance.now() - started) / 1000;
     this.#log.info(`Prompt executed in ${seconds.toFixed(2)} seconds`);
   }
 
-  #onEvent(e: ExecutionEvent, clientId: string | null, messages: Array<[string, Record<string, unknown>]>): void {
+  #onEvent(e: ExecutionEvent, running: Running, messages: Array<[string, Record<string, unknown>]>): void {
     if (e.sid === undefined && typeof e.type === "string") {
       if (STATUS_MESSAGES.has(e.type)) messages.push([e.type, e.data]);
       if (e.type === "executing") {
         // `executing` with node null follows the history entry and its `status` (see #execute).
         if (e.data.node === null) return;
-        this.#runningNode = String(e.data.node);
+        running.node = String(e.data.node);
       }
     }
-    this.#hub.sendEvent(e, clientId);
+    this.#hub.sendEvent(e, running.clientId);
   }
 }

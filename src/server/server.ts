@@ -1,7 +1,8 @@
 /**
  * `serve(host)`: a ComfyUI-compatible HTTP + WebSocket server over a host — ComfyUI's API
  * (same paths, bodies, status codes, `/ws` messages in ComfyUI's order), one prompt queue
- * run one prompt at a time, the packs' own routes run in their processes, and what nodes
+ * run one prompt at a time (or up to `maxConcurrentPrompts` at once), the packs' own
+ * routes run in their processes, and what nodes
  * send through `PromptServer` reaching the `/ws` clients. One implementation for Node, Deno
  * and Bun (hono for the routes, crossws for the WebSocket); the runtime's own server
  * listens (`Runtime.serveHttp`).
@@ -33,6 +34,14 @@ export interface ServeOptions {
   maxUploadSizeMb?: number;
   /** How many finished prompts `/history` keeps. @default 10000 (ComfyUI's MAXIMUM_HISTORY_SIZE) */
   maxHistory?: number;
+  /**
+   * How many prompts run at once. With more than 1, queued prompts start in order as soon as
+   * one of that many lanes is free; each lane has its own output cache, and a Python process
+   * runs one node at a time, so prompts over different packs run side by side while prompts
+   * that need the same pack take turns in its process, node by node. @default 1 (one at a
+   * time, as ComfyUI)
+   */
+  maxConcurrentPrompts?: number;
   /** How long a pack's route handler may take, in ms (0: no limit). @default 300000 */
   routeTimeoutMs?: number;
   /** Where the server's own lines go, and what `/internal/logs` shows. @default the shared `log` */
@@ -61,9 +70,9 @@ export interface PromptServerHandle {
   /** The queue (what `/queue` and `/history` show). */
   readonly queue: PromptQueue;
   /**
-   * Shuts down: refuses new prompts, empties the queue, interrupts the running prompt and
-   * waits for it to end (its client still gets `execution_interrupted`), closes the WebSocket
-   * clients and stops listening. The host stays open (close it next).
+   * Shuts down: refuses new prompts, empties the queue, interrupts the running prompts and
+   * waits for them to end (their clients still get `execution_interrupted`), closes the
+   * WebSocket clients and stops listening. The host stays open (close it next).
    */
   close(): Promise<void>;
 }
@@ -97,16 +106,15 @@ export async function serve(host: Host, opts: ServeOptions = {}): Promise<Prompt
     () => features,
     (sid) => {
       // A client that reconnects while its prompt runs learns which node runs, as in ComfyUI.
-      const r = queue?.running;
-      if (r && r.clientId === sid && r.node !== null) hub.sendJson(sid, "executing", { node: r.node });
+      for (const r of queue?.running ?? []) if (r.clientId === sid && r.node !== null) hub.sendJson(sid, "executing", { node: r.node });
     },
   );
-  queue = new PromptQueue(host, hub, logger, opts.maxHistory ?? MAXIMUM_HISTORY_SIZE);
+  queue = new PromptQueue(host, hub, logger, { maxHistory: opts.maxHistory ?? MAXIMUM_HISTORY_SIZE, maxConcurrent: opts.maxConcurrentPrompts ?? 1 });
   const q = queue;
   // What nodes send outside a prompt (from a route handler, say) reaches the clients directly;
-  // during a prompt it comes through the run's events, in the client's order.
+  // during a prompt it comes through that run's events, in its client's order.
   const offBus = host.api.events.on((e) => {
-    if (host.running) return;
+    if (host.promptOf(e) !== null) return;
     const data = e.data instanceof Uint8Array ? { bytes: e.data } : ((e.data ?? {}) as Record<string, unknown>);
     hub.sendEvent({ type: e.type, data, sid: e.sid }, null);
   });

@@ -604,7 +604,7 @@ export function defineServerTests(t: TestApi, runtime: RuntimeName): void {
       const id = await post({ "1": { class_type: "SlowProgress", inputs: { steps: 1000, delay: 0.05 } }, "2": { class_type: "SeedEcho", inputs: { seed: 0, after: ["1", 0] } } }, c.sid);
       await c.next((m) => m.type === "progress", from);
       await st.server.close();
-      assert.equal(st.server.queue.running, null);
+      assert.deepEqual(st.server.queue.running, []);
       assert.equal(((st.server.queue.history({ promptId: id })[id]!.status) as { status_str: string }).status_str, "error");
       await until("the client to be closed", () => (c.closed !== null ? true : undefined));
       // Sent before the close: the client got it first.

@@ -2,11 +2,13 @@
 
 * ``send_sync(event, data, sid)`` and ``await send(...)`` reach the server's ``/ws``
   clients (the client ``sid``, else every client), through the host's ``PromptServer``
-  service, tagged with the node that was executing. Binary events are encoded here as
+  service, tagged with the node that was executing and its prompt (prompts may run at the
+  same time on the host: the tag says whose event it is). Binary events are encoded here as
   ComfyUI encodes them: ``UNENCODED_PREVIEW_IMAGE`` tuples become ``PREVIEW_IMAGE`` frames,
   ``PREVIEW_IMAGE_WITH_METADATA`` its combined frame, ``send_progress_text`` a ``TEXT``
   frame, and bytes go as they are.
-* ``client_id`` is the id of the client whose prompt runs.
+* ``client_id`` is the id of the client whose prompt runs (the prompt of the node executing
+  in this thread).
 * ``routes`` (``@PromptServer.instance.routes.get("/x")``…) and ``app`` (``add_routes``,
   ``router.add_get``…) record the pack's routes at import time; the host serves them and
   runs each handler in this process (see :mod:`pyisolate_runtime.web.routes`).
@@ -80,8 +82,9 @@ class PromptServer:
     @property
     def client_id(self) -> Optional[str]:
         """The client whose prompt runs now (None when the prompt came without one)."""
+        ctx = comfy_bridge.current()
         try:
-            self._client_id = comfy_bridge.call(_SERVICE, "client_id")
+            self._client_id = comfy_bridge.call(_SERVICE, "client_id", ctx.prompt_id if ctx is not None else None)
         except (comfy_bridge.HostUnavailable, RuntimeError):
             pass  # no host, or asked from the I/O thread: the last known value
         return self._client_id
@@ -102,7 +105,8 @@ class PromptServer:
                 raise RuntimeError(f"Binary event types must be integers, got {event}")
             data = bytes(data)
         ctx = comfy_bridge.current()
-        comfy_bridge.emit(_SERVICE, "send_sync", event, data, sid, ctx.node_id if ctx is not None else None)
+        comfy_bridge.emit(_SERVICE, "send_sync", event, data, sid, ctx.node_id if ctx is not None else None,
+                          ctx.prompt_id if ctx is not None else None)
 
     async def send(self, event: Any, data: Any, sid: Optional[str] = None) -> None:
         self.send_sync(event, data, sid)
