@@ -450,8 +450,9 @@ describe("host shutdown leaves no process behind", () => {
         return line !== undefined;
       };
       const t = setInterval(() => started() && clearInterval(t), 20);
-      // A host that exits on its own ("exit") may be gone before the next look at its output.
-      host.on("exit", (code) => {
+      // A host that exits on its own ("exit") may be gone before the next look at its output;
+      // "close" comes once all of that output was read.
+      host.on("close", (code) => {
         clearInterval(t);
         if (!started()) reject(new Error(`host exited (${code}) before starting: ${err}`));
       });
