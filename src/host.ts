@@ -278,6 +278,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
     }
   }
   const builds = await envs.build(packs, {
+    use: true,
     ...(opts.buildConcurrency ? { concurrency: opts.buildConcurrency } : {}),
     ...(opts.onBuildProgress ? { onProgress: opts.onBuildProgress } : {}),
   });
@@ -365,6 +366,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
       ray = await RayCluster.connect(rayOpts, logger);
     } catch (e) {
       await segments.close();
+      envs.releaseUse();
       throw e;
     }
   }
@@ -420,6 +422,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
   } catch (e) {
     await hostCore.close();
     await segments.close();
+    envs.releaseUse();
     throw e;
   }
   for (const l of loads) {
@@ -488,6 +491,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
       executor.clearCache();
       await hostCore.close();
       await segments.close();
+      envs.releaseUse();
     },
   };
 }
