@@ -301,6 +301,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
     }
   }
   const builds = await envs.build(packs, {
+    use: true,
     ...(opts.buildConcurrency ? { concurrency: opts.buildConcurrency } : {}),
     ...(opts.onBuildProgress ? { onProgress: opts.onBuildProgress } : {}),
   });
@@ -388,6 +389,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
       ray = await RayCluster.connect(rayOpts, logger);
     } catch (e) {
       await segments.close();
+      envs.releaseUse();
       throw e;
     }
   }
@@ -443,6 +445,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
   } catch (e) {
     await hostCore.close();
     await segments.close();
+    envs.releaseUse();
     throw e;
   }
   for (const l of loads) {
@@ -554,6 +557,7 @@ async function startHost(opts: HostOptions): Promise<Host> {
       for (const ex of lanes) ex.clearCache();
       await hostCore.close();
       await segments.close();
+      envs.releaseUse();
     },
   };
 }

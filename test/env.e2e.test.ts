@@ -163,6 +163,48 @@ describe("environments built with uv", () => {
     expect(modern.torch).toBe(host.torchVersion);
   }, E2E_TIMEOUT);
 
+  it("a build leaves another fingerprint's environment that a live process uses; a gone process's mark does not hold it", async () => {
+    // Two hosts sharing this cache, each with its own copy of the same pack (manifest mtimes differ).
+    const dir = join(nodes, "MarkedNode");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "__init__.py"), "NODE_CLASS_MAPPINGS = {}\n");
+    writeFileSync(join(dir, "pyisolate.yaml"), "isolated: true\nshare_torch: true\n");
+    const at = (s: number) => {
+      const t = new Date(Date.now() + s * 1000);
+      utimesSync(join(dir, "pyisolate.yaml"), t, t);
+      return packs().get("MarkedNode")!;
+    };
+    const first = manager();
+    const copyA = at(200);
+    expect((await first.build([copyA], { use: true }))[0]!.status).toBe("built");
+    const envA = first.envDir(copyA);
+    const second = manager();
+    const copyB = at(300);
+    expect((await second.build([copyB], { use: true }))[0]!.status).toBe("built");
+    const envB = second.envDir(copyB);
+    expect(envB).not.toBe(envA);
+    // The first host still uses its environment: it stays, and its Python still runs.
+    expect(existsSync(join(envA, "bin", "python"))).toBe(true);
+    expect((await inspect(join(envA, "bin", "python"))).torch).toBe(host.torchVersion);
+    expect(readdirSync(`${envA}.users`)).toEqual([expect.stringMatching(new RegExp(`^${process.pid}\\.[0-9a-f]+@`))]);
+
+    // Once the first host let go (its close), the next build of another fingerprint removes it.
+    first.releaseUse();
+    expect(existsSync(`${envA}.users`)).toBe(false);
+    // A mark left by a process that is gone (pid 2^22 + 1 is above Linux's pid limit) holds nothing.
+    second.releaseUse();
+    mkdirSync(`${envB}.users`, { recursive: true });
+    writeFileSync(join(`${envB}.users`, `4194305.deadbeef@${hostname()}`), "");
+    const third = manager();
+    const copyC = at(400);
+    expect((await third.build([copyC])) [0]!.status).toBe("built");
+    expect(existsSync(envA)).toBe(false);
+    expect(existsSync(envB)).toBe(false);
+    expect(existsSync(`${envB}.users`)).toBe(false);
+    expect(existsSync(third.envDir(copyC))).toBe(true);
+    rmSync(dir, { recursive: true, force: true });
+  }, E2E_TIMEOUT);
+
   it("share_torch: a dependency that requires torch installs without downloading torch", async () => {
     const dir = join(nodes, "TorchDependentNode");
     mkdirSync(dir);

@@ -444,16 +444,17 @@ describe("host shutdown leaves no process behind", () => {
     host.stdout!.on("data", (c) => (out += c));
     host.stderr!.on("data", (c) => (err += c));
     return new Promise((resolve, reject) => {
-      const t = setInterval(() => {
+      const started = (): boolean => {
         const line = out.split("\n").find((l) => l.startsWith("{"));
-        if (line) {
-          clearInterval(t);
-          resolve({ pids: JSON.parse(line).pids, host, out: () => out });
-        }
-      }, 20);
-      host.on("exit", (code) => {
+        if (line) resolve({ pids: JSON.parse(line).pids, host, out: () => out });
+        return line !== undefined;
+      };
+      const t = setInterval(() => started() && clearInterval(t), 20);
+      // A host that exits on its own ("exit") may be gone before the next look at its output;
+      // "close" comes once all of that output was read.
+      host.on("close", (code) => {
         clearInterval(t);
-        if (!out.includes("{")) reject(new Error(`host exited (${code}) before starting: ${err}`));
+        if (!started()) reject(new Error(`host exited (${code}) before starting: ${err}`));
       });
     });
   }

@@ -87,6 +87,40 @@ class Orphan:
 NODE_CLASS_MAPPINGS = {"__NAME__Probe": Probe, "__NAME__Orphan": Orphan}
 `;
 
+/** A pack that notes, as it is imported, which ComfyUI modules its process has loaded already. */
+const SHIM_PROBE = `
+import json, sys
+
+LOADED_AT_IMPORT = sorted(m for m in ("nodes", "comfy", "comfy.model_management", "comfy_api.latest", "folder_paths", "server") if m in sys.modules)
+
+
+class __NAME__Shims:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"nonce": ("INT", {"default": 0, "min": 0, "max": 1 << 30})}}
+
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "probe"
+    OUTPUT_NODE = True
+    CATEGORY = "test"
+
+    def probe(self, nonce):
+        import nodes, comfy.model_management, folder_paths
+        from comfy_api.latest import io
+        info = {
+            "loaded_at_import": LOADED_AT_IMPORT,
+            "nodes": nodes.__file__,
+            "nodes_marker": getattr(nodes, "MARKER", None),
+            "model_management": comfy.model_management.__file__,
+            "io_has_schema": hasattr(io, "Schema"),
+            "max_resolution": getattr(nodes, "MAX_RESOLUTION", None),
+        }
+        return {"ui": {"text": [json.dumps(info)]}, "result": (json.dumps(info),)}
+
+
+NODE_CLASS_MAPPINGS = {"__NAME__Shims": __NAME__Shims}
+`;
+
 describe.skipIf(!linux)("template fork", () => {
   let root: string;
   let host: Host;
@@ -106,6 +140,9 @@ describe.skipIf(!linux)("template fork", () => {
       writeFileSync(join(nodes, pack, "pyisolate.yaml"), "isolated: true\nshare_torch: true\n");
       writeFileSync(join(nodes, pack, "__init__.py"), PROBE.replaceAll("__NAME__", pack));
     }
+    mkdirSync(join(nodes, "ShimUser"), { recursive: true });
+    writeFileSync(join(nodes, "ShimUser", "pyisolate.yaml"), "isolated: true\nshare_torch: true\n");
+    writeFileSync(join(nodes, "ShimUser", "__init__.py"), SHIM_PROBE.replaceAll("__NAME__", "ShimUser"));
     mkdirSync(join(nodes, "ThreadsEnv"), { recursive: true });
     writeFileSync(join(nodes, "ThreadsEnv", "pyisolate.yaml"), "isolated: true\nshare_torch: true\nenv:\n  OMP_NUM_THREADS: '1'\n");
     writeFileSync(join(nodes, "ThreadsEnv", "__init__.py"), PROBE.replaceAll("__NAME__", "ThreadsEnv"));
@@ -172,6 +209,49 @@ describe.skipIf(!linux)("template fork", () => {
       expect(forked.prefix).toBe(info.prefix);
     } finally {
       await plain.close();
+    }
+  });
+
+  it("starts a forked child with the shims its template imported; shared modules that provide one of their names get their own", async () => {
+    const shims = async (h: Host) => {
+      const r = await h.run({ "1": { class_type: "ShimUserShims", inputs: { nonce: ++nonce } } });
+      expect(r.status, JSON.stringify(r.error)).toBe("success");
+      return JSON.parse((r.outputs["1"] as { text: string[] }).text[0]!) as { loaded_at_import: string[]; nodes: string; nodes_marker: string | null; model_management: string; io_has_schema: boolean; max_resolution: number | null };
+    };
+    const shimsDir = join(repo, "python", "pyisolate_runtime", "shims");
+    const forked = await shims(host);
+    expect(lines.some((l) => l.startsWith("][ ShimUser - forked from template host"))).toBe(true);
+    // Loaded before the pack was imported: inherited from the template, not imported again.
+    expect(forked.loaded_at_import).toEqual(["comfy", "comfy.model_management", "comfy_api.latest", "folder_paths", "nodes", "server"]);
+    expect(forked.nodes).toBe(join(shimsDir, "nodes", "__init__.py"));
+    expect(forked.model_management).toBe(join(shimsDir, "comfy", "model_management.py"));
+    expect(forked.io_has_schema).toBe(true);
+    expect(forked.max_resolution).toBe(16384);
+    const status = await templateStatus(await getRuntime(), host.core.templates!.running().find((t) => t.key === "host")!.socket);
+    expect(status.preloaded).toEqual(expect.arrayContaining(["comfy", "comfy_api", "folder_paths", "nodes", "server"]));
+    // They are pyisolate's own, not modules an environment must match to fork from the template.
+    expect(Object.keys(status.modules as object)).not.toContain("nodes");
+
+    // A shared-modules directory with a module named nodes comes before the shims on sys.path:
+    // the child drops what its template preloaded and imports as a plain process would.
+    const shared = join(root, "shared_modules");
+    mkdirSync(shared, { recursive: true });
+    writeFileSync(join(shared, "nodes.py"), "MARKER = 'shared-modules nodes'\n");
+    for (const spawn of ["fork", "spawn"] as const) {
+      const other = await createHost({
+        customNodes: join(root, "custom_nodes"), cacheDir: join(root, "cache"), baseDir: root, python: hostPython,
+        packs: ["ShimUser"], sharedModules: [shared], spawn, logger: new Logger(() => {}),
+      });
+      try {
+        const got = await shims(other);
+        expect(got.nodes, spawn).toBe(join(shared, "nodes.py"));
+        expect(got.nodes_marker, spawn).toBe("shared-modules nodes");
+        expect(got.loaded_at_import.includes("nodes"), spawn).toBe(false);
+        // The rest still comes from the shims.
+        expect(got.model_management, spawn).toBe(join(shimsDir, "comfy", "model_management.py"));
+      } finally {
+        await other.close();
+      }
     }
   });
 

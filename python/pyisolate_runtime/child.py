@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from . import __version__, host, rpc
 from .cbor import CBORDecodeError, CBOREncodeError, dumps, loads
-from . import comfyui
+from . import comfyui, template
 from .nodes import loader
 from .protocol.frames import FrameError, read_frame, write_frame
 from .rpc.log import log
@@ -121,6 +121,8 @@ def _apply_config(cfg: Any) -> list[dict[str, Any]]:
         raise ValueError(f"config.packs must be a list of {{name, path}} maps, got {packs!r}")
     front = list(sys_path)
     provider = comfyui.sys_path_entry(cfg)  # the ComfyUI checkout (core mode), else the shims
+    # Forked from a template: its shim modules stay only where this process uses the shims.
+    template.settle_preloaded(front, provider if provider == SHIMS_DIR else None)
     if os.path.isdir(provider):
         front.append(provider)
     sys.path[:] = front + [p for p in sys.path if p not in front]

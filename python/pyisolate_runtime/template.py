@@ -14,8 +14,16 @@ and stderr, and finally its exit status; it reaps every child (it is their subre
 their own orphans too). A child dies with its template (``PR_SET_PDEATHSIG``); the template
 exits when the host that started it is gone.
 
+It also imports pyisolate's own runtime, its extensions and the ComfyUI shims (``comfy``,
+``comfy_api``, ``nodes``, ``folder_paths``, … from ``pyisolate_runtime/shims``), so that a
+child starts with them loaded: they are the same for every pack. A child that must not use
+them (core mode, where a ComfyUI checkout provides those names, or a pack whose own
+``sys.path`` entries provide one of them first) drops them all before it imports anything
+(:func:`settle_preloaded`), and imports its own as a fresh process would.
+
 Environment: ``PYISOLATE_TEMPLATE_SOCKET`` (where to listen), ``PYISOLATE_TEMPLATE_IMPORTS``
-(comma-separated modules to import, default ``torch``). On start it prints one JSON line on
+(comma-separated modules to import, default ``torch``), ``PYISOLATE_TEMPLATE_SHIMS=0`` (do not
+import the shims). On start it prints one JSON line on
 stdout: ``{"t": "ready", ...}`` (or ``{"t": "fail", "error": ...}``) — see
 ``src/process/template.ts`` for the host side and the wire format.
 """
@@ -37,7 +45,7 @@ import time
 import traceback
 from typing import Any
 
-__all__ = ["main", "pack_sys_path"]
+__all__ = ["main", "pack_sys_path", "settle_preloaded"]
 
 _HEADER = struct.Struct(">IB")
 """A frame: payload length (4 bytes, big-endian), kind (1 byte), payload."""
@@ -55,6 +63,49 @@ _STDLIB.add(os.path.join(sys.base_prefix, "lib", f"python{sys.version_info[0]}{s
 _BASE_PATH = [p for p in sys.path if p in _STDLIB]
 """The interpreter's own entries of ``sys.path`` (the stdlib), the same in every environment
 of this interpreter; the rest comes from PYTHONPATH, the working directory and ``site``."""
+
+
+_PRELOADED: set[str] = set()
+"""The shim modules this template imported (names in ``sys.modules``), which its children inherit."""
+
+
+def _preload_shims(shims_dir: str) -> None:
+    """Import every module of the shims (as a child using them would find them on ``sys.path``)."""
+    import pkgutil
+
+    before = set(sys.modules)
+    sys.path.insert(0, shims_dir)
+    try:
+        for info in pkgutil.walk_packages([shims_dir]):
+            importlib.import_module(info.name)
+    finally:
+        sys.path.remove(shims_dir)
+        importlib.invalidate_caches()
+    _PRELOADED.update(name for name in set(sys.modules) - before if not name.startswith("pyisolate_runtime"))
+
+
+def settle_preloaded(front: list[str], shims_dir: str | None) -> bool:
+    """In a forked child: keep the shims its template imported when this process uses them
+    (``shims_dir`` is on its ``sys.path`` after ``front``) and none of ``front`` provides one
+    of their top-level names first; else drop them all from ``sys.modules`` (they are then
+    imported from wherever this process's ``sys.path`` finds them). Returns whether kept."""
+    if not _PRELOADED:
+        return False
+    keep = shims_dir is not None
+    if keep and front:
+        from importlib.machinery import PathFinder
+
+        for top in {name.split(".", 1)[0] for name in _PRELOADED}:
+            spec = PathFinder.find_spec(top, front)
+            if spec is not None and spec.loader is not None:  # a namespace portion does not win
+                keep = False
+                break
+    if not keep:
+        for name in _PRELOADED:
+            sys.modules.pop(name, None)
+        _PRELOADED.clear()
+        importlib.invalidate_caches()
+    return keep
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -108,16 +159,18 @@ def _status() -> dict[str, Any]:
         "python_threads": threading.active_count(),
         "native_threads": native,
         "modules": _modules(),
+        "preloaded": sorted(name for name in _PRELOADED if "." not in name),
     }
 
 
 def _modules() -> dict[str, dict[str, str]]:
     """The top-level modules outside the stdlib that the template imported, with where each
-    comes from (its directory's parent: the site-packages it was found in) and its version."""
+    comes from (its directory's parent: the site-packages it was found in) and its version
+    (not the shims: pyisolate's own, and settled by each child, see :func:`settle_preloaded`)."""
     out: dict[str, dict[str, str]] = {}
     std = set(getattr(sys, "stdlib_module_names", ()))
     for name, mod in list(sys.modules.items()):
-        if "." in name or name in std or name.startswith("_") or name == "pyisolate_runtime":
+        if "." in name or name in std or name.startswith("_") or name == "pyisolate_runtime" or name in _PRELOADED:
             continue
         f = getattr(mod, "__file__", None)
         if not f:
@@ -378,6 +431,9 @@ def main() -> int:
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     subreaper = _prctl(PR_SET_CHILD_SUBREAPER, 1)
     started = time.perf_counter()
+    # Run as ``-m``, this module is ``__main__``: the children's ``from . import template``
+    # must find this one (its record of what was preloaded), not a fresh copy.
+    sys.modules.setdefault("pyisolate_runtime.template", sys.modules[__name__])
     imports = [m for m in os.environ.get("PYISOLATE_TEMPLATE_IMPORTS", "torch").split(",") if m]
     try:
         for name in imports:
@@ -385,6 +441,8 @@ def main() -> int:
         from . import child  # noqa: F401  the runtime itself, and its extensions
         for name in child.EXTENSIONS:
             importlib.import_module(name)
+        if os.environ.get("PYISOLATE_TEMPLATE_SHIMS", "1") != "0":
+            _preload_shims(child.SHIMS_DIR)
     except BaseException as e:
         _say({"t": "fail", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
         return 1

@@ -10,17 +10,24 @@
  * lock file, so a failed or interrupted build leaves nothing half-made and two hosts
  * building the same environment wait for each other.
  *
+ * A host marks the environments it uses (`envs/<env>.users/<pid>.<token>@<hostname>`, made
+ * before it looks for the environment, removed by {@link EnvManager.releaseUse} when it closes):
+ * a build that replaces a pack's environment of another fingerprint leaves one that a live
+ * process marked (two hosts sharing a cache directory with different copies of a pack, or a
+ * manifest touched while a host runs). Marks of processes that are gone are removed.
+ *
  * The build itself (uv runs, share_torch wiring) is `venv_build.ts`'s.
  * @module
  */
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { cpus, homedir } from "node:os";
+import { cpus, homedir, hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { PyisolateError } from "../errors.ts";
-import { acquireLock, removeTree, safeComponent } from "../util/fs.ts";
+import { acquireLock, randomHex, removeTree, safeComponent } from "../util/fs.ts";
+import { pidAlive } from "../util/os.ts";
 import type { PackInfo } from "../manifest/manifest.ts";
 import { normalizeRequirement } from "../manifest/requirements.ts";
 import { resolveHostPython, resolveUv, type HostPython, type UvCommand } from "./host_python.ts";
@@ -66,6 +73,8 @@ export interface BuildOptions {
   concurrency?: number;
   /** Receives progress events. */
   onProgress?: (p: BuildProgress) => void;
+  /** Mark the environments as used by this process until {@link EnvManager.releaseUse}, so another build leaves them. @default false */
+  use?: boolean;
 }
 
 /** Options for the {@link EnvManager} constructor. */
@@ -129,6 +138,9 @@ export class EnvManager {
   readonly #runtime: Runtime | undefined;
   readonly #env: Record<string, string | undefined>;
   readonly #linkMode: string | null;
+  /** This manager's mark of an environment in use, and the `.users` folders it marked. */
+  readonly #mark = `${process.pid}.${randomHex(6)}@${hostname()}`;
+  readonly #marked = new Set<string>();
 
   constructor(opts: EnvManagerOptions) {
     this.cacheDir = resolve(opts.cacheDir);
@@ -280,7 +292,7 @@ export class EnvManager {
     const worker = async () => {
       while (next < packs.length) {
         const i = next++;
-        results[i] = await this.buildOne(packs[i]!, opts.onProgress);
+        results[i] = await this.buildOne(packs[i]!, opts.onProgress, opts.use === true);
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, packs.length) }, worker));
@@ -288,7 +300,7 @@ export class EnvManager {
   }
 
   /** Builds one pack's environment (see {@link EnvManager.build}); never throws. */
-  async buildOne(pack: PackInfo, onProgress?: (p: BuildProgress) => void): Promise<BuildResult> {
+  async buildOne(pack: PackInfo, onProgress?: (p: BuildProgress) => void, use = false): Promise<BuildResult> {
     const started = Date.now();
     const elapsed = () => Date.now() - started;
     const say = (phase: BuildProgress["phase"], message: string) => onProgress?.({ pack: pack.name, phase, message, elapsedMs: elapsed() });
@@ -297,6 +309,8 @@ export class EnvManager {
       return { pack: pack.name, status: "shared", durationMs: elapsed(), uvRuns: 0 };
     }
     const envDir = this.envDir(pack);
+    // Marked before it is looked for: a build of another fingerprint must not remove it meanwhile.
+    if (use) this.#markUse(envDir);
     if (this.stamp(pack)) {
       say("cached", "environment ready (cached)");
       return { pack: pack.name, status: "cached", durationMs: elapsed(), uvRuns: 0, envDir };
@@ -341,11 +355,58 @@ export class EnvManager {
     }
   }
 
-  /** Removes this pack's environments of older fingerprints that nobody is building. */
+  /** Removes this pack's environments of other fingerprints that nobody is building or using. */
   async #removeOtherEnvs(pack: PackInfo): Promise<void> {
     for (const dir of this.#otherEnvs(pack)) {
-      if (existsSync(`${dir}.lock`)) continue;
+      if (existsSync(`${dir}.lock`) || this.#inUse(dir)) continue;
       await removeTree(dir).catch(() => {});
+      await removeTree(`${dir}.users`).catch(() => {});
     }
+  }
+
+  #markUse(envDir: string): void {
+    const users = `${envDir}.users`;
+    try {
+      mkdirSync(users, { recursive: true });
+      writeFileSync(join(users, this.#mark), "");
+      this.#marked.add(users);
+    } catch {
+      // A read-only cache: nothing else can build there either.
+    }
+  }
+
+  /** Whether a live process marked this environment in use (marks of processes that are gone are removed). */
+  #inUse(envDir: string): boolean {
+    const users = `${envDir}.users`;
+    let names: string[];
+    try {
+      names = readdirSync(users);
+    } catch {
+      return false;
+    }
+    let live = false;
+    for (const name of names) {
+      const m = /^(\d+)\.[0-9a-f]+@(.+)$/.exec(name);
+      // Another machine's process cannot be checked from here: its mark holds.
+      if (m && (m[2] !== hostname() || pidAlive(Number(m[1])))) {
+        live = true;
+        continue;
+      }
+      rmSync(join(users, name), { force: true });
+    }
+    return live;
+  }
+
+  /** Removes this manager's marks of the environments it used (the host's `close()`). */
+  releaseUse(): void {
+    for (const users of this.#marked) {
+      rmSync(join(users, this.#mark), { force: true });
+      try {
+        rmdirSync(users);
+      } catch {
+        // Other users' marks remain.
+      }
+    }
+    this.#marked.clear();
   }
 }

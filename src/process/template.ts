@@ -55,6 +55,8 @@ export interface TemplateInfo {
   subreaper: boolean;
   /** Top-level modules it imported: the site-packages each came from, and its version. */
   modules: Record<string, { site: string; version: string }>;
+  /** pyisolate's ComfyUI shims it imported (top-level names), which its children start with. */
+  preloaded: string[];
 }
 
 /** A running template. */

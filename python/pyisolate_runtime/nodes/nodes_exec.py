@@ -19,6 +19,7 @@ import asyncio
 import concurrent.futures
 import inspect
 import threading
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from pyisolate_runtime.nodes import comfy_bridge
@@ -93,15 +94,35 @@ def _call(fn: Callable[..., Any], kwargs: Dict[str, Any]) -> Any:
     return result
 
 
+_ACCEPTS: "weakref.WeakKeyDictionary[Any, Dict[bool, Tuple[set, bool]]]" = weakref.WeakKeyDictionary()
+
+
 def _accepts(fn: Callable[..., Any]) -> Tuple[set, bool]:
-    """The keyword names ``fn`` takes, and whether it takes ``**kwargs``."""
+    """The keyword names ``fn`` takes, and whether it takes ``**kwargs`` (read once per
+    function: ``inspect.signature`` costs more than a small node's whole run)."""
+    func = getattr(fn, "__func__", fn)
+    bound = func is not fn
+    try:
+        known = _ACCEPTS.get(func)
+    except TypeError:  # not weak-referenceable: read it each time
+        known = None
+        func = None
+    if known is not None and bound in known:
+        return known[bound]
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
-        return set(), True
-    names = {p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    var_kw = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
-    return names, var_kw
+        found: Tuple[set, bool] = (set(), True)
+    else:
+        names = {p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        var_kw = any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+        found = (names, var_kw)
+    if func is not None:
+        try:
+            _ACCEPTS.setdefault(func, {})[bound] = found
+        except TypeError:
+            pass
+    return found
 
 
 def _filter_inputs(fn: Callable[..., Any], data: Dict[str, List[Any]]) -> Dict[str, List[Any]]:
@@ -247,8 +268,8 @@ class NodeRunner:
                 self._objects[key] = obj
         return obj
 
-    def _v1_hidden_kwargs(self, cls: Any, hidden: Dict[str, Any]) -> Dict[str, List[Any]]:
-        declared = (cls.INPUT_TYPES() or {}).get("hidden") or {}
+    def _v1_hidden_kwargs(self, declared_types: Dict[str, Any], hidden: Dict[str, Any]) -> Dict[str, List[Any]]:
+        declared = declared_types.get("hidden") or {}
         out: Dict[str, List[Any]] = {}
         for name, kind in declared.items():
             kind = kind[0] if isinstance(kind, (list, tuple)) else kind
@@ -261,11 +282,13 @@ class NodeRunner:
             out[name] = [value]
         return out
 
-    def _declared_only(self, cls: Any, fn: Callable[..., Any], data: Dict[str, List[Any]]) -> Dict[str, List[Any]]:
+    def _declared_only(self, cls: Any, fn: Callable[..., Any], data: Dict[str, List[Any]],
+                       declared: Optional[Dict[str, Any]] = None) -> Dict[str, List[Any]]:
         _names, var_kw = _accepts(fn)
         if var_kw:
             return data
-        declared = cls.INPUT_TYPES() or {}
+        if declared is None:
+            declared = cls.INPUT_TYPES() or {}
         known = set((declared.get("required") or {}).keys()) | set((declared.get("optional") or {}).keys())
         known |= set((declared.get("hidden") or {}).keys())
         return {k: v for k, v in data.items() if k in known or k.split(".", 1)[0] in known}
@@ -301,8 +324,9 @@ class NodeRunner:
             if not function or not hasattr(obj, function):
                 raise AttributeError(f"Node {class_type} names FUNCTION = {function!r}, which the class does not define.")
             fn = getattr(obj, function)
-            data.update(self._v1_hidden_kwargs(cls, hidden_values))
-            data = self._declared_only(cls, fn, data)
+            declared = cls.INPUT_TYPES() or {}  # once per run, as ComfyUI reads it
+            data.update(self._v1_hidden_kwargs(declared, hidden_values))
+            data = self._declared_only(cls, fn, data, declared)
             input_is_list = bool(getattr(cls, "INPUT_IS_LIST", False))
 
             def call(kwargs: Dict[str, Any], index: Optional[int]) -> Any:
@@ -333,7 +357,7 @@ class NodeRunner:
             input_is_list = bool(clone.SCHEMA.is_input_list)
         else:
             fn = cls.IS_CHANGED
-            data.update(self._v1_hidden_kwargs(cls, hidden_values))
+            data.update(self._v1_hidden_kwargs(cls.INPUT_TYPES() or {}, hidden_values))
             input_is_list = bool(getattr(cls, "INPUT_IS_LIST", False))
         data = _filter_inputs(fn, data)
         return map_over_lists(input_is_list, data, lambda kwargs, _i: _call(fn, kwargs))

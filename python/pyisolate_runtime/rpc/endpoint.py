@@ -7,8 +7,11 @@ Threads of a pyisolate Python process:
   never waits behind node code. It must never block on the host.
 * the **node loop** (an asyncio loop on the main thread, once the packs are imported)
   runs served ``async def`` methods as tasks;
-* a **thread pool** runs served plain methods, so node code may itself call the host
-  and wait: nested calls both ways (host → child → host → child) do not deadlock.
+* served plain methods run on **call threads**, one each while it runs, so node code may
+  itself call the host and wait: nested calls both ways (host → child → host → child) do
+  not deadlock. The thread that read a call runs it itself and hands reading on to an idle
+  call thread first (a leader/follower hand-off): the call starts without waiting for
+  another thread to wake, and the next reader wakes while the call runs.
 
 Any thread may write; a lock keeps frames whole. This module holds the connection
 itself (the I/O thread, sending, closing); outgoing calls are :mod:`.calls`, incoming
@@ -46,6 +49,8 @@ def _encode_failure(e: BaseException, message: str) -> BaseException:
         return TypeError(message)
 
 _MAX_WORKERS = 256
+# Idle call threads kept waiting to read next; more than this many end when their call does.
+_MAX_SPARES = 8
 
 
 class Endpoint(Calls, Serving):
@@ -82,6 +87,12 @@ class Endpoint(Calls, Serving):
         self._encode_guard: Any = None
         self._reader: threading.Thread | None = None
         self._reader_ident = -1
+        # The call being handed to the thread that read it (set by Serving._on_call), and the
+        # idle call threads waiting to read next (each blocks on its own lock).
+        self._lead: tuple | None = None
+        self._spares: list[list] = []
+        self._spare_lock = threading.Lock()
+        self._threads = itertools.count(1).__next__
         self._exit_requested = False
         self.node_loop: asyncio.AbstractEventLoop | None = None
         self._node_ident = -1
@@ -114,8 +125,53 @@ class Endpoint(Calls, Serving):
         self._exit_requested = True
 
     def _read_loop(self) -> None:
-        self._reader_ident = threading.get_ident()
-        reader = FrameReader(self._sock)
+        self._read_from(FrameReader(self._sock))
+
+    def _read_from(self, reader: FrameReader) -> None:
+        """Read and dispatch frames until the connection ends or this thread leaves to run a
+        call it read (then another thread reads on, and this one becomes idle)."""
+        me = threading.current_thread()
+        while True:
+            me.name = "pyisolate-io"
+            self._reader_ident = threading.get_ident()
+            end = self._read_frames(reader)
+            if end is not None:
+                self._close(*end)
+                return
+            lead, self._lead = self._lead, None
+            # Reading goes on in another thread before this one runs node code.
+            self._reader_ident = -1
+            self._pass_reading(reader)
+            me.name = f"pyisolate-call-{self._threads()}"
+            self._serve_sync(*lead)
+            lead = None
+            if not self._wait_to_read():
+                return
+
+    def _pass_reading(self, reader: FrameReader) -> None:
+        with self._spare_lock:
+            spare = self._spares.pop() if self._spares else None
+        if spare is not None:
+            spare[1] = reader
+            spare[0].release()
+            return
+        threading.Thread(target=self._read_from, args=(reader,), name="pyisolate-io", daemon=True).start()
+
+    def _wait_to_read(self) -> bool:
+        """Wait, idle, until handed the reading (True), or until the connection ended (False)."""
+        gate = threading.Lock()
+        gate.acquire()
+        spare: list = [gate, None]
+        with self._spare_lock:
+            if self.closed or len(self._spares) >= _MAX_SPARES:
+                return False
+            self._spares.append(spare)
+        gate.acquire()
+        return spare[1] is not None
+
+    def _read_frames(self, reader: FrameReader) -> tuple[str, int] | None:
+        """Dispatch frames; None when a call to run here was read (``self._lead``), else the
+        reason and exit code the connection ended with."""
         reason, code = "eof", 0
         dispatch = self._dispatch
         hooks = self._hooks
@@ -151,6 +207,8 @@ class Endpoint(Calls, Serving):
                 # Not kept while waiting for the next frame: a value it holds (a proxy) must go
                 # when its user lets go of it.
                 msg = payload = None
+                if self._lead is not None:
+                    return None
                 if self._exit_requested:
                     reason = "shutdown"
                     break
@@ -164,7 +222,7 @@ class Endpoint(Calls, Serving):
         except BaseException:
             log_exception("the I/O thread failed")
             reason, code = "the I/O thread failed", 1
-        self._close(reason, code)
+        return reason, code
 
     def _undecodable(self, payload: bytes | bytearray, e: Exception) -> str | None:
         """Fail the one message whose content could not be decoded; returns a protocol
@@ -188,6 +246,10 @@ class Endpoint(Calls, Serving):
 
     def _close(self, reason: str, code: int) -> None:
         self.closed = True
+        with self._spare_lock:
+            spares, self._spares = self._spares, []
+        for gate, _reader in spares:
+            gate.release()
         try:
             err = ConnectionError(f"the connection to the host closed before the answer came ({reason})")
             pending, self._pending = self._pending, {}

@@ -4,7 +4,8 @@
 The I/O thread resolves ``s.m`` (a served method, or ``$cb`` for a callback passed to the
 host) and hands it on: an :func:`~pyisolate_runtime.rpc.registry.inline` method runs right
 there, an ``async def`` method on the node loop (or on a loop of its own in a worker
-thread while the node loop is busy), any other in the worker pool.
+thread while the node loop is busy), any other on the thread that read it, which first
+hands the reading on to an idle call thread.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class Serving:
     _executor: concurrent.futures.ThreadPoolExecutor
     _reply_ok: Callable[[int, Any, str, str], None]
     _reply_err: Callable[..., None]
+    _reader_ident: int
+    _lead: tuple | None
 
     def _on_cancel(self, msg: dict) -> None:
         job = self._running.pop(msg["id"], None)
@@ -116,6 +119,9 @@ class Serving:
                 )
             else:
                 job.future = self._executor.submit(self._serve_async_in_thread, cid, fn, a, k, s, m)
+        elif threading.get_ident() == self._reader_ident:
+            # Run by the thread that read it, once another thread reads on (Endpoint._read_from).
+            self._lead = (cid, job, fn, a, k, s, m)
         else:
             job.future = self._executor.submit(self._serve_sync, cid, job, fn, a, k, s, m)
 
