@@ -24,6 +24,8 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHost, type Host } from "../src/host.ts";
 import { Logger } from "../src/log.ts";
+import { TensorRef } from "../src/values/tensors.ts";
+import { viewTensor } from "../src/values/view.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 const hostPython = process.env.PYISOLATE_PYTHON ?? join(repo, ".venv", "bin", "python");
@@ -200,5 +202,27 @@ describe.runIf(haveRay)("tensors on the Ray backend", () => {
     expect(d.shape).toEqual([1, 32, 8, 3]);
     expect(d.sum).toBe(Array.from({ length: 32 * 8 * 3 }, (_, i) => (i * (2654435761 % 1048576)) % 1048576).reduce((a, b) => a + b, 0));
     expect((await ray.relays()).RayTensorMaker!.served).toBeGreaterThanOrEqual(1);
+  }, 300_000);
+
+  it("the host views a tensor of a pack on another Ray node: the driver copies it here through Ray", async () => {
+    const ray = host.core.ray!;
+    const maker = host.core.processFor("RayTensorMaker");
+    const servedBefore = (await ray.relays()).RayTensorMaker?.served ?? 0;
+    const before = maker.traffic.sent + maker.traffic.received;
+    const ref = (await maker.call("RayTensorMaker", "make", [H, W])) as TensorRef;
+    expect(ref).toBeInstanceOf(TensorRef);
+    expect(ray.whereIs(ref)).toMatchObject({ node: nodes.a, remote: true });
+    const disk = host.segments.onDisk();
+    const view = await viewTensor(ref);
+    try {
+      expect(view.bytes.byteLength).toBe(NBYTES);
+      expect(createHash("sha256").update(view.bytes).digest("hex")).toBe(expected().sha256);
+    } finally {
+      view.unmap();
+    }
+    expect(maker.traffic.sent + maker.traffic.received - before).toBeLessThan(1 << 16);
+    expect((await ray.relays()).RayTensorMaker!.served).toBe(servedBefore + 1);
+    // The copy was this view's: no file of it is left.
+    expect(host.segments.onDisk()).toEqual(disk);
   }, 300_000);
 });

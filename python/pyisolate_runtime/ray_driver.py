@@ -13,6 +13,10 @@ the host's Unix socket (``PYISOLATE_RAY_SOCKET``) with the host's token
   ``{"ev": "exit", "key", "code", "signal", "reason"}``.
 * ``{"op": "kill", "key", "signal"}``: signals the process group; ``SIGKILL`` also ends the actor.
 * ``{"id", "op": "info"}``: the cluster (Ray version, nodes with their resources).
+* ``{"id", "op": "fetch", "segment", "offset", "nbytes", "actor"}``: the bytes of a segment of
+  another node, through Ray, into a new segment of the host's on this machine: ``{"id", "ok":
+  true, "segment"}`` (the host's own reads: ``viewTensor``).
+* ``{"op": "unlink", "actor", "segment"}``: that actor unlinks a segment of its node.
 * ``{"id", "op": "relays"}``: what each actor relayed (tensor segments fetched from and served
   to other Ray nodes): ``{"id", "ok": true, "relays": {name: {fetched, fetched_bytes, served,
   served_bytes, unlinked}}}``, by pack name (``"host"`` for the host's relay).
@@ -423,6 +427,20 @@ class Driver:
             except Exception:
                 pass
 
+    def fetch(self, req: dict) -> None:
+        try:
+            actor = self.ray.get_actor(str(req["actor"]))
+        except ValueError:
+            self.send({"id": req["id"], "ok": False, "error": f"the Ray actor {req['actor']} that wrote it is gone (its pack's process ended)"})
+            return
+        try:
+            data = self.ray.get(actor.read.remote(str(req["segment"]), int(req["offset"]), int(req["nbytes"])), timeout=FETCH_TIMEOUT_S)
+            shm = os.environ.get("PYISOLATE_SHM_DIR") or "/dev/shm"
+            self.send({"id": req["id"], "ok": True, "segment": _write_segment(shm, self.host_id, data)})
+        except Exception as e:
+            cause = getattr(e, "cause", None) or e
+            self.send({"id": req["id"], "ok": False, "error": f"{type(cause).__name__}: {_first_line(cause)}"})
+
     def relays(self, req: dict) -> None:
         every = list(self.actors.items()) + ([("host", self.host_relay)] if self.host_relay is not None else [])
         out: dict = {}
@@ -450,6 +468,8 @@ class Driver:
                     self.kill(req)
                 elif op == "info":
                     threading.Thread(target=self.info, args=(req,), daemon=True).start()
+                elif op == "fetch":
+                    threading.Thread(target=self.fetch, args=(req,), daemon=True).start()
                 elif op == "unlink":
                     self.unlink(req)
                 elif op == "relays":

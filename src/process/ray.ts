@@ -24,6 +24,7 @@ import { getRuntime } from "../runtime/detect.ts";
 import type { ChildHandle, ExitStatus, Runtime, SocketConn, SocketServer, SpawnOptions } from "../runtime/contract.ts";
 import type { Launcher } from "../../workers/broker_core.ts";
 import { collectTensorRefs, type TensorRef } from "../values/tensors.ts";
+import { registerRemoteSegments } from "../values/view.ts";
 import { KeepAlive, unref } from "../util/os.ts";
 
 /** What a pack's actor asks of its node (the manifest's `ray` settings). */
@@ -161,6 +162,7 @@ export class RayCluster {
   #actors = new Map<string, string>();
   #closed = false;
   #buf = "";
+  #unregister: (() => void) | undefined;
 
   private constructor(init: { rt: Runtime; conn: SocketConn; server: SocketServer; dir: string; child: ChildHandle; log: Logger; address: string; version: string; hostAddress: string; relay?: RayRelay; relayError?: string }) {
     this.#rt = init.rt;
@@ -255,6 +257,10 @@ export class RayCluster {
     hello.conn.onClose(() => c.#lost("the Ray driver closed its connection"));
     child.exited.then((s) => c.#lost(`the Ray driver exited (${s.signal ?? `code ${s.code}`})`));
     if (hello.msg.rest) c.#data(String(hello.msg.rest));
+    c.#unregister = registerRemoteSegments(opts.hostId ?? process.env.PYISOLATE_HOST_ID ?? String(process.pid), {
+      remote: (ref) => c.whereIs(ref)?.remote === true,
+      fetch: (ref) => c.fetchSegment(ref),
+    });
     log.pack("ray", `- joined the Ray cluster at ${c.address} (Ray ${c.version})`, "debug");
     if (relay) log.pack("ray", `- tensors of other Ray nodes reach this machine (Ray node ${relay.node.slice(0, 12)}) through its relay actor`, "debug");
     else log.pack("ray", `- this machine has no relay actor${relayError ? ` (${relayError})` : ""}: tensors of packs on other Ray nodes cannot reach the host's processes`, "warn");
@@ -318,6 +324,23 @@ export class RayCluster {
     return true;
   }
 
+  /**
+   * Copies a tensor of another Ray node into a new segment of this host on this machine, through
+   * Ray (the driver fetches it from the actor that wrote it); returns the copy's name, which
+   * the caller unlinks. `viewTensor` does this for such refs.
+   * @throws {PyisolateError} `RAY` naming the Ray node and the cause when it cannot be fetched.
+   */
+  async fetchSegment(ref: TensorRef): Promise<string> {
+    const w = this.whereIs(ref);
+    if (!w) throw new PyisolateError("USAGE", `Tensor segment ${ref.segment} does not live on a Ray node.`);
+    try {
+      const r = await this.#request({ op: "fetch", segment: ref.segment, offset: ref.offset, nbytes: ref.nbytes, actor: w.actor }, 0);
+      return String(r.segment);
+    } catch (e) {
+      throw new PyisolateError("RAY", `A ${ref.dtype} tensor of shape [${ref.shape.join(", ")}] lives on Ray node ${w.node.slice(0, 12)}; the host could not fetch it through Ray: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
   /** Where the pack's actor runs (or ran last). */
   placement(pack: string): RayPlacement | undefined {
     return this.#placements.get(pack);
@@ -332,6 +355,7 @@ export class RayCluster {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unregister?.();
     try {
       this.#conn.write(new TextEncoder().encode(JSON.stringify({ op: "shutdown" }) + "\n"));
     } catch {
