@@ -108,6 +108,14 @@ describe.runIf(haveRay)("the Ray backend", () => {
     expect(readFileSync(join(root, "out-ray", "demo_00001_.png")).equals(local.png)).toBe(true);
     expect(labelOf("NumpyLegacyNode")).toBe("a");
     expect(["b1", "b2"]).toContain(labelOf("NumpyModernNode"));
+    // The image went host (MakeGradient) → a → pool_b → host (SaveImagePNG): each hop between
+    // different Ray nodes through Ray's object store, fetched by the receiving side's actor.
+    const ray = host.core.ray!;
+    const at = { host: ray.relay!.node, NumpyLegacyNode: ray.placement("NumpyLegacyNode")!.id, NumpyModernNode: ray.placement("NumpyModernNode")!.id };
+    const relays = await ray.relays();
+    for (const [to, from] of [["NumpyLegacyNode", "host"], ["NumpyModernNode", "NumpyLegacyNode"], ["host", "NumpyModernNode"]] as const) {
+      if (at[to] !== at[from]) expect(relays[to]?.fetched ?? 0, `${from} → ${to}`).toBeGreaterThan(0);
+    }
     // The shared process stays on this machine; the isolated ones are actors (no local pid).
     expect(host.core.shared.pid).toBeGreaterThan(0);
     expect(host.core.processFor("NumpyLegacyNode").pid).toBeUndefined();
