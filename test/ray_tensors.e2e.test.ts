@@ -64,6 +64,7 @@ let cluster: ChildProcessWithoutNullStreams | undefined;
 let nodes: Record<string, string> = {};
 let host: Host;
 let clusterOut = "";
+const lines: string[] = [];
 
 function clusterSays(what: RegExp, ms: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -99,7 +100,7 @@ describe.runIf(haveRay)("tensors on the Ray backend", () => {
       outputDir: join(root, "out"),
       backend: "ray",
       ray: { address: info.address, python: rayPython },
-      logger: new Logger(() => {}),
+      logger: new Logger((_l, line) => lines.push(line)),
     });
     expect(host.packs.filter((p) => p.error).map((p) => [p.name, p.error?.message])).toEqual([]);
   }, 600_000);
@@ -225,4 +226,11 @@ describe.runIf(haveRay)("tensors on the Ray backend", () => {
     // The copy was this view's: no file of it is left.
     expect(host.segments.onDisk()).toEqual(disk);
   }, 300_000);
+
+  it("at close, the driver removes the host's segments on the other Ray nodes its actors ran on", async () => {
+    await host.close();
+    // a, and the pool_b node(s) the taker ran on: each a task of its own; all share this machine's /dev/shm.
+    const said = lines.find((l) => /removed \d+ segments of this host on/.test(l));
+    expect(said, lines.filter((l) => l.includes("ray")).join("\n")).toMatch(/removed [1-9]\d* segments of this host on ([2-9]) of \1 other Ray nodes/);
+  }, 120_000);
 });

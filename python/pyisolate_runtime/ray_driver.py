@@ -423,9 +423,11 @@ class Driver:
                 pass
         if refs:
             try:
-                self.ray.wait(refs, num_returns=len(refs), timeout=15)
-            except Exception:
-                pass
+                ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=15)
+                n = sum(self.ray.get(ready))
+                print(f"removed {n} segments of this host on {len(ready)} of {len(refs)} other Ray nodes", file=sys.stderr, flush=True)
+            except Exception as e:
+                print(f"could not remove this host's segments on other Ray nodes: {type(e).__name__}: {_first_line(e)}", file=sys.stderr, flush=True)
 
     def fetch(self, req: dict) -> None:
         try:

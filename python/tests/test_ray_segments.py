@@ -98,3 +98,16 @@ def test_a_ref_of_another_node_is_fetched_by_node_identity_not_by_the_file(monke
     content[1]["ray"] = {"node": NODE_A, "actor": "pyisolate-x-3"}
     with pytest.raises(tensors.TensorCrossingError, match=r"A numpy array \(int16, shape \[5\]\) lives on Ray node aaaaaaaaaaaa"):
         tensors.decode_ndarray(content)
+
+
+def test_the_host_machine_without_a_ray_node_maps_its_own_and_refuses_the_cluster_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ray Client: the shared process has PYISOLATE_RAY_NODE=- and no relay.
+    monkeypatch.setenv("PYISOLATE_RAY_NODE", "-")
+    monkeypatch.setenv("PYISOLATE_RAY_HOST_NODE", "")
+    monkeypatch.setenv("PYISOLATE_PACK", "shared")
+    ref = tensors.encode_tensor(torch.arange(4, dtype=torch.float32))
+    assert "ray" not in ref
+    assert torch.equal(tensors.decode_tensor(ref), torch.arange(4, dtype=torch.float32))
+    ref["ray"] = {"node": NODE_A, "actor": "pyisolate-x-9"}
+    with pytest.raises(tensors.TensorCrossingError, match=r'lives on Ray node aaaaaaaaaaaa, and pack "shared" on the host\'s machine \(not a Ray node\) has no Ray actor to fetch it'):
+        tensors.decode_tensor(ref)

@@ -279,7 +279,8 @@ export class RayCluster {
    */
   localEnv(): Record<string, string> {
     const r = this.relay;
-    const env: Record<string, string> = { PYISOLATE_RAY_HOST_NODE: r?.node ?? "" };
+    // "-": this machine is no Ray node (Ray Client): its processes read only segments of this machine.
+    const env: Record<string, string> = { PYISOLATE_RAY_HOST_NODE: r?.node ?? "", PYISOLATE_RAY_NODE: "-" };
     if (r) Object.assign(env, { PYISOLATE_RAY_NODE: r.node, PYISOLATE_RAY_ACTOR: r.actor, PYISOLATE_RAY_RELAY: r.socket, PYISOLATE_RAY_RELAY_TOKEN: r.token });
     return env;
   }

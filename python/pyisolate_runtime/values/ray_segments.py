@@ -12,8 +12,9 @@ segment on this node, which this process maps and unlinks at once (the mapping s
 else knows the copy). The host never sees the bytes.
 
 A ref without ``ray`` was written on the host's machine, whose node is
-``PYISOLATE_RAY_HOST_NODE`` (empty when the host's machine is not a Ray node). Without
-``PYISOLATE_RAY_NODE`` (the local backend) nothing here applies.
+``PYISOLATE_RAY_HOST_NODE`` (empty when the host's machine is not a Ray node; its own processes
+then have ``PYISOLATE_RAY_NODE=-``). Without ``PYISOLATE_RAY_NODE`` (the local backend) nothing
+here applies.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ ENV_ACTOR = "PYISOLATE_RAY_ACTOR"
 ENV_RELAY = "PYISOLATE_RAY_RELAY"
 ENV_TOKEN = "PYISOLATE_RAY_RELAY_TOKEN"
 ENV_HOST_NODE = "PYISOLATE_RAY_HOST_NODE"
+NO_NODE = "-"
+"""``PYISOLATE_RAY_NODE`` of a process of a host machine that is not a Ray node (Ray Client)."""
 
 FETCH_TIMEOUT_S = 600.0
 
@@ -40,7 +43,7 @@ def origin() -> dict[str, str] | None:
     """``{node, actor}`` for segments this process writes; None outside the Ray backend."""
     node = os.environ.get(ENV_NODE)
     actor = os.environ.get(ENV_ACTOR)
-    if not node or not actor:
+    if not node or not actor or node == NO_NODE:
         return None
     return {"node": node, "actor": actor}
 
@@ -51,7 +54,10 @@ def _short(node: str) -> str:
 
 def _who() -> str:
     pack = os.environ.get("PYISOLATE_PACK") or "this process"
-    return f'pack "{pack}" on Ray node {_short(os.environ.get(ENV_NODE, ""))}'
+    node = os.environ.get(ENV_NODE, "")
+    if node == NO_NODE:
+        return f'pack "{pack}" on the host\'s machine (not a Ray node)'
+    return f'pack "{pack}" on Ray node {_short(node)}'
 
 
 def local_segment(ref: dict[str, Any], what: str) -> tuple[str, int, bool]:
@@ -71,7 +77,7 @@ def local_segment(ref: dict[str, Any], what: str) -> tuple[str, int, bool]:
     else:
         node = os.environ.get(ENV_HOST_NODE, "")
         actor = ""
-    if node == here:
+    if node == (os.environ.get(ENV_HOST_NODE, "") if here == NO_NODE else here):
         return segment, offset, False
     if not actor:
         raise TensorCrossingError(
@@ -80,7 +86,7 @@ def local_segment(ref: dict[str, Any], what: str) -> tuple[str, int, bool]:
             "relays tensors through Ray), or pin this pack to the host's node."
         )
     relay = os.environ.get(ENV_RELAY)
-    if not relay:
+    if not relay or here == NO_NODE:
         raise TensorCrossingError(f"{what} lives on Ray node {_short(node)}, and {_who()} has no Ray actor to fetch it.")
     req = {"segment": segment, "offset": offset, "nbytes": int(ref["nbytes"]), "node": node, "actor": actor,
            "host": host_id(), "token": os.environ.get(ENV_TOKEN, "")}
