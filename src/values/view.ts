@@ -92,7 +92,8 @@ export interface TensorView {
  * A tensor of a pack on another Ray node (the Ray backend) is first copied to this machine
  * through Ray; `zeroCopy` then speaks of the local copy.
  * @throws {PyisolateError} `USAGE` for a CUDA tensor (its memory is not in a segment),
- *   `NOT_FOUND` when the segment was already released.
+ *   `NOT_FOUND` when the segment was already released, `RAY` when a tensor of another Ray node
+ *   cannot be fetched (naming the node and the cause).
  * @example
  * const v = await viewTensor(ref);
  * const first = (v.data as Float32Array)[v.start];
