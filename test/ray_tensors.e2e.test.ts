@@ -15,7 +15,7 @@
  * suite says so in one line and runs nothing.
  * @module
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,6 +23,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHost, type Host } from "../src/host.ts";
+import { TestCluster } from "./ray_cluster.ts";
 import { Logger } from "../src/log.ts";
 import { TensorRef } from "../src/values/tensors.ts";
 import { viewTensor } from "../src/values/view.ts";
@@ -60,37 +61,22 @@ interface Described {
 }
 
 let root: string;
-let cluster: ChildProcessWithoutNullStreams | undefined;
+let cluster: TestCluster | undefined;
 let nodes: Record<string, string> = {};
 let host: Host;
-let clusterOut = "";
 const lines: string[] = [];
-
-function clusterSays(what: RegExp, ms: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`the test cluster did not say ${what} within ${ms} ms:\n${clusterOut}`)), ms);
-    const check = () => {
-      const m = what.exec(clusterOut);
-      if (m) {
-        clearTimeout(t);
-        cluster!.stdout.off("data", check);
-        resolve(m[0]);
-      }
-    };
-    cluster!.stdout.on("data", check);
-    check();
-  });
-}
 
 describe.runIf(haveRay)("tensors on the Ray backend", () => {
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), "pyisolate-raytensors-"));
     const custom = join(root, "custom_nodes");
-    for (const name of ["RayTensorMaker", "RayTensorTaker", "RayTensorHost"]) cpSync(join(repo, "test", "fixtures", "ray", name), join(custom, name), { recursive: true });
-    cluster = spawn(rayPython, [join(repo, "test", "fixtures", "ray", "cluster.py")], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, RAY_USAGE_STATS_ENABLED: "0" } });
-    cluster.stdout.on("data", (d: Buffer) => (clusterOut += d.toString()));
-    cluster.stderr.on("data", (d: Buffer) => (clusterOut += d.toString()));
-    const info = JSON.parse(await clusterSays(/\{"address".*\}/, 180_000)) as { address: string; nodes: Record<string, string> };
+    for (const name of ["RayTensorMaker", "RayTensorTaker", "RayTensorHost"]) {
+      cpSync(join(repo, "test", "fixtures", "ray", name), join(custom, name), { recursive: true });
+      // The same node code in each pack.
+      cpSync(join(repo, "test", "fixtures", "ray", "rt_nodes.py"), join(custom, name, "rt_nodes.py"));
+    }
+    cluster = await TestCluster.start(rayPython, repo);
+    const info = { address: cluster.address, nodes: cluster.nodes };
     nodes = info.nodes;
     host = await createHost({
       customNodes: custom,
@@ -107,13 +93,7 @@ describe.runIf(haveRay)("tensors on the Ray backend", () => {
 
   afterAll(async () => {
     await host?.close();
-    if (cluster && cluster.exitCode === null) {
-      cluster.stdin.end();
-      await new Promise<void>((r) => {
-        const t = setTimeout(() => (cluster!.kill("SIGKILL"), r()), 60_000);
-        cluster!.once("exit", () => (clearTimeout(t), r()));
-      });
-    }
+    await cluster?.stop();
     if (root) rmSync(root, { recursive: true, force: true });
   }, 120_000);
 
