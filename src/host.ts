@@ -386,7 +386,10 @@ async function startHost(opts: HostOptions): Promise<Host> {
   if (backend === "ray") {
     const rayOpts = rayOptionsFrom({ address: "auto", ...(process.env.PYISOLATE_RAY ? { address: process.env.PYISOLATE_RAY } : {}), ...opts.ray }, envs.host.python)!;
     try {
-      ray = await RayCluster.connect(rayOpts, logger);
+      ray = await RayCluster.connect({ ...rayOpts, hostId: segments.hostId }, logger);
+      const cluster = ray;
+      // Segments on other Ray nodes are unlinked there, by the actors that wrote them.
+      segments.unlinkRemote = (name, ref) => cluster.unlinkRemote(name, ref);
     } catch (e) {
       await segments.close();
       envs.releaseUse();

@@ -9,7 +9,7 @@
  * suite says so in one line and runs nothing.
  * @module
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Prompt } from "../src/executor/types.ts";
 import { createHost, type Host } from "../src/host.ts";
+import { TestCluster } from "./ray_cluster.ts";
 import { Logger } from "../src/log.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -29,29 +30,12 @@ const demo: Prompt = JSON.parse(readFileSync(join(repo, "examples", "workflows",
 delete demo["11"]; // DeepDiffNode: a third environment that says nothing about placement
 
 let root: string;
-let cluster: ChildProcessWithoutNullStreams | undefined;
+let cluster: TestCluster | undefined;
 let nodes: Record<string, string> = {};
 let address = "";
 let local: { outputs: Record<string, unknown>; png: Buffer };
 let host: Host;
 const lines: string[] = [];
-let clusterOut = "";
-
-function clusterSays(what: RegExp, ms: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`the test cluster did not say ${what} within ${ms} ms:\n${clusterOut}`)), ms);
-    const check = () => {
-      const m = what.exec(clusterOut);
-      if (m) {
-        clearTimeout(t);
-        cluster!.stdout.off("data", check);
-        resolve(m[0]);
-      }
-    };
-    cluster!.stdout.on("data", check);
-    check();
-  });
-}
 
 describe.runIf(haveRay)("the Ray backend", () => {
   beforeAll(async () => {
@@ -72,10 +56,8 @@ describe.runIf(haveRay)("the Ray backend", () => {
     expect(lr.status, JSON.stringify(lr.error)).toBe("success");
     local = { outputs: lr.outputs, png: readFileSync(join(root, "out-local", "demo_00001_.png")) };
 
-    cluster = spawn(rayPython, [join(repo, "test", "fixtures", "ray", "cluster.py")], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, RAY_USAGE_STATS_ENABLED: "0" } });
-    cluster.stdout.on("data", (d: Buffer) => (clusterOut += d.toString()));
-    cluster.stderr.on("data", (d: Buffer) => (clusterOut += d.toString()));
-    const info = JSON.parse(await clusterSays(/\{"address".*\}/, 180_000)) as { address: string; nodes: Record<string, string> };
+    cluster = await TestCluster.start(rayPython, repo);
+    const info = { address: cluster.address, nodes: cluster.nodes };
     nodes = info.nodes;
     address = info.address;
     expect(address).toMatch(/^127\.0\.0\.1:\d+$/);
@@ -86,13 +68,7 @@ describe.runIf(haveRay)("the Ray backend", () => {
 
   afterAll(async () => {
     await host?.close();
-    if (cluster && cluster.exitCode === null) {
-      cluster.stdin.end();
-      await new Promise<void>((r) => {
-        const t = setTimeout(() => (cluster!.kill("SIGKILL"), r()), 60_000);
-        cluster!.once("exit", () => (clearTimeout(t), r()));
-      });
-    }
+    await cluster?.stop();
     if (root) rmSync(root, { recursive: true, force: true });
   }, 120_000);
 
@@ -108,6 +84,14 @@ describe.runIf(haveRay)("the Ray backend", () => {
     expect(readFileSync(join(root, "out-ray", "demo_00001_.png")).equals(local.png)).toBe(true);
     expect(labelOf("NumpyLegacyNode")).toBe("a");
     expect(["b1", "b2"]).toContain(labelOf("NumpyModernNode"));
+    // The image went host (MakeGradient) → a → pool_b → host (SaveImagePNG): each hop between
+    // different Ray nodes through Ray's object store, fetched by the receiving side's actor.
+    const ray = host.core.ray!;
+    const at = { host: ray.relay!.node, NumpyLegacyNode: ray.placement("NumpyLegacyNode")!.id, NumpyModernNode: ray.placement("NumpyModernNode")!.id };
+    const relays = await ray.relays();
+    for (const [to, from] of [["NumpyLegacyNode", "host"], ["NumpyModernNode", "NumpyLegacyNode"], ["host", "NumpyModernNode"]] as const) {
+      if (at[to] !== at[from]) expect(relays[to]?.fetched ?? 0, `${from} → ${to}`).toBeGreaterThan(0);
+    }
     // The shared process stays on this machine; the isolated ones are actors (no local pid).
     expect(host.core.shared.pid).toBeGreaterThan(0);
     expect(host.core.processFor("NumpyLegacyNode").pid).toBeUndefined();
@@ -146,8 +130,8 @@ describe.runIf(haveRay)("the Ray backend", () => {
     const victimId = nodes[victim]!;
     const running = host.run({ "1": { class_type: "RaySleep", inputs: { seconds: 60, tag: "slow" } } });
     await new Promise((r) => setTimeout(r, 3000));
-    cluster!.stdin.write(`remove ${victim}\n`);
-    await clusterSays(new RegExp(`removed ${victim}`), 60_000);
+    cluster!.send(`remove ${victim}`);
+    await cluster!.says(new RegExp(`removed ${victim}`), 60_000);
     const r = await running;
     expect(r.status).toBe("error");
     const text = JSON.stringify(r.error);

@@ -13,20 +13,40 @@ the host's Unix socket (``PYISOLATE_RAY_SOCKET``) with the host's token
   ``{"ev": "exit", "key", "code", "signal", "reason"}``.
 * ``{"op": "kill", "key", "signal"}``: signals the process group; ``SIGKILL`` also ends the actor.
 * ``{"id", "op": "info"}``: the cluster (Ray version, nodes with their resources).
+* ``{"id", "op": "fetch", "segment", "offset", "nbytes", "actor"}``: the bytes of a segment of
+  another node, through Ray, into a new segment of the host's on this machine: ``{"id", "ok":
+  true, "segment"}`` (the host's own reads: ``viewTensor``).
+* ``{"op": "unlink", "actor", "segment"}``: that actor unlinks a segment of its node.
+* ``{"id", "op": "relays"}``: what each actor relayed (tensor segments fetched from and served
+  to other Ray nodes): ``{"id", "ok": true, "relays": {name: {fetched, fetched_bytes, served,
+  served_bytes, unlinked}}}``, by pack name (``"host"`` for the host's relay).
+
+Tensors between Ray nodes: every actor serves the segments of its node to other actors
+(``read``, whose answer travels through Ray's object store) and, on a Unix socket of its own
+node, fetches segments of other nodes for its pack's process into new local segments
+(``values/ray_segments.py`` is that process's side). When the driver runs on a Ray node (not
+through Ray Client), a relay actor on that node does the same for the processes of the host's
+machine (the shared process); the hello then carries ``relay: {node, actor, socket, token}``.
 
 Nothing here is imported by a pack's process: Ray stays out of every pack's environment.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import traceback
+
+SEGMENT_NAME = re.compile(r"pyisolate-([0-9A-Za-z]+)-[0-9A-Za-z]+")
+FETCH_TIMEOUT_S = 600.0
 
 
 class PackActor:
@@ -37,9 +57,17 @@ class PackActor:
     to the driver with the actor's name in front.
     """
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, name: str, host_id: str) -> None:
         self.label = label
+        self.name = name
+        self.host_id = host_id
+        self.shm = os.environ.get("PYISOLATE_SHM_DIR") or "/dev/shm"
         self.proc: subprocess.Popen | None = None
+        self.relay_path: str | None = None
+        self.token = secrets.token_hex(16)
+        self.peers: dict[str, object] = {}
+        self.counts = {"fetched": 0, "fetched_bytes": 0, "served": 0, "served_bytes": 0, "unlinked": 0}
+        self.count_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"pyisolate[{self.label}]"
@@ -51,6 +79,10 @@ class PackActor:
 
         full = dict(os.environ)
         full.update(env)
+        self.shm = full.get("PYISOLATE_SHM_DIR") or "/dev/shm"
+        node = ray.get_runtime_context().get_node_id()
+        full.update({"PYISOLATE_RAY_NODE": node, "PYISOLATE_RAY_ACTOR": self.name,
+                     "PYISOLATE_RAY_RELAY": self._listen(), "PYISOLATE_RAY_RELAY_TOKEN": self.token})
 
         def child_setup() -> None:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -62,8 +94,116 @@ class PackActor:
         )
         for stream, out in ((self.proc.stdout, sys.stdout), (self.proc.stderr, sys.stderr)):
             threading.Thread(target=_pump, args=(stream, out), daemon=True).start()
-        ctx = ray.get_runtime_context()
-        return {"pid": self.proc.pid, "node": {"id": ctx.get_node_id(), "ip": ray.util.get_node_ip_address()}}
+        return {"pid": self.proc.pid, "node": {"id": node, "ip": ray.util.get_node_ip_address()}}
+
+    def relay(self) -> dict:
+        """Serves the processes of this node that are not actors' children (the host's)."""
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        return {"node": node, "ip": ray.util.get_node_ip_address(), "actor": self.name,
+                "socket": self._listen(), "token": self.token}
+
+    def read(self, segment: str, offset: int, nbytes: int) -> bytes:
+        """The bytes [offset, offset+nbytes) of a segment of this node (for an actor on another)."""
+        m = SEGMENT_NAME.fullmatch(segment) if isinstance(segment, str) else None
+        if m is None or m.group(1) != self.host_id:
+            raise ValueError(f"{segment!r} is not a segment of this host")
+        path = os.path.join(self.shm, f"pyisolate-{m.group(1)}", segment)
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read(nbytes)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"segment {segment} is gone from {self.shm} on its node: the host released it before it was fetched"
+            ) from None
+        if len(data) != nbytes:
+            raise ValueError(f"segment {segment} holds fewer than {offset + nbytes} bytes")
+        with self.count_lock:
+            self.counts["served"] += 1
+            self.counts["served_bytes"] += nbytes
+        return data
+
+    def unlink(self, segment: str) -> None:
+        """Unlinks a segment of this node that the host let go of."""
+        m = SEGMENT_NAME.fullmatch(segment) if isinstance(segment, str) else None
+        if m is None or m.group(1) != self.host_id:
+            return
+        try:
+            os.unlink(os.path.join(self.shm, f"pyisolate-{self.host_id}", segment))
+        except FileNotFoundError:
+            return
+        with self.count_lock:
+            self.counts["unlinked"] += 1
+
+    def stats(self) -> dict:
+        with self.count_lock:
+            return dict(self.counts)
+
+    # --- the local socket: fetches for the processes of this node
+
+    def _listen(self) -> str:
+        if self.relay_path is None:
+            # An abstract socket (Linux): no file to leave behind when the actor is killed;
+            # the token keeps other users of the node out.
+            name = f"pyisolate-relay-{secrets.token_hex(8)}"
+            srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            srv.bind("\0" + name)
+            srv.listen(16)
+            threading.Thread(target=self._accept, args=(srv,), daemon=True).start()
+            self.relay_path = "@" + name
+        return self.relay_path
+
+    def _accept(self, srv: socket.socket) -> None:
+        while True:
+            conn, _ = srv.accept()
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            buf = b""
+            while b"\n" not in buf:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            try:
+                req = json.loads(buf.split(b"\n", 1)[0])
+                if not secrets.compare_digest(str(req.get("token", "")), self.token):
+                    answer = {"error": "wrong relay token"}
+                else:
+                    answer = self._fetch(req)
+            except Exception as e:  # one line for the process that asked
+                answer = {"error": f"{type(e).__name__}: {_first_line(e)}"}
+            conn.sendall((json.dumps(answer) + "\n").encode())
+
+    def _fetch(self, req: dict) -> dict:
+        import ray
+
+        name = str(req["actor"])
+        peer = self.peers.get(name)
+        if peer is None:
+            try:
+                peer = ray.get_actor(name)
+            except ValueError:
+                return {"error": f"the Ray actor {name} that wrote it is gone (its pack's process ended)"}
+            self.peers[name] = peer
+        nbytes = int(req["nbytes"])
+        try:
+            data = ray.get(peer.read.remote(str(req["segment"]), int(req["offset"]), nbytes), timeout=FETCH_TIMEOUT_S)
+        except Exception as e:
+            self.peers.pop(name, None)
+            cause = getattr(e, "cause", None) or e
+            return {"error": f"{type(cause).__name__}: {_first_line(cause)}"}
+        host = str(req.get("host") or self.host_id)
+        if not re.fullmatch(r"[0-9A-Za-z]+", host):
+            return {"error": f"bad host id {host!r}"}
+        segment = _write_segment(self.shm, host, data)
+        with self.count_lock:
+            self.counts["fetched"] += 1
+            self.counts["fetched_bytes"] += nbytes
+        return {"segment": segment}
 
     def wait(self) -> int:
         assert self.proc is not None
@@ -76,6 +216,55 @@ class PackActor:
             os.killpg(self.proc.pid, sig)
         except ProcessLookupError:
             pass
+
+
+def _remove_segments(shm: str, host: str) -> int:
+    """Removes host ``host``'s segments on this node, and its folder when that is left empty."""
+    folder = os.path.join(shm, f"pyisolate-{host}")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    n = 0
+    for name in names:
+        if SEGMENT_NAME.fullmatch(name):
+            try:
+                os.unlink(os.path.join(folder, name))
+                n += 1
+            except OSError:
+                pass
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass
+    return n
+
+
+def _write_segment(shm: str, host: str, data: bytes) -> str:
+    """A new segment of host ``host`` on this node holding ``data``; returns its name."""
+    folder = os.path.join(shm, f"pyisolate-{host}")
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    name = f"pyisolate-{host}-{secrets.token_hex(8)}"
+    path = os.path.join(folder, name)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, max(len(data), 1))
+        except OSError as e:
+            raise OSError(e.errno, f"not enough shared memory in {shm} on this Ray node for {len(data)} bytes") from None
+        view = memoryview(data)
+        off = 0
+        while off < len(view):
+            off += os.write(fd, view[off : off + (1 << 30)])
+    except BaseException:
+        os.close(fd)
+        os.unlink(path)
+        raise
+    os.close(fd)
+    return name
 
 
 def _pump(stream, out) -> None:
@@ -94,7 +283,25 @@ class Driver:
         self.actors: dict[str, object] = {}
         self.nodes_of: dict[str, dict] = {}
         self.ended: set[str] = set()
-        self.Actor = ray.remote(max_concurrency=4, max_restarts=0)(PackActor)
+        self.names: dict[str, str] = {}
+        self.counter = itertools.count(1)
+        self.host_id = os.environ.get("PYISOLATE_HOST_ID") or str(os.getppid())
+        self.prefix = f"pyisolate-{self.host_id}-{secrets.token_hex(4)}"
+        self.Actor = ray.remote(max_concurrency=8, max_restarts=0)(PackActor)
+        self.host_relay = None
+        self.host_node: str | None = None
+
+    def open_relay(self) -> dict | None:
+        """A relay actor on this driver's own Ray node, for the host machine's processes."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        node = self.ray.get_runtime_context().get_node_id()
+        name = f"{self.prefix}-host"
+        actor = self.Actor.options(name=name, num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote("host", name, self.host_id)
+        info = self.ray.get(actor.relay.remote(), timeout=120)
+        self.host_relay = actor
+        self.host_node = info["node"]
+        return info
 
     def send(self, msg: dict) -> None:
         data = (json.dumps(msg) + "\n").encode()
@@ -119,8 +326,10 @@ class Driver:
         if res.get("resources"):
             opts["resources"] = res["resources"]
         try:
-            actor = self.Actor.options(**opts).remote(req["name"])
+            name = f"{self.prefix}-{next(self.counter)}"
+            actor = self.Actor.options(name=name, **opts).remote(req["name"], name, self.host_id)
             self.actors[key] = actor
+            self.names[key] = req["name"]
             ref = actor.start.remote(req["cmd"], req["env"], req.get("cwd"))
             ready, _ = self.ray.wait([ref], timeout=5.0)
             if not ready:
@@ -131,7 +340,7 @@ class Driver:
             self.actors.pop(key, None)
             return
         self.nodes_of[key] = started["node"]
-        self.send({"id": req["id"], "ok": True, "pid": started["pid"], "node": started["node"]})
+        self.send({"id": req["id"], "ok": True, "pid": started["pid"], "node": started["node"], "actor": name})
         threading.Thread(target=self.watch, args=(key, actor), daemon=True).start()
 
     def watch(self, key: str, actor) -> None:
@@ -193,6 +402,57 @@ class Driver:
             })
         self.send({"id": req["id"], "ok": True, "version": self.ray.__version__, "nodes": nodes})
 
+    def unlink(self, req: dict) -> None:
+        try:
+            self.ray.get_actor(str(req["actor"])).unlink.remote(str(req["segment"]))
+        except Exception:
+            pass  # its actor is gone: the segment goes with the host's folder on that node at close
+
+    def cleanup(self) -> None:
+        """At shutdown: removes the host's segments on every other node its actors ran on (a
+        task on each; the host removes its own folder on its machine)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        task = self.ray.remote(num_cpus=0, max_retries=0)(_remove_segments)
+        shm = os.environ.get("PYISOLATE_SHM_DIR") or "/dev/shm"
+        refs = []
+        for node in {n["id"] for n in self.nodes_of.values()} - {self.host_node}:
+            try:
+                refs.append(task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(shm, self.host_id))
+            except Exception:
+                pass
+        if refs:
+            try:
+                ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=15)
+                n = sum(self.ray.get(ready))
+                print(f"removed {n} segments of this host on {len(ready)} of {len(refs)} other Ray nodes", file=sys.stderr, flush=True)
+            except Exception as e:
+                print(f"could not remove this host's segments on other Ray nodes: {type(e).__name__}: {_first_line(e)}", file=sys.stderr, flush=True)
+
+    def fetch(self, req: dict) -> None:
+        try:
+            actor = self.ray.get_actor(str(req["actor"]))
+        except ValueError:
+            self.send({"id": req["id"], "ok": False, "error": f"the Ray actor {req['actor']} that wrote it is gone (its pack's process ended)"})
+            return
+        try:
+            data = self.ray.get(actor.read.remote(str(req["segment"]), int(req["offset"]), int(req["nbytes"])), timeout=FETCH_TIMEOUT_S)
+            shm = os.environ.get("PYISOLATE_SHM_DIR") or "/dev/shm"
+            self.send({"id": req["id"], "ok": True, "segment": _write_segment(shm, self.host_id, data)})
+        except Exception as e:
+            cause = getattr(e, "cause", None) or e
+            self.send({"id": req["id"], "ok": False, "error": f"{type(cause).__name__}: {_first_line(cause)}"})
+
+    def relays(self, req: dict) -> None:
+        every = list(self.actors.items()) + ([("host", self.host_relay)] if self.host_relay is not None else [])
+        out: dict = {}
+        for key, actor in every:
+            try:
+                out[self.names.get(key, key)] = self.ray.get(actor.stats.remote(), timeout=30)
+            except Exception:
+                pass
+        self.send({"id": req["id"], "ok": True, "relays": out})
+
     def serve(self) -> None:
         buf = b""
         while True:
@@ -210,6 +470,12 @@ class Driver:
                     self.kill(req)
                 elif op == "info":
                     threading.Thread(target=self.info, args=(req,), daemon=True).start()
+                elif op == "fetch":
+                    threading.Thread(target=self.fetch, args=(req,), daemon=True).start()
+                elif op == "unlink":
+                    self.unlink(req)
+                elif op == "relays":
+                    threading.Thread(target=self.relays, args=(req,), daemon=True).start()
                 elif op == "shutdown":
                     return
 
@@ -255,13 +521,20 @@ def main() -> int:
     hello["version"] = ray.__version__
     hello["address"] = ray.get_runtime_context().gcs_address
     driver = Driver(sock)
+    if not address.startswith("ray://"):
+        # Ray Client runs the driver's work on the head: no relay on the host's machine there.
+        try:
+            hello["relay"] = driver.open_relay()
+        except Exception as e:
+            hello["relay_error"] = f"{type(e).__name__}: {_first_line(e)}"
     driver.send(hello)
     try:
         driver.serve()
     except Exception:
         traceback.print_exc()
     finally:
-        for actor in list(driver.actors.values()):
+        driver.cleanup()
+        for actor in list(driver.actors.values()) + ([driver.host_relay] if driver.host_relay is not None else []):
             try:
                 ray.kill(actor, no_restart=True)
             except Exception:

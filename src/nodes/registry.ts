@@ -529,9 +529,9 @@ export class NodeRegistry implements NodeBackend {
     this.core.handles.release(value);
   }
 
-  /** Whether a cached value can still be used: false when an object it holds is gone (its process exited). */
+  /** Whether a cached value can still be used: false when an object it holds is gone (its process exited), or a tensor of another Ray node whose actor is gone. */
   usable(value: unknown): boolean {
-    return !this.core.handles.stale(value);
+    return !this.core.handles.stale(value) && !this.core.ray?.holdsLostTensor(value);
   }
 
   /**

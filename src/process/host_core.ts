@@ -305,7 +305,9 @@ export class HostCore {
     const o = this.#opts;
     const plan = limits.sandbox;
     const segmentDir = o.segmentDir ?? join(defaultShmDir(), `pyisolate-${o.hostId ?? process.pid}`);
-    const env = o.env || packEnv ? { ...(o.env ?? {}), ...(packEnv ?? {}) } : undefined;
+    // A process of this machine under the Ray backend: its Ray node and relay (tensors of other nodes).
+    const rayLocal = !ray && o.ray ? o.ray.localEnv() : undefined;
+    const env = o.env || packEnv || rayLocal ? { ...(o.env ?? {}), ...(rayLocal ?? {}), ...(packEnv ?? {}) } : undefined;
     const options: Record<string, unknown> = { ...(o.options ?? {}) };
     if (o.cacheDir !== undefined) options.cache_dir = o.cacheDir;
     const templates = this.templates;

@@ -5,6 +5,11 @@
  * with a token (JSON lines). Each actor starts the pack's own Python running
  * `pyisolate_runtime` on its node, and that process connects back to the host over TCP with
  * its token: the frames, the handshake and everything after are those of a local process.
+ *
+ * Tensors between Ray nodes: each actor serves its node's segments to the other actors and
+ * fetches other nodes' segments for its pack's process (through Ray's object store, never
+ * through the host); a relay actor on the driver's node does the same for the host machine's
+ * processes (see `ray_driver.py` and `values/ray_segments.py`).
  * @module
  */
 import { mkdtempSync, chmodSync, rmSync } from "node:fs";
@@ -18,6 +23,8 @@ import { asLogger, type Logger, type LoggerLike } from "../log.ts";
 import { getRuntime } from "../runtime/detect.ts";
 import type { ChildHandle, ExitStatus, Runtime, SocketConn, SocketServer, SpawnOptions } from "../runtime/contract.ts";
 import type { Launcher } from "../../workers/broker_core.ts";
+import { collectTensorRefs, type TensorRef } from "../values/tensors.ts";
+import { registerRemoteSegments } from "../values/view.ts";
 import { KeepAlive, unref } from "../util/os.ts";
 
 /** What a pack's actor asks of its node (the manifest's `ray` settings). */
@@ -42,6 +49,32 @@ export interface RayOptions {
   hostAddress?: string;
   /** How long joining the cluster may take (ms). @default 120000 */
   connectTimeoutMs?: number;
+  /** The id in this host's segment names: the actors write fetched tensors under it. @default `PYISOLATE_HOST_ID`, else the host's pid */
+  hostId?: string;
+}
+
+/** The relay actor on the host machine's Ray node: it fetches tensors of other nodes for the host's processes. */
+export interface RayRelay {
+  /** The Ray node of the host's machine. */
+  node: string;
+  ip: string;
+  /** The relay actor's name. */
+  actor: string;
+  /** Its Unix socket on this machine (`@name`: an abstract one). */
+  socket: string;
+  token: string;
+}
+
+/** What one actor relayed between Ray nodes (tensor segments). */
+export interface RayRelayCounts {
+  /** Segments of other nodes fetched for its process, and their bytes. */
+  fetched: number;
+  fetched_bytes: number;
+  /** Segments of its node read by actors on other nodes, and their bytes. */
+  served: number;
+  served_bytes: number;
+  /** Segments of its node it unlinked for the host (released there). */
+  unlinked: number;
 }
 
 /** One node of the cluster, as `pyisolate doctor` reports it. */
@@ -110,6 +143,10 @@ export class RayCluster {
   readonly address: string;
   readonly version: string;
   readonly hostAddress: string;
+  /** The relay actor on the host machine's node; undefined when the host's machine is not a Ray node (Ray Client) or it could not start (`relayError`). */
+  readonly relay: RayRelay | undefined;
+  /** Why there is no relay on the host machine's node, when one was tried. */
+  readonly relayError: string | undefined;
   #rt: Runtime;
   #conn: SocketConn;
   #server: SocketServer;
@@ -121,10 +158,13 @@ export class RayCluster {
   #launches = new Map<string, Launch>();
   #byPack = new Map<string, string>();
   #placements = new Map<string, RayPlacement>();
+  /** Actors whose processes run now (their segments can be fetched), by launch key. */
+  #actors = new Map<string, string>();
   #closed = false;
   #buf = "";
+  #unregister: (() => void) | undefined;
 
-  private constructor(init: { rt: Runtime; conn: SocketConn; server: SocketServer; dir: string; child: ChildHandle; log: Logger; address: string; version: string; hostAddress: string }) {
+  private constructor(init: { rt: Runtime; conn: SocketConn; server: SocketServer; dir: string; child: ChildHandle; log: Logger; address: string; version: string; hostAddress: string; relay?: RayRelay; relayError?: string }) {
     this.#rt = init.rt;
     this.#conn = init.conn;
     this.#server = init.server;
@@ -134,6 +174,8 @@ export class RayCluster {
     this.address = init.address;
     this.version = init.version;
     this.hostAddress = init.hostAddress;
+    this.relay = init.relay;
+    this.relayError = init.relayError;
   }
 
   /**
@@ -172,7 +214,7 @@ export class RayCluster {
     const child = rt.spawn({
       cmd: python,
       args: [join(pythonRoot(), "pyisolate_runtime", "ray_driver.py")],
-      env: { ...(process.env as Record<string, string>), PYISOLATE_RAY_SOCKET: path, PYISOLATE_RAY_TOKEN: token, PYISOLATE_RAY_ADDRESS: opts.address, PYISOLATE_RAY_NODE_IP: opts.hostAddress ?? "127.0.0.1", PYTHONUNBUFFERED: "1" },
+      env: { ...(process.env as Record<string, string>), PYISOLATE_RAY_SOCKET: path, PYISOLATE_RAY_TOKEN: token, PYISOLATE_RAY_ADDRESS: opts.address, PYISOLATE_RAY_NODE_IP: opts.hostAddress ?? "127.0.0.1", PYISOLATE_HOST_ID: opts.hostId ?? process.env.PYISOLATE_HOST_ID ?? String(process.pid), PYTHONUNBUFFERED: "1" },
       onStdout: lines("stdout"),
       onStderr: lines("stderr"),
       unref: true,
@@ -207,13 +249,21 @@ export class RayCluster {
         });
       };
     });
-    cluster = new RayCluster({ rt, conn: hello.conn, server, dir, child, log, address: String(hello.msg.address ?? opts.address), version: String(hello.msg.version ?? "?"), hostAddress: opts.hostAddress ?? "127.0.0.1" });
+    const relay = hello.msg.relay as RayRelay | undefined;
+    const relayError = hello.msg.relay_error === undefined ? undefined : String(hello.msg.relay_error);
+    cluster = new RayCluster({ rt, conn: hello.conn, server, dir, child, log, address: String(hello.msg.address ?? opts.address), version: String(hello.msg.version ?? "?"), hostAddress: opts.hostAddress ?? "127.0.0.1", ...(relay ? { relay } : {}), ...(relayError ? { relayError } : {}) });
     const c = cluster;
     hello.conn.onData((chunk) => c.#data(new TextDecoder().decode(chunk)));
     hello.conn.onClose(() => c.#lost("the Ray driver closed its connection"));
     child.exited.then((s) => c.#lost(`the Ray driver exited (${s.signal ?? `code ${s.code}`})`));
     if (hello.msg.rest) c.#data(String(hello.msg.rest));
+    c.#unregister = registerRemoteSegments(opts.hostId ?? process.env.PYISOLATE_HOST_ID ?? String(process.pid), {
+      remote: (ref) => c.whereIs(ref)?.remote === true,
+      fetch: (ref) => c.fetchSegment(ref),
+    });
     log.pack("ray", `- joined the Ray cluster at ${c.address} (Ray ${c.version})`, "debug");
+    if (relay) log.pack("ray", `- tensors of other Ray nodes reach this machine (Ray node ${relay.node.slice(0, 12)}) through its relay actor`, "debug");
+    else log.pack("ray", `- this machine has no relay actor${relayError ? ` (${relayError})` : ""}: tensors of packs on other Ray nodes cannot reach the host's processes`, "warn");
     return cluster;
   }
 
@@ -221,6 +271,75 @@ export class RayCluster {
   async info(): Promise<RayClusterInfo> {
     const r = await this.#request({ op: "info" });
     return { version: String(r.version), address: this.address, nodes: r.nodes as RayNodeInfo[] };
+  }
+
+  /**
+   * The environment of a process of the host's machine (the shared process): its Ray node and
+   * relay, so that it fetches tensors of other nodes through Ray and tags its own.
+   */
+  localEnv(): Record<string, string> {
+    const r = this.relay;
+    // "-": this machine is no Ray node (Ray Client): its processes read only segments of this machine.
+    const env: Record<string, string> = { PYISOLATE_RAY_HOST_NODE: r?.node ?? "", PYISOLATE_RAY_NODE: "-" };
+    if (r) Object.assign(env, { PYISOLATE_RAY_NODE: r.node, PYISOLATE_RAY_ACTOR: r.actor, PYISOLATE_RAY_RELAY: r.socket, PYISOLATE_RAY_RELAY_TOKEN: r.token });
+    return env;
+  }
+
+  /** What each actor relayed between Ray nodes, by pack name (`"host"`: the host machine's relay). */
+  async relays(): Promise<Record<string, RayRelayCounts>> {
+    const r = await this.#request({ op: "relays" });
+    return r.relays as Record<string, RayRelayCounts>;
+  }
+
+  /**
+   * Where a tensor's bytes live under this backend: the Ray node and actor of its `ray` field,
+   * or the host's machine. `remote`: on a Ray node other than the host machine's.
+   */
+  whereIs(ref: TensorRef): { node: string; actor: string; remote: boolean } | undefined {
+    const w = ref.map.ray as { node?: unknown; actor?: unknown } | undefined;
+    if (!w || typeof w.node !== "string") return undefined;
+    return { node: w.node, actor: String(w.actor ?? ""), remote: w.node !== this.relay?.node };
+  }
+
+  /**
+   * Whether a value holds a tensor of another Ray node whose actor is gone (its pack's process
+   * ended or restarted): nothing can fetch it any more, so a cached value holding it is stale.
+   */
+  holdsLostTensor(value: unknown): boolean {
+    const live = new Set(this.#actors.values());
+    for (const ref of collectTensorRefs(value)) {
+      const w = this.whereIs(ref);
+      if (w?.remote && !live.has(w.actor)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Unlinks a segment that lives on another Ray node, through the actor that wrote it (the
+   * host's segment registry calls this when it lets go of one). False when it lives here.
+   */
+  unlinkRemote(segment: string, ref: TensorRef): boolean {
+    const w = this.whereIs(ref);
+    if (!w?.remote) return false;
+    this.#send({ op: "unlink", actor: w.actor, segment });
+    return true;
+  }
+
+  /**
+   * Copies a tensor of another Ray node into a new segment of this host on this machine, through
+   * Ray (the driver fetches it from the actor that wrote it); returns the copy's name, which
+   * the caller unlinks. `viewTensor` does this for such refs.
+   * @throws {PyisolateError} `RAY` naming the Ray node and the cause when it cannot be fetched.
+   */
+  async fetchSegment(ref: TensorRef): Promise<string> {
+    const w = this.whereIs(ref);
+    if (!w) throw new PyisolateError("USAGE", `Tensor segment ${ref.segment} does not live on a Ray node.`);
+    try {
+      const r = await this.#request({ op: "fetch", segment: ref.segment, offset: ref.offset, nbytes: ref.nbytes, actor: w.actor }, 0);
+      return String(r.segment);
+    } catch (e) {
+      throw new PyisolateError("RAY", `A ${ref.dtype} tensor of shape [${ref.shape.join(", ")}] lives on Ray node ${w.node.slice(0, 12)}; the host could not fetch it through Ray: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   /** Where the pack's actor runs (or ran last). */
@@ -237,6 +356,7 @@ export class RayCluster {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unregister?.();
     try {
       this.#conn.write(new TextEncoder().encode(JSON.stringify({ op: "shutdown" }) + "\n"));
     } catch {
@@ -271,10 +391,10 @@ export class RayCluster {
     const key = `${pack}#${++this.#next}`;
     let done!: (s: ExitStatus) => void;
     let ended = false;
-    const exited = new Promise<ExitStatus>((r) => (done = (s) => (ended ? undefined : ((ended = true), this.#launches.delete(key), r(s)))));
+    const exited = new Promise<ExitStatus>((r) => (done = (s) => (ended ? undefined : ((ended = true), this.#launches.delete(key), this.#actors.delete(key), r(s)))));
     this.#launches.set(key, { pack, opts, done });
     this.#byPack.set(pack, key);
-    const env: Record<string, string> = {};
+    const env: Record<string, string> = { PYISOLATE_RAY_HOST_NODE: this.relay?.node ?? "" };
     for (const [k, v] of Object.entries(opts.env ?? {})) {
       // The actor's node has its own environment; only what pyisolate sets travels.
       if (k.startsWith("PYISOLATE_") || k === "PYTHONPATH" || k === "PYTHONUNBUFFERED" || !(k in process.env) || process.env[k] !== v) env[k] = v;
@@ -288,6 +408,7 @@ export class RayCluster {
       (r) => {
         const node = r.node as RayPlacement;
         this.#placements.set(pack, node);
+        if (!ended && typeof r.actor === "string") this.#actors.set(key, r.actor);
         this.#log.pack(pack, `- runs as a Ray actor on Ray node ${node.id.slice(0, 12)} (${node.ip})`, "debug");
       },
       (e: Error) => done({ code: null, signal: null, reason: `its Ray actor could not start: ${e.message}` }),

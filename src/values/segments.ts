@@ -47,6 +47,11 @@ export interface SegmentRegistryOptions {
    * `HostCore`). `createHost` uses a random one. @default this process's pid
    */
   hostId?: string;
+  /**
+   * Unlinks a segment that lives on another machine (the Ray backend: another Ray node) and
+   * returns true; false when it lives here, under {@link SegmentRegistry.dir}.
+   */
+  unlinkRemote?: (segment: string, ref: TensorRef) => boolean;
 }
 
 /**
@@ -72,13 +77,18 @@ export class SegmentRegistry {
   /** This host's folder: `<dir>/pyisolate-<hostId>`. */
   readonly hostDir: string;
   readonly #counts = new Map<string, number>();
+  /** Segments of another machine, with a ref that says where (for {@link SegmentRegistryOptions.unlinkRemote}). */
+  readonly #remote = new Map<string, TensorRef>();
   #alive: SocketServer | undefined;
+  /** @see SegmentRegistryOptions.unlinkRemote */
+  unlinkRemote: ((segment: string, ref: TensorRef) => boolean) | undefined;
 
   constructor(opts: SegmentRegistryOptions = {}) {
     this.dir = opts.dir ?? defaultShmDir();
     this.hostId = opts.hostId ?? String(process.pid);
     if (!/^[0-9A-Za-z]+$/.test(this.hostId)) throw new PyisolateError("USAGE", `Host id ${JSON.stringify(this.hostId)} must be letters and digits only.`);
     this.hostDir = join(this.dir, `${SEGMENT_PREFIX}${this.hostId}`);
+    this.unlinkRemote = opts.unlinkRemote;
   }
 
   /**
@@ -104,6 +114,7 @@ export class SegmentRegistry {
     for (const ref of collectTensorRefs(value)) {
       if (!ref.segment) continue;
       this.#counts.set(ref.segment, (this.#counts.get(ref.segment) ?? 0) + 1);
+      if (ref.map.ray !== undefined) this.#remote.set(ref.segment, ref);
       n++;
     }
     return n;
@@ -121,7 +132,10 @@ export class SegmentRegistry {
       if (c > 1) this.#counts.set(ref.segment, c - 1);
       else {
         this.#counts.delete(ref.segment);
-        if (this.#unlink(ref.segment)) gone.push(ref.segment);
+        const where = this.#remote.get(ref.segment);
+        this.#remote.delete(ref.segment);
+        if (where && this.unlinkRemote?.(ref.segment, where)) gone.push(ref.segment);
+        else if (this.#unlink(ref.segment)) gone.push(ref.segment);
       }
     }
     return gone;
@@ -148,6 +162,8 @@ export class SegmentRegistry {
    */
   releaseAll(): string[] {
     this.#counts.clear();
+    for (const [name, ref] of this.#remote) this.unlinkRemote?.(name, ref);
+    this.#remote.clear();
     const gone: string[] = [];
     for (const name of this.onDisk()) if (this.#unlink(name)) gone.push(name);
     return gone;
@@ -160,6 +176,7 @@ export class SegmentRegistry {
   removeNow(): string[] {
     const gone = this.onDisk();
     this.#counts.clear();
+    this.#remote.clear();
     rmSync(this.hostDir, { recursive: true, force: true });
     return gone;
   }

@@ -6,8 +6,31 @@
 import { asPyisolateError, PyisolateError } from "../errors.ts";
 import type { MappedFile, Runtime } from "../runtime/contract.ts";
 import { getRuntime } from "../runtime/detect.ts";
-import { defaultShmDir, segmentPath } from "./segments.ts";
+import { unlinkSync } from "node:fs";
+import { defaultShmDir, segmentHostId, segmentPath } from "./segments.ts";
 import type { TensorRef } from "./tensors.ts";
+
+/** How a host whose tensors may live on other machines (the Ray backend) reaches them. */
+export interface RemoteSegments {
+  /** Whether the ref's bytes live on another machine. */
+  remote(ref: TensorRef): boolean;
+  /** Copies them into a new segment of the host on this machine; returns its name. */
+  fetch(ref: TensorRef): Promise<string>;
+}
+
+/** By host id (the one in segment names): the hosts of this process whose tensors may live elsewhere. */
+const remoteSegments = new Map<string, RemoteSegments>();
+
+/**
+ * Lets {@link viewTensor} read the tensors of host `hostId` that live on other machines
+ * (the Ray backend registers itself). Returns the function that unregisters it.
+ */
+export function registerRemoteSegments(hostId: string, how: RemoteSegments): () => void {
+  remoteSegments.set(hostId, how);
+  return () => {
+    if (remoteSegments.get(hostId) === how) remoteSegments.delete(hostId);
+  };
+}
 
 /** A typed array over a tensor's elements, by dtype, where JavaScript has one. */
 export type TensorData =
@@ -66,8 +89,11 @@ export interface TensorView {
 /**
  * Maps a tensor's segment (read-only) and returns its bytes, without copying them where the
  * runtime can map files (Node: through koffi; otherwise a copy is read and `zeroCopy` is false).
+ * A tensor of a pack on another Ray node (the Ray backend) is first copied to this machine
+ * through Ray; `zeroCopy` then speaks of the local copy.
  * @throws {PyisolateError} `USAGE` for a CUDA tensor (its memory is not in a segment),
- *   `NOT_FOUND` when the segment was already released.
+ *   `NOT_FOUND` when the segment was already released, `RAY` when a tensor of another Ray node
+ *   cannot be fetched (naming the node and the cause).
  * @example
  * const v = await viewTensor(ref);
  * const first = (v.data as Float32Array)[v.start];
@@ -88,17 +114,30 @@ export async function viewTensor(ref: TensorRef, opts: { runtime?: Runtime; dir?
     return { ref, bytes: new Uint8Array(0), zeroCopy: true, data: null, start, unmap() {} };
   }
   const runtime = opts.runtime ?? (await getRuntime());
-  const path = segmentPath(opts.dir ?? defaultShmDir(), ref.segment);
+  const hid = segmentHostId(ref.segment);
+  const elsewhere = hid === null ? undefined : remoteSegments.get(hid);
+  const copy = elsewhere?.remote(ref) ? await elsewhere.fetch(ref) : undefined;
+  const path = segmentPath(opts.dir ?? defaultShmDir(), copy ?? ref.segment);
+  const offset = copy ? 0 : ref.offset;
   let mapped: MappedFile;
   try {
-    mapped = runtime.mapFile(path, ref.offset + ref.nbytes);
+    mapped = runtime.mapFile(path, offset + ref.nbytes);
   } catch (err) {
     if ((err as { code?: string }).code === "ENOENT") {
       throw new PyisolateError("NOT_FOUND", `Tensor segment ${ref.segment} is gone: it was released before it was viewed. Retain the value that holds it while you use it.`, { cause: err });
     }
     throw asPyisolateError(err, `mapping tensor segment ${ref.segment} (${path})`);
+  } finally {
+    // The copy is this view's alone: its file goes once mapped (the mapping stays valid).
+    if (copy) {
+      try {
+        unlinkSync(path);
+      } catch {
+        // already gone
+      }
+    }
   }
-  const bytes = mapped.bytes.subarray(ref.offset, ref.offset + ref.nbytes);
+  const bytes = mapped.bytes.subarray(offset, offset + ref.nbytes);
   const T = TYPED[ref.dtype];
   let data: TensorData | null = null;
   if (T && item !== undefined && (bytes.byteOffset % T.BYTES_PER_ELEMENT) === 0) {

@@ -11,6 +11,8 @@ from typing import Any
 
 from . import libs
 from .mappings import MAPPED_NP, Mapping, element_span, forget, map_segment, mapped_lock, reusable
+from .ray_segments import done as fetched_done
+from .ray_segments import local_segment, origin
 from .segments import TensorCrossingError, write_segment
 
 __all__ = ["decode_ndarray", "encode_ndarray"]
@@ -55,6 +57,9 @@ def encode_ndarray(a: Any) -> list[Any]:
     else:
         ref["segment"] = write_segment(start, nbytes, f"a {a.dtype} array of shape {shape}")
     ref["nbytes"] = nbytes
+    where = origin()
+    if where is not None:
+        ref["ray"] = where
     return [a.dtype.str, ref]
 
 
@@ -74,12 +79,16 @@ def decode_ndarray(content: list[Any]) -> Any:
     if not ref.get("segment") or nbytes == 0:
         return np.empty(shape, dtype=dtype)
     item = dtype.itemsize
-    offset = int(ref["offset"])
     lo, _ = element_span(list(shape), strides)
-    mm = map_segment(ref["segment"], offset + nbytes)
+    segment, offset, fetched = local_segment(ref, f"a numpy array ({dtype}, shape {list(shape)})")
+    try:
+        mm = map_segment(segment, offset + nbytes)
+    finally:
+        if fetched:
+            fetched_done(segment)
     whole = np.frombuffer(mm, dtype=np.uint8)
     a = np.ndarray(shape, dtype=dtype, buffer=mm, offset=offset - lo * item, strides=[s * item for s in strides])
-    info = Mapping(ref["segment"], whole.__array_interface__["data"][0], offset + nbytes, None)
+    info = Mapping(segment, whole.__array_interface__["data"][0], offset + nbytes, None)
     del whole
     key = id(mm)
     with mapped_lock:

@@ -15,6 +15,8 @@ from typing import Any
 
 from . import libs
 from .mappings import MAPPED, Mapping, element_span, forget, map_segment, mapped_lock, reusable
+from .ray_segments import done as fetched_done
+from .ray_segments import local_segment, origin
 from .ndarrays import decode_ndarray
 from .segments import TensorCrossingError, write_segment
 
@@ -82,10 +84,12 @@ def encode_tensor(t: Any) -> dict[str, Any]:
     reuse = reusable(hit, t._version, start, nbytes, True)
     if reuse is not None:
         ref["segment"], ref["offset"] = reuse
-        ref["nbytes"] = nbytes
-        return ref
-    ref["segment"] = write_segment(start, nbytes, _describe(dtype, shape))
+    else:
+        ref["segment"] = write_segment(start, nbytes, _describe(dtype, shape))
     ref["nbytes"] = nbytes
+    where = origin()
+    if where is not None:
+        ref["ray"] = where
     return ref
 
 
@@ -105,14 +109,18 @@ def decode_tensor(ref: dict[str, Any]) -> Any:
     nbytes = int(ref["nbytes"])
     if not ref.get("segment") or nbytes == 0:
         return torch.empty_strided(shape, strides, dtype=dtype)
-    offset = int(ref["offset"])
-    mm = map_segment(ref["segment"], offset + nbytes)
+    segment, offset, fetched = local_segment(ref, _describe(ref["dtype"], shape))
+    try:
+        mm = map_segment(segment, offset + nbytes)
+    finally:
+        if fetched:
+            fetched_done(segment)
     item = dtype.itemsize
     base = torch.frombuffer(mm, dtype=dtype, count=nbytes // item, offset=offset)
     t = base.as_strided(shape, strides)
     addr = base.data_ptr() - offset
     key = base.untyped_storage().data_ptr()
-    info = Mapping(ref["segment"], addr, offset + nbytes, None)
+    info = Mapping(segment, addr, offset + nbytes, None)
     with mapped_lock:
         MAPPED[key] = (info, t._version)
     weakref.finalize(mm, forget, MAPPED, key)
