@@ -81,7 +81,13 @@ def _preload_shims(shims_dir: str) -> None:
     finally:
         sys.path.remove(shims_dir)
         importlib.invalidate_caches()
-    _PRELOADED.update(name for name in set(sys.modules) - before if not name.startswith("pyisolate_runtime"))
+    # Only the shims' own modules are dropped where a child does not use them: the stdlib
+    # modules and pyisolate's own that they pulled in are the same in every child.
+    root = os.path.join(os.path.abspath(shims_dir), "")
+    for name in set(sys.modules) - before:
+        f = getattr(sys.modules[name], "__file__", None)
+        if f and os.path.abspath(f).startswith(root):
+            _PRELOADED.add(name)
 
 
 def settle_preloaded(front: list[str], shims_dir: str | None) -> bool:
