@@ -8,7 +8,9 @@
  * Rows: RPC round trip; a 12 MB tensor into a node and a fresh one out; first execution of a
  * pack (process start → node ran, torch imported); memory per process (USS); per-node cost in
  * a 20-node isolated chain; warm start-up of 20 packs; tensors 1 KB – 1 GB in and fresh out;
- * 32 packs started at once. Prints one table and writes `bench/results/compare.json`.
+ * 32 packs started at once; a method call from a node on an object of another process (ours:
+ * the proxy `npm run bench handles` times, owner in another process, via the host; the peer: a
+ * `ProxiedSingleton` in the host). Prints one table and writes `bench/results/compare.json`.
  * @module
  */
 import { spawn as nodeSpawn, spawnSync } from "node:child_process";
@@ -22,6 +24,7 @@ import { Logger } from "../src/log.ts";
 import { HostCore } from "../src/process/host_core.ts";
 import { PythonProcess } from "../src/process/python_process.ts";
 import { SegmentRegistry } from "../src/values/segments.ts";
+import { measureInNode, writeHandlePacks } from "./handle_call.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const WORK = join(ROOT, ".pyisolate", "bench");
@@ -380,13 +383,44 @@ export async function run(opts: CompareOptions = {}): Promise<CompareRow[]> {
   }
   await core.close();
   segments.releaseAll();
+
+  // --- a method call on an object of another process, from a node ----------------------------
+  // Ours: `npm run bench handles`' isolated node calling obj.ping on an object the shared process
+  // made (caller → host → owner and back). The peer: its child calling ping on a ProxiedSingleton
+  // whose instance lives in the host (child → host and back). Both timed per call in Python.
+  const handleNodes = join(WORK, "handle_nodes");
+  rmSync(handleNodes, { recursive: true, force: true });
+  writeHandlePacks(handleNodes);
+  const handleHost = await createHost({ ...hostOpts, customNodes: handleNodes });
+  const proxyOurs: number[] = [];
+  const proxyPeer: number[] = [];
+  const proxyCalls = 2000;
+  try {
+    await measureInNode(handleHost, { calls: 200, warmup: 100, variants: ["proxy"] });
+    await peer.do("shared", { name: peerNames[0], calls: 200, warmup: 100 });
+    for (let r = 0; r < rounds; r++) {
+      const got = await measureInNode(handleHost, { calls: proxyCalls, warmup: 100, variants: ["proxy"], samples: true, round: r + 1 });
+      proxyOurs.push(...got.proxy!.samples_ms!);
+      proxyPeer.push(...(await peer.do<number[]>("shared", { name: peerNames[0], calls: proxyCalls, warmup: 100 })));
+    }
+  } finally {
+    await handleHost.close();
+  }
+  const proxyRow = {
+    row: "proxied-object method call from a node, p50 (ours: object in another process, via the host; peer: ProxiedSingleton in the host)",
+    unit: "µs" as const,
+    ours: median(proxyOurs) * 1000,
+    peer: median(proxyPeer) * 1000,
+    ratio: null,
+    note: "obj.ping([i, {name, v}]) one call at a time, timed in the calling Python process",
+  };
   await peer.close();
 
   // --- warm start-up: this framework only (the peer has no metadata cache) -------------------
   const { run: startup } = await import("./startup.ts");
   const warm = await startup({ packs: 20, runs: 5, out: null, print: false, python });
   add({ row: "warm start-up (metadata cache hit), 20 packs, per pack", unit: "ms", ours: warm.warmPerPackP50Ms, peer: null, ratio: null, target: "keep (0.35 ms)", met: warm.warmPerPackP50Ms <= 2, note: "the peer has no metadata cache: every start spawns" });
-  add({ row: "proxied-object method call", unit: "ms", ours: null, peer: null, ratio: null, note: "not in this table yet; npm run bench handles measures ours" });
+  add(proxyRow);
 
   const result = { bench: "compare", peer: `pyisolate ${info.version}`, torch: info.torch, cpus: cpus().length, node: process.version, date: new Date().toISOString(), seconds: (performance.now() - started) / 1000, rows };
   const outPath = opts.out === undefined ? join(ROOT, "bench", "results", "compare.json") : opts.out;

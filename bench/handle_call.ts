@@ -20,7 +20,7 @@ import { cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { createHost } from "../src/host.ts";
+import { createHost, type Host } from "../src/host.ts";
 import { Logger } from "../src/log.ts";
 
 /** Options of {@link run}. */
@@ -84,7 +84,7 @@ def summary(samples):
     return {"calls": len(s), "p50_ms": q(0.5), "p90_ms": q(0.9), "p99_ms": q(0.99), "mean_ms": sum(s) / len(s) / 1e6}
 
 
-def timed(fn, calls, warmup):
+def timed(fn, calls, warmup, samples):
     for i in range(warmup):
         fn(i)
     out = []
@@ -93,7 +93,10 @@ def timed(fn, calls, warmup):
         t = clock()
         fn(i)
         out.append(clock() - t)
-    return summary(out)
+    row = summary(out)
+    if samples:
+        row["samples_ms"] = [x / 1e6 for x in out]
+    return row
 
 
 class Local:
@@ -104,27 +107,84 @@ class Local:
 class BenchUse:
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"obj": ("MODEL",), "calls": ("INT", {"default": 5000}), "warmup": ("INT", {"default": 500})}}
+        return {
+            "required": {"obj": ("MODEL",), "calls": ("INT", {"default": 5000}), "warmup": ("INT", {"default": 500})},
+            "optional": {
+                "variants": ("STRING", {"default": "proxy,rpc,local"}),
+                "samples": ("BOOLEAN", {"default": False}),
+                "round": ("INT", {"default": 0}),
+            },
+        }
 
     RETURN_TYPES = ()
     OUTPUT_NODE = True
     FUNCTION = "use"
     CATEGORY = "bench"
 
-    def use(self, obj, calls, warmup):
+    def use(self, obj, calls, warmup, variants="proxy,rpc,local", samples=False, round=0):
         assert handles.is_proxy(obj), "the object should be a proxy here"
         arg = {"name": "seed", "v": 1.5}
         local = Local()
-        rows = {
-            "proxy": timed(lambda i: obj.ping([i, arg]), calls, warmup),
-            "rpc": timed(lambda i: host.call("ModelManagement", "processing_interrupted"), calls, warmup),
-            "local": timed(lambda i: local.ping([i, arg]), calls, warmup),
+        fns = {
+            "proxy": lambda i: obj.ping([i, arg]),
+            "rpc": lambda i: host.call("ModelManagement", "processing_interrupted"),
+            "local": lambda i: local.ping([i, arg]),
         }
+        rows = {v: timed(fns[v], calls, warmup, samples) for v in variants.split(",")}
         return {"ui": {"text": [json.dumps(rows)]}}
 
 
 NODE_CLASS_MAPPINGS = {"BenchUse": BenchUse}
 `;
+
+/** The variants the node can time: a proxied call, a plain RPC call to a host service, the object itself. */
+export type InNodeVariant = "proxy" | "rpc" | "local";
+
+/** What the node measured for one variant (ms); each call's time too when asked for. */
+export type InNodeResult = Omit<HandleCallRow, "variant"> & { samples_ms?: number[] };
+
+/** Options of {@link measureInNode}. */
+export interface InNodeOptions {
+  /** Measured calls per variant. */
+  calls: number;
+  /** Unmeasured calls first. */
+  warmup: number;
+  /** What to time. @default all three */
+  variants?: InNodeVariant[];
+  /** Return each call's time as well (`samples_ms`). @default false */
+  samples?: boolean;
+  /** Changes the node's inputs, so that a later run executes it again (no output cache hit). @default 0 */
+  round?: number;
+}
+
+/**
+ * Writes the benchmark's two packs into `nodes` (a custom_nodes folder): `BenchOwner`, without
+ * a manifest (so in the shared process), whose node `BenchMake` makes the object, and
+ * `BenchUser`, isolated (`share_torch`), whose node `BenchUse` times calls on it.
+ */
+export function writeHandlePacks(nodes: string): void {
+  mkdirSync(join(nodes, "BenchOwner"), { recursive: true });
+  mkdirSync(join(nodes, "BenchUser"), { recursive: true });
+  writeFileSync(join(nodes, "BenchOwner", "__init__.py"), OWNER_PACK);
+  writeFileSync(join(nodes, "BenchUser", "__init__.py"), USER_PACK);
+  writeFileSync(join(nodes, "BenchUser", "pyisolate.yaml"), "isolated: true\nshare_torch: true\n");
+}
+
+/**
+ * Runs `BenchMake` → `BenchUse` once on a host over a folder {@link writeHandlePacks} wrote:
+ * the isolated node gets a proxy of the shared process's object and times each call
+ * (`time.perf_counter_ns`, one call at a time) of every variant asked for.
+ */
+export async function measureInNode(host: Host, o: InNodeOptions): Promise<Partial<Record<InNodeVariant, InNodeResult>>> {
+  const variants = o.variants ?? ["proxy", "rpc", "local"];
+  const r = await host.run({
+    "1": { class_type: "BenchMake", inputs: {} },
+    "2": { class_type: "BenchUse", inputs: { obj: ["1", 0], calls: o.calls, warmup: o.warmup, variants: variants.join(","), samples: o.samples ?? false, round: o.round ?? 0 } },
+  });
+  if (r.status !== "success") throw new Error(`the handle benchmark workflow failed: ${JSON.stringify(r.error)}`);
+  const text = (r.outputs["2"] as { text: string[] }).text[0]!;
+  return JSON.parse(text) as Partial<Record<InNodeVariant, InNodeResult>>;
+}
 
 /**
  * Runs the benchmark and returns its rows.
@@ -140,21 +200,11 @@ export async function run(opts: HandleCallOptions = {}): Promise<HandleCallRow[]
   const python = opts.python ?? process.env.PYISOLATE_PYTHON ?? join(ROOT, ".venv", "bin", "python");
   const root = mkdtempSync(join(tmpdir(), "pyisolate-bench-handles-"));
   const nodes = join(root, "custom_nodes");
-  mkdirSync(join(nodes, "BenchOwner"), { recursive: true });
-  mkdirSync(join(nodes, "BenchUser"), { recursive: true });
-  writeFileSync(join(nodes, "BenchOwner", "__init__.py"), OWNER_PACK);
-  writeFileSync(join(nodes, "BenchUser", "__init__.py"), USER_PACK);
-  writeFileSync(join(nodes, "BenchUser", "pyisolate.yaml"), "isolated: true\nshare_torch: true\n");
+  writeHandlePacks(nodes);
   const host = await createHost({ customNodes: nodes, cacheDir: join(root, "cache"), python, baseDir: join(root, "comfy"), logger: new Logger(() => {}) });
   const rows: HandleCallRow[] = [];
   try {
-    const r = await host.run({
-      "1": { class_type: "BenchMake", inputs: {} },
-      "2": { class_type: "BenchUse", inputs: { obj: ["1", 0], calls, warmup } },
-    });
-    if (r.status !== "success") throw new Error(`the benchmark workflow failed: ${JSON.stringify(r.error)}`);
-    const text = (r.outputs["2"] as { text: string[] }).text[0]!;
-    const got = JSON.parse(text) as Record<"proxy" | "rpc" | "local", Omit<HandleCallRow, "variant">>;
+    const got = (await measureInNode(host, { calls, warmup })) as Record<InNodeVariant, InNodeResult>;
     // The host's own call into a Python process, as `bench rpc` measures it, in this run.
     const proc = host.core.processFor("BenchUser");
     const samples: number[] = [];

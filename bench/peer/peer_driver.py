@@ -55,12 +55,12 @@ def _extension(name: str) -> Any:
     if not os.path.exists(init):
         with open(init, "w") as f:
             f.write("import torch  # a pack that uses torch, as the framework's side does\n")
+    # No ``apis``: pyisolate then takes them from the adapter's provide_rpc_services (BenchShared).
     cfg = ExtensionConfig(
         name=name,
         module_path=path,
         isolated=True,
         dependencies=[],
-        apis=[],
         share_torch=True,
         share_cuda_ipc=False,
         sandbox_mode=SandboxMode.DISABLED,
@@ -143,6 +143,11 @@ async def op_rpc(cmd: dict[str, Any]) -> Any:
         await ext.echo({"i": i, "name": "seed", "v": 1.5})
         out.append((time.perf_counter() - t) * 1000)
     return out
+
+
+async def op_shared(cmd: dict[str, Any]) -> Any:
+    """The child calling a method of the host's ``BenchShared`` (a ProxiedSingleton): per-call ms, timed in the child."""
+    return await exts[cmd["name"]].shared_calls(cmd["calls"], cmd.get("warmup", 0))
 
 
 async def op_tensor_in(cmd: dict[str, Any]) -> Any:

@@ -7,7 +7,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pyisolate import ExtensionBase
+from pyisolate import ExtensionBase, ProxiedSingleton
+
+
+class BenchShared(ProxiedSingleton):
+    """An object of the host that extensions call: its instance lives in the host process; in a
+    child, ``BenchShared()`` is a proxy whose async methods are calls to the host. Given to
+    every extension through :meth:`BenchAdapter.provide_rpc_services`."""
+
+    async def ping(self, x: Any) -> Any:
+        return x
+
+    async def pid(self) -> int:
+        import os
+
+        return os.getpid()
 
 
 class BenchExtension(ExtensionBase):
@@ -45,6 +59,26 @@ class BenchExtension(ExtensionBase):
         out = value + 1
         return [out, work_ms + (time.perf_counter() - started) * 1000.0]
 
+    async def shared_calls(self, calls: int, warmup: int) -> list[float]:
+        """``BenchShared().ping([i, {name, v}])`` from this child, one call at a time: each
+        call's time in ms, measured here (the same call the framework's side times in its node)."""
+        import os
+
+        shared = BenchShared()
+        host_pid = await shared.pid()
+        if host_pid == os.getpid():
+            raise RuntimeError("BenchShared() is not a proxy in this child: its method ran here")
+        arg = {"name": "seed", "v": 1.5}
+        for i in range(warmup):
+            await shared.ping([i, arg])
+        out = []
+        clock = time.perf_counter_ns
+        for i in range(calls):
+            t = clock()
+            await shared.ping([i, arg])
+            out.append((clock() - t) / 1e6)
+        return out
+
     async def pid(self) -> int:
         import os
 
@@ -72,7 +106,7 @@ class BenchAdapter:
         registry.register("torch.Tensor", serialize_tensor, deserialize_tensor)
 
     def provide_rpc_services(self) -> list:
-        return []
+        return [BenchShared]
 
     def handle_api_registration(self, api: Any, rpc: Any) -> None:
         pass
