@@ -66,7 +66,7 @@ export interface RunResult {
 interface CacheEntry {
   signature: string;
   /** The node as the prompt gave it (class and inputs), for {@link PromptExecutor.cacheScore}. */
-  node: string;
+  node: Prompt[string];
   outputs: unknown[][];
   ui: Record<string, unknown> | null;
 }
@@ -138,7 +138,7 @@ export class PromptExecutor {
     let n = 0;
     for (const [id, node] of Object.entries(prompt)) {
       const e = this.#cache.get(id);
-      if (e && e.node === nodeText(node)) n++;
+      if (e && (e.node === node || nodeText(e.node) === nodeText(node))) n++;
     }
     return n;
   }
@@ -378,7 +378,7 @@ export class PromptExecutor {
           if (old) backend.release?.(old.outputs);
           backend.retain?.(r.outputs);
           const sig = signatures.get(id);
-          this.#cache.set(id, { signature: sig ?? `uncachable:${crypto.randomUUID()}`, node: nodeText(node), outputs: r.outputs, ui: r.ui });
+          this.#cache.set(id, { signature: sig ?? `uncachable:${crypto.randomUUID()}`, node, outputs: r.outputs, ui: r.ui });
           markDone(id);
           executed.push(id);
           if (r.ui && Object.keys(r.ui).length > 0) {
