@@ -66,6 +66,17 @@ function run(cmd, args) {
   });
 }
 
+/** The names of the failed tests a step printed (vitest's `FAIL file > test`, pytest's `FAILED file::test`, a runtime suite's `✗ name`), so the summary at the end of a long log says which failed. */
+function failedNames(text) {
+  const names = new Set();
+  for (const line of text.split("\n")) {
+    const m = /^\s*(?:FAIL\s+(\S+\.test\.ts\s+>.*)|FAILED\s+(\S+::\S+.*)|ERROR\s+(\S+::\S+.*)|[✗×]\s+(.+))$/.exec(line);
+    const name = m && (m[1] ?? m[2] ?? m[3] ?? m[4]);
+    if (name) names.add(name.trim());
+  }
+  return [...names].slice(0, 20);
+}
+
 const results = [];
 for (const [name, cmd, args] of steps) {
   process.stdout.write(`\n=== ${name}: ${cmd} ${args.join(" ")}\n`);
@@ -74,12 +85,13 @@ for (const [name, cmd, args] of steps) {
   const counts = counters[name](r.text);
   // A step that failed without reporting a failed test still counts as one failure.
   if (r.code !== 0 && counts.failed === 0) counts.failed = 1;
-  results.push({ name, ok: r.code === 0, seconds: (Date.now() - started) / 1000, ...counts });
+  results.push({ name, ok: r.code === 0, seconds: (Date.now() - started) / 1000, ...counts, failures: failedNames(r.text) });
 }
 process.stdout.write("\n=== summary\n");
 for (const r of results) {
   const tests = r.passed + r.failed === 0 ? "" : `: ${r.passed} passed, ${r.failed} failed`;
   process.stdout.write(`${r.ok ? "ok  " : "FAIL"} ${r.name}${tests} (${r.seconds.toFixed(1)} s)\n`);
+  if (!r.ok) for (const f of r.failures) process.stdout.write(`       failed: ${f}\n`);
 }
 const passed = results.reduce((a, r) => a + r.passed, 0);
 const failed = results.reduce((a, r) => a + r.failed, 0);
