@@ -66,15 +66,17 @@ function run(cmd, args) {
   });
 }
 
-/** The names of the failed tests a step printed (vitest's `FAIL file > test`, pytest's `FAILED file::test`, a runtime suite's `✗ name`), so the summary at the end of a long log says which failed. */
+/** The names of the failed tests a step printed (vitest's `FAIL file > test`, pytest's `FAILED file::test`; else a runner's `✗ name` lines), so the summary at the end of a long log says which failed. */
 function failedNames(text) {
-  const names = new Set();
+  const named = new Set();
+  const marked = new Set();
   for (const line of text.split("\n")) {
-    const m = /^\s*(?:FAIL\s+(\S+\.test\.ts\s+>.*)|FAILED\s+(\S+::\S+.*)|ERROR\s+(\S+::\S+.*)|[✗×]\s+(.+))$/.exec(line);
-    const name = m && (m[1] ?? m[2] ?? m[3] ?? m[4]);
-    if (name) names.add(name.trim());
+    const m = /^\s*(?:FAIL\s+(\S+\.test\.ts\s+>.*)|(?:FAILED|ERROR)\s+(\S+::\S+.*))$/.exec(line);
+    if (m) named.add((m[1] ?? m[2]).trim());
+    const x = /^\s*[✗×]\s+(.+)$/.exec(line);
+    if (x) marked.add(x[1].trim());
   }
-  return [...names].slice(0, 20);
+  return [...(named.size ? named : marked)].slice(0, 20);
 }
 
 const results = [];
@@ -85,7 +87,7 @@ for (const [name, cmd, args] of steps) {
   const counts = counters[name](r.text);
   // A step that failed without reporting a failed test still counts as one failure.
   if (r.code !== 0 && counts.failed === 0) counts.failed = 1;
-  results.push({ name, ok: r.code === 0, seconds: (Date.now() - started) / 1000, ...counts, failures: failedNames(r.text) });
+  results.push({ name, ok: r.code === 0, seconds: (Date.now() - started) / 1000, ...counts, failures: r.code === 0 ? [] : failedNames(r.text) });
 }
 process.stdout.write("\n=== summary\n");
 for (const r of results) {
